@@ -1,0 +1,381 @@
+"""The durable step engine: claims jobs, runs their functions with memoized steps.
+
+Execution follows Inngest's replay model in-process: a job function runs from the
+top; `ctx.step.run` returns the stored result of a step that already completed
+and runs the first one that has not, persisting its result before going on. A
+crash loses at most the step that was running; the restarted server re-queues
+the job and the replay skips everything already done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobctl.server.changes import ChangeBus
+from jobctl.server.context import JobCancelled, JobContext, JobSuspended
+from jobctl.server.errors import NonRetriableError, StepError
+from jobctl.server.records import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    Change,
+    JobRow,
+    Limits,
+    StepRow,
+    dumps,
+    now_us,
+)
+from jobctl.server.registry import JobType, Registry
+from jobctl.server.store.base import Store
+
+log = logging.getLogger("jobctl.engine")
+
+DEV_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
+INNGEST_BACKOFF = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0)
+
+US = 1_000_000
+
+
+@dataclass
+class EngineSettings:
+    slots: int = 8
+    lease_seconds: float = 30.0
+    poll_interval: float = 0.002  # how often to look for jobs written by other processes
+    backoff: Sequence[float] = DEV_BACKOFF
+    suspend_after: float = 30.0  # step.sleep longer than this frees the slot
+    limits: Limits = field(default_factory=Limits)
+    expiry_interval: float = 5.0
+    retention_interval: float = 60.0
+    completed_retention_days: float = 30.0
+    failed_retention_days: float = 7.0
+    cancel_grace: float = 10.0  # then a step that ignores cancellation is interrupted
+    idempotency_hours: float = 24.0
+    single_process: bool = True  # the store is ours alone: every running job is an orphan
+
+
+def format_seconds(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs}s" if secs else f"{minutes}m"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes}m" if minutes else f"{hours}h"
+
+
+def timeout_message(job_type: str, seconds: float) -> str:
+    return f"timed out: running longer than {format_seconds(seconds)} (the limit for {job_type})"
+
+
+def expired_message(job_type: str, seconds: float) -> str:
+    return f"expired: not started within {format_seconds(seconds)} (the limit for {job_type})"
+
+
+@dataclass
+class RunningJob:
+    row: JobRow
+    job_type: JobType
+    steps: dict[str, StepRow]
+    input: dict[str, Any]
+    last_log_seq: int
+    cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class Engine:
+    def __init__(self, store: Store, registry: Registry, settings: EngineSettings) -> None:
+        self.store = store
+        self.registry = registry
+        self.settings = settings
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.running: dict[str, RunningJob] = {}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+        self._next_due: int | None = 0
+        self._version: int | None = None
+        self.jobs_started = 0
+        store.changes.add_listener(self._on_change)
+
+    @property
+    def changes(self) -> ChangeBus:
+        return self.store.changes
+
+    # lifecycle ------------------------------------------------------------
+    async def start(self) -> None:
+        owner = None if self.settings.single_process else self.owner
+        orphans = await self.store.requeue_orphans(now_us(), owner)
+        if orphans:
+            log.info("re-queued %d job(s) left running by a stopped server", len(orphans))
+        loop = asyncio.get_running_loop()
+        self._tasks = [
+            loop.create_task(self._dispatch_loop(), name="jobctl-dispatch"),
+            loop.create_task(self._lease_loop(), name="jobctl-leases"),
+            loop.create_task(self._expiry_loop(), name="jobctl-expiry"),
+            loop.create_task(self._retention_loop(), name="jobctl-retention"),
+        ]
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop claiming; give running jobs `grace` seconds, then put them back in the queue."""
+        self._stopping = True
+        self._wake.set()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        jobs = [j.task for j in self.running.values() if j.task is not None]
+        if jobs:
+            _, still = await asyncio.wait(jobs, timeout=grace)
+            for task in still:
+                task.cancel()
+            for task in still:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    def wake(self) -> None:
+        """Something changed in the queue (a new job, a retry): look now."""
+        self._next_due = 0
+        self._wake.set()
+
+    def backoff(self, attempt: int) -> float:
+        table = self.settings.backoff or DEV_BACKOFF
+        return float(table[min(attempt - 1, len(table) - 1)])
+
+    # the dispatcher ----------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        settings = self.settings
+        lease_us = int(settings.lease_seconds * US)
+        data_version = getattr(self.store, "data_version", None)
+        while not self._stopping:
+            free = settings.slots - len(self.running)
+            now = now_us()
+            due = self._next_due is not None and self._next_due <= now
+            if data_version is not None:
+                version = data_version()
+                if version != self._version:
+                    self._version = version
+                    due = True
+            if free > 0 and due:
+                try:
+                    rows = await self.store.claim_jobs(
+                        self.owner, free, now, lease_us, settings.limits
+                    )
+                except Exception:
+                    log.exception("claiming jobs failed; trying again shortly")
+                    rows = []
+                    await asyncio.sleep(0.5)
+                for row in rows:
+                    self._start(row)
+                if len(rows) == free:
+                    continue  # there may be more
+                nxt = await self.store.next_run_at()
+                # Jobs held back by limits are due already: look again when a slot frees
+                # (wake), or after a second at most.
+                self._next_due = None if nxt is None else max(nxt, now + US)
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=settings.poll_interval)
+
+    def _start(self, row: JobRow) -> None:
+        job_type = self.registry.get(row.type)
+        if job_type is None:
+            asyncio.get_running_loop().create_task(self._fail_unknown(row))
+            return
+        job = RunningJob(row, job_type, {}, row.input_obj(), 0)
+        self.running[row.id] = job
+        self.jobs_started += 1
+        job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{row.id}")
+
+    async def _fail_unknown(self, row: JobRow) -> None:
+        await self.store.finish_job(
+            row.id,
+            self.owner,
+            FAILED,
+            None,
+            f"job type {row.type!r} is not registered on this server"
+            " (start it with --functions MODULE)",
+            "Unknown job type",
+            now_us(),
+        )
+
+    # running one job -------------------------------------------------------
+    async def _run(self, job: RunningJob) -> None:
+        row = job.row
+        store = self.store
+        try:
+            job.steps = {s.step_id: s for s in await store.load_steps(row.id)}
+            job.last_log_seq = await store.last_log_seq(row.id)
+            timeout = job.job_type.timeout
+            started = row.started_at or now_us()
+            remaining = timeout - (now_us() - started) / US
+            outcome = await self._attempts(job, max(remaining, 0.0))
+            await self._finish(job, *outcome)
+        except asyncio.CancelledError:
+            if self._stopping:
+                with contextlib.suppress(Exception):
+                    await store.suspend_job(
+                        row.id, self.owner, now_us(), "Interrupted by a server shutdown", now_us()
+                    )
+            else:  # cancelled by request and the step ignored it past the grace period
+                with contextlib.suppress(Exception):
+                    await store.finish_job(
+                        row.id, self.owner, CANCELLED, None, None, None, now_us()
+                    )
+        except Exception:
+            log.exception("internal error running job %s", row.id)
+            with contextlib.suppress(Exception):
+                await store.finish_job(
+                    row.id, self.owner, FAILED, None, "internal error in the job engine",
+                    "Failed", now_us(),
+                )  # fmt: skip
+        finally:
+            self.running.pop(row.id, None)
+            self._wake.set()
+
+    async def _attempts(self, job: RunningJob, timeout: float) -> tuple[str, Any, str | None]:
+        """Run the function (again after errors outside steps); -> (status, output, error)."""
+        max_attempts = job.job_type.retries + 1
+        attempt = 1
+        while True:
+            ctx = JobContext(self, job)
+            try:
+                async with asyncio.timeout(timeout) as deadline:
+                    result = await job.job_type.fn(ctx)
+                await ctx.flush_logs()
+                try:
+                    return COMPLETED, dumps(result), None
+                except (TypeError, ValueError) as exc:
+                    return FAILED, None, f"the job returned a value that is not JSON: {exc}"
+            except JobCancelled:
+                await ctx.flush_logs()
+                return CANCELLED, None, None
+            except JobSuspended as exc:
+                await ctx.flush_logs()
+                return "suspend", exc, None
+            except TimeoutError:
+                if not deadline.expired():
+                    raise
+                await ctx.flush_logs()
+                return FAILED, None, timeout_message(job.row.type, job.job_type.timeout)
+            except (StepError, NonRetriableError) as exc:
+                await ctx.flush_logs()
+                return FAILED, None, str(exc) or type(exc).__name__
+            except Exception as exc:
+                message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                if attempt >= max_attempts or ctx.is_cancelled:
+                    ctx.log(f"job failed after {attempt} attempts: {message}", "error")
+                    await ctx.flush_logs()
+                    return (CANCELLED, None, None) if ctx.is_cancelled else (FAILED, None, message)
+                delay = self.backoff(attempt)
+                ctx.log(f"job raised {message}; retrying in {delay:g}s", "warning")
+                await ctx.flush_logs()
+                await ctx.sleep_or_cancel(delay)
+                attempt += 1
+
+    async def _finish(self, job: RunningJob, status: str, output: Any, error: str | None) -> None:
+        row = job.row
+        now = now_us()
+        if status == "suspend":
+            await self.store.suspend_job(
+                row.id, self.owner, output.until_us, f"Sleeping ({output.name})", now
+            )
+            self.wake()
+            return
+        message = {COMPLETED: "Completed", FAILED: "Failed", CANCELLED: "Cancelled"}[status]
+        done = await self.store.finish_job(row.id, self.owner, status, output, error, message, now)
+        if status == FAILED and done is not None and job.job_type.on_failure is not None:
+            ctx = JobContext(self, job)
+            try:
+                await job.job_type.on_failure(ctx, error or "")
+                await ctx.flush_logs()
+            except Exception:
+                log.exception("on_failure hook of %s raised", row.type)
+
+    # cancellation, leases, expiry, retention ---------------------------------
+    def _on_change(self, change: Change) -> None:
+        if change.table != "jobs":
+            return
+        job = self.running.get(change.job_id)
+        if job is None or not isinstance(change.row, JobRow):
+            return
+        if change.row.status != RUNNING and not job.cancel_event.is_set():
+            job.cancel_event.set()
+            asyncio.get_running_loop().call_later(
+                self.settings.cancel_grace, self._hard_cancel, change.job_id, job
+            )
+
+    def _hard_cancel(self, job_id: str, job: RunningJob) -> None:
+        if self.running.get(job_id) is job and job.task is not None and not job.task.done():
+            log.warning("job %s ignored cancellation for %ss; interrupting it", job_id,
+                        self.settings.cancel_grace)  # fmt: skip
+            job.task.cancel()
+
+    async def _lease_loop(self) -> None:
+        period = self.settings.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            try:
+                until = now_us() + int(self.settings.lease_seconds * US)
+                await self.store.renew_leases(self.owner, list(self.running), until)
+                if not self.settings.single_process:
+                    await self.store.requeue_orphans(now_us(), self.owner)
+            except Exception:
+                log.exception("renewing leases failed")
+
+    async def expire_once(self) -> int:
+        types = self.registry.types()
+        if not types:
+            return 0
+        now = now_us()
+        min_run = min(t.timeout for t in types)
+        min_pending = min(t.pending_timeout for t in types)
+        rows = await self.store.active_jobs_older_than(
+            now - int(min_run * US), now - int(min_pending * US)
+        )
+        expired = 0
+        for row in rows:
+            job_type = self.registry.get(row.type)
+            if job_type is None:
+                continue
+            if row.status == RUNNING and row.started_at is not None:
+                if now - row.started_at > job_type.timeout * US:
+                    msg = timeout_message(row.type, job_type.timeout)
+                    expired += len(await self.store.fail_jobs([row.id], msg, now))
+            elif now - row.created_at > job_type.pending_timeout * US:
+                msg = expired_message(row.type, job_type.pending_timeout)
+                expired += len(await self.store.fail_jobs([row.id], msg, now))
+        return expired
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.expiry_interval)
+            try:
+                await self.expire_once()
+            except Exception:
+                log.exception("expiring jobs failed")
+
+    async def _retention_loop(self) -> None:
+        day = 86_400 * US
+        while True:
+            try:
+                now = now_us()
+                deleted = await self.store.sweep(
+                    now - int(self.settings.completed_retention_days * day),
+                    now - int(self.settings.failed_retention_days * day),
+                )
+                if deleted:
+                    log.info("retention: deleted %d finished job(s)", deleted)
+            except Exception:
+                log.exception("retention sweep failed")
+            await asyncio.sleep(self.settings.retention_interval)

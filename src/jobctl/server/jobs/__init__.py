@@ -1,0 +1,1 @@
+"""Built-in job types: `journal_extraction` and `demo`."""

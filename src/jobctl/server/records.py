@@ -1,0 +1,243 @@
+"""Server-side rows, as the store returns them, and their API (JSON) shape."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
+    "pending",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+)
+TERMINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+STATUSES = (PENDING, RUNNING, COMPLETED, FAILED, CANCELLED)
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def iso(us: int | None) -> str | None:
+    """Microseconds since the epoch -> ISO-8601 UTC with a Z, as the API shows time."""
+    if us is None:
+        return None
+    return (
+        datetime.fromtimestamp(us / 1_000_000, UTC)
+        .isoformat(timespec="microseconds")
+        .replace("+00:00", "Z")
+    )
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+JOB_COLUMNS = (
+    "id",
+    "type",
+    "status",
+    "progress",
+    "message",
+    "input",
+    "output",
+    "error",
+    "attempt",
+    "max_attempts",
+    "user_id",
+    "concurrency_key",
+    "idempotency_key",
+    "created_at",
+    "updated_at",
+    "started_at",
+    "completed_at",
+    "run_at",
+    "lease_owner",
+    "lease_expires_at",
+)
+JOB_SELECT = ", ".join(JOB_COLUMNS)
+
+
+@dataclass(slots=True)
+class JobRow:
+    id: str
+    type: str
+    status: str
+    progress: int
+    message: str | None
+    input: str
+    output: str | None
+    error: str | None
+    attempt: int
+    max_attempts: int
+    user_id: str
+    concurrency_key: str | None
+    idempotency_key: str | None
+    created_at: int
+    updated_at: int
+    started_at: int | None
+    completed_at: int | None
+    run_at: int
+    lease_owner: str | None
+    lease_expires_at: int | None
+
+    @classmethod
+    def from_tuple(cls, row: Any) -> JobRow:
+        return cls(*row)
+
+    def input_obj(self) -> dict[str, Any]:
+        value = json.loads(self.input)
+        return value if isinstance(value, dict) else {}
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "type": self.type,
+            "status": self.status,
+            "progress": self.progress,
+            "message": self.message,
+            "input": json.loads(self.input),
+            "output": loads(self.output),
+            "error": self.error,
+            "attempt": self.attempt,
+            "max_attempts": self.max_attempts,
+            "user_id": self.user_id,
+            "concurrency_key": self.concurrency_key,
+            "idempotency_key": self.idempotency_key,
+            "created_at": iso(self.created_at),
+            "updated_at": iso(self.updated_at),
+            "started_at": iso(self.started_at),
+            "completed_at": iso(self.completed_at),
+        }
+
+
+STEP_COLUMNS = (
+    "job_id",
+    "step_id",
+    "name",
+    "position",
+    "status",
+    "attempt",
+    "output",
+    "error",
+    "started_at",
+    "completed_at",
+)
+STEP_SELECT = ", ".join(STEP_COLUMNS)
+
+
+@dataclass(slots=True)
+class StepRow:
+    job_id: str
+    step_id: str
+    name: str
+    position: int
+    status: str
+    attempt: int
+    output: str | None
+    error: str | None
+    started_at: int | None
+    completed_at: int | None
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "step_id": self.step_id,
+            "name": self.name,
+            "status": self.status,
+            "attempt": self.attempt,
+            "output": loads(self.output),
+            "error": self.error,
+            "started_at": iso(self.started_at),
+            "completed_at": iso(self.completed_at),
+        }
+
+
+@dataclass(slots=True)
+class LogRow:
+    job_id: str
+    seq: int
+    ts: int
+    level: str
+    step: str | None
+    message: str
+
+    def to_api(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "seq": self.seq,
+            "ts": iso(self.ts),
+            "level": self.level,
+            "step": self.step,
+            "message": self.message,
+        }
+
+
+@dataclass(slots=True)
+class NewJob:
+    id: str
+    type: str
+    input: str
+    user_id: str
+    max_attempts: int
+    concurrency_key: str | None = None
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Concurrency limits: running jobs per user, and per concurrency key by prefix.
+
+    A key `org:acme` counts against `per_key["org"]`; a key without a known prefix
+    against `default_key`. None means no limit.
+    """
+
+    per_user: int | None = 3
+    per_key: tuple[tuple[str, int], ...] = (("org", 5), ("decision", 2))
+    default_key: int | None = 5
+
+    def key_limit(self, key: str) -> int | None:
+        prefix = key.split(":", 1)[0] if ":" in key else ""
+        for name, limit in self.per_key:
+            if name == prefix:
+                return limit
+        return self.default_key
+
+
+@dataclass(slots=True)
+class Change:
+    """One committed change, in commit order, for live subscribers.
+
+    `row` is the new row (None for a DELETE); `record` is its API shape, built on
+    first use so that publishing costs little when nobody listens.
+    """
+
+    seq: int
+    table: str  # "jobs" | "job_logs"
+    type: str  # "INSERT" | "UPDATE" | "DELETE"
+    row: JobRow | LogRow | None
+    old_record: dict[str, Any] | None
+    commit_us: int
+    user_id: str
+    _record: dict[str, Any] | None = None
+
+    @property
+    def record(self) -> dict[str, Any] | None:
+        if self._record is None and self.row is not None:
+            self._record = self.row.to_api()
+        return self._record
+
+    @property
+    def job_id(self) -> str:
+        if self.row is not None:
+            return self.row.id if isinstance(self.row, JobRow) else self.row.job_id
+        return str((self.old_record or {}).get("id", ""))

@@ -1,0 +1,182 @@
+"""The store interface. Both stores implement it; the engine and API use only this."""
+
+from __future__ import annotations
+
+import abc
+import base64
+from dataclasses import dataclass, field
+from importlib import resources
+
+from jobctl.server.changes import ChangeBus
+from jobctl.server.records import JobRow, Limits, LogRow, NewJob, StepRow
+
+
+def migrations() -> list[tuple[str, str]]:
+    """(name, sql) of every migration, in order."""
+    folder = resources.files("jobctl.server.store") / "migrations"
+    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
+    return [(name, (folder / name).read_text()) for name in names]
+
+
+def split_sql(script: str) -> list[str]:
+    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+@dataclass
+class ListQuery:
+    user_id: str | None  # None: every user's jobs (service role)
+    statuses: list[str] = field(default_factory=list)
+    type: str | None = None
+    since_us: int | None = None
+    limit: int = 50
+    cursor: str | None = None
+    id_prefix: str | None = None
+
+
+def encode_cursor(created_at: int, job_id: str) -> str:
+    return base64.urlsafe_b64encode(f"{created_at}:{job_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, str]:
+    """Raises ValueError on a cursor we did not make."""
+    padded = cursor + "=" * (-len(cursor) % 4)
+    raw = base64.urlsafe_b64decode(padded.encode()).decode()
+    created, job_id = raw.split(":", 1)
+    return int(created), job_id
+
+
+@dataclass
+class FinishedJob:
+    type: str
+    status: str
+    created_at: int
+    started_at: int | None
+    completed_at: int | None
+
+
+class Store(abc.ABC):
+    """Durable state. Every method commits before it returns, then announces on `changes`."""
+
+    changes: ChangeBus
+    description: str
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect and run migrations."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # jobs ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_job(
+        self, new: NewJob, now: int, idempotency_ttl_us: int
+    ) -> tuple[JobRow, bool]:
+        """Insert a job, or return the existing one for a live idempotency key (created=False)."""
+
+    @abc.abstractmethod
+    async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None: ...
+
+    @abc.abstractmethod
+    async def list_jobs(self, query: ListQuery) -> tuple[list[JobRow], str | None]: ...
+
+    @abc.abstractmethod
+    async def count_running(self, user_id: str, concurrency_key: str | None) -> tuple[int, int]:
+        """Running jobs of this user, and with this concurrency key."""
+
+    @abc.abstractmethod
+    async def claim_jobs(
+        self, owner: str, limit: int, now: int, lease_us: int, limits: Limits
+    ) -> list[JobRow]:
+        """Move up to `limit` runnable pending jobs to running under `owner`, within limits."""
+
+    @abc.abstractmethod
+    async def next_run_at(self) -> int | None:
+        """The earliest run_at among pending jobs (to sleep until then)."""
+
+    @abc.abstractmethod
+    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None: ...
+
+    @abc.abstractmethod
+    async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
+        """Running jobs whose lease ran out go back to pending. With owner=None (a single-process
+        store that holds the database lock) every running job is an orphan."""
+
+    @abc.abstractmethod
+    async def set_progress(
+        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+    ) -> JobRow | None:
+        """None when the job is no longer running under this owner (e.g. cancelled)."""
+
+    @abc.abstractmethod
+    async def finish_job(
+        self,
+        job_id: str,
+        owner: str,
+        status: str,
+        output: str | None,
+        error: str | None,
+        message: str | None,
+        now: int,
+    ) -> JobRow | None:
+        """End a running job. Releases the lease even when the job is no longer running."""
+
+    @abc.abstractmethod
+    async def suspend_job(
+        self, job_id: str, owner: str, run_at: int, message: str, now: int
+    ) -> JobRow | None:
+        """Back to pending until run_at (a long step.sleep), keeping the steps."""
+
+    @abc.abstractmethod
+    async def cancel_job(self, job_id: str, user_id: str | None, now: int) -> JobRow:
+        """Raises JobNotFound, or JobConflict when the job has finished."""
+
+    @abc.abstractmethod
+    async def retry_job(
+        self, job_id: str, user_id: str | None, from_start: bool, now: int
+    ) -> JobRow:
+        """Raises JobNotFound, or JobConflict unless the job failed or was cancelled."""
+
+    @abc.abstractmethod
+    async def fail_jobs(self, job_ids: list[str], error: str, now: int) -> list[JobRow]:
+        """Expiry: end these pending or running jobs as failed."""
+
+    @abc.abstractmethod
+    async def active_jobs_older_than(
+        self, started_before: int, created_before: int
+    ) -> list[JobRow]:
+        """Running jobs started before, and never-started pending jobs created before."""
+
+    @abc.abstractmethod
+    async def sweep(self, completed_before: int, failed_before: int) -> int:
+        """Delete finished jobs past retention, with their steps and logs; returns the count."""
+
+    # steps ----------------------------------------------------------------
+    @abc.abstractmethod
+    async def load_steps(self, job_id: str) -> list[StepRow]: ...
+
+    @abc.abstractmethod
+    async def save_step(self, step: StepRow) -> None:
+        """Insert or replace one step's row."""
+
+    # logs -----------------------------------------------------------------
+    @abc.abstractmethod
+    async def append_logs(self, lines: list[LogRow]) -> None: ...
+
+    @abc.abstractmethod
+    async def last_log_seq(self, job_id: str) -> int: ...
+
+    @abc.abstractmethod
+    async def list_logs(self, job_id: str, after: int, limit: int) -> list[LogRow]: ...
+
+    # monitoring -----------------------------------------------------------
+    @abc.abstractmethod
+    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
+        """(type, status, count) over every job."""
+
+    @abc.abstractmethod
+    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]: ...
+
+    @abc.abstractmethod
+    async def created_since(self, user_id: str | None, since: int) -> int: ...

@@ -1,0 +1,641 @@
+"""SQLite store (WAL), the embedded default.
+
+Calls run on the event loop's thread: SQLite statements here take microseconds,
+and a thread hop per call would cost more than the call. One server process owns
+a database at a time (an exclusive lock file next to it), which is what lets a
+restarted server re-queue every job the dead one was running, at once.
+"""
+
+from __future__ import annotations
+
+import collections
+import fcntl
+import os
+import sqlite3
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from jobctl.server.changes import ChangeBus
+from jobctl.server.errors import ApiError, JobConflict, JobNotFound
+from jobctl.server.records import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    JOB_SELECT,
+    PENDING,
+    RUNNING,
+    STEP_SELECT,
+    TERMINAL,
+    Change,
+    JobRow,
+    Limits,
+    LogRow,
+    NewJob,
+    StepRow,
+)
+from jobctl.server.store.base import (
+    FinishedJob,
+    ListQuery,
+    Store,
+    decode_cursor,
+    encode_cursor,
+    migrations,
+    split_sql,
+)
+
+
+class DatabaseLocked(RuntimeError):
+    pass
+
+
+def _placeholders(n: int) -> str:
+    return ",".join("?" * n)
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
+        self.path = path
+        self.description = f"sqlite:{path}"
+        self.changes = ChangeBus()
+        self._synchronous = synchronous
+        self._conn: sqlite3.Connection | None = None
+        self._lock_fd: int | None = None
+
+    # lifecycle ------------------------------------------------------------
+    def open_sync(self, *, lock: bool = True) -> None:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if lock:
+            self._take_lock()
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
+        conn.execute("PRAGMA busy_timeout=10000")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        self._conn = conn
+        self._migrate()
+
+    async def open(self) -> None:
+        self.open_sync()
+
+    def _take_lock(self) -> None:
+        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise DatabaseLocked(
+                f"another jobctl server is using {self.path}; "
+                "stop it first, or use PostgreSQL to run several servers"
+            ) from None
+        self._lock_fd = fd
+
+    async def close(self) -> None:
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return self._conn
+
+    def _migrate(self) -> None:
+        c = self.conn
+        c.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)")
+        done = {r[0] for r in c.execute("SELECT name FROM schema_migrations")}
+        for name, sql in migrations():
+            if name in done:
+                continue
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                for stmt in split_sql(sql):
+                    c.execute(stmt)
+                c.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
+                c.execute("COMMIT")
+            except BaseException:
+                c.execute("ROLLBACK")
+                raise
+
+    def data_version(self) -> int:
+        """Changes when another connection commits: a cheap way to notice outside writers."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # helpers --------------------------------------------------------------
+    def _write(self) -> _Txn:
+        return _Txn(self)
+
+    def _announce(self, kind: str, rows: Iterable[JobRow], now: int) -> None:
+        bus = self.changes
+        if not bus.active:
+            return
+        for row in rows:
+            bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, now, row.user_id))
+
+    def _select_job(self, job_id: str, user_id: str | None) -> JobRow | None:
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?"
+        args: list[Any] = [job_id]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        row = self.conn.execute(sql, args).fetchone()
+        return JobRow(*row) if row else None
+
+    def _update_returning(self, sql: str, args: Sequence[Any]) -> list[JobRow]:
+        return [JobRow(*r) for r in self.conn.execute(sql + f" RETURNING {JOB_SELECT}", args)]
+
+    # jobs -----------------------------------------------------------------
+    def create_job_sync(
+        self, new: NewJob, now: int, idempotency_ttl_us: int
+    ) -> tuple[JobRow, bool]:
+        c = self.conn
+        with self._write():
+            if new.idempotency_key is not None:
+                hit = c.execute(
+                    "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    (new.user_id, new.idempotency_key),
+                ).fetchone()
+                if hit is not None:
+                    existing = self._select_job(hit[0], new.user_id)
+                    if existing is not None and hit[1] > now:
+                        return existing, False
+                    c.execute(
+                        "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                        (new.user_id, new.idempotency_key),
+                    )
+                c.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
+                    " VALUES (?, ?, ?, ?)",
+                    (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
+                )
+            c.execute(
+                "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+                " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
+                " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.id,
+                    new.type,
+                    new.input,
+                    new.max_attempts,
+                    new.user_id,
+                    new.concurrency_key,
+                    new.idempotency_key,
+                    now,
+                    now,
+                    now,
+                ),
+            )
+        row = JobRow(
+            new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
+            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, now,
+            None, None,
+        )  # fmt: skip
+        self._announce("INSERT", [row], now)
+        return row, True
+
+    async def create_job(
+        self, new: NewJob, now: int, idempotency_ttl_us: int
+    ) -> tuple[JobRow, bool]:
+        return self.create_job_sync(new, now, idempotency_ttl_us)
+
+    async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
+        return self._select_job(job_id, user_id)
+
+    async def list_jobs(self, query: ListQuery) -> tuple[list[JobRow], str | None]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.user_id is not None:
+            where.append("user_id = ?")
+            args.append(query.user_id)
+        if query.statuses:
+            where.append(f"status IN ({_placeholders(len(query.statuses))})")
+            args.extend(query.statuses)
+        if query.type:
+            where.append("type = ?")
+            args.append(query.type)
+        if query.since_us is not None:
+            where.append("created_at >= ?")
+            args.append(query.since_us)
+        if query.id_prefix:
+            where.append("id >= ? AND id < ?")
+            args.extend([query.id_prefix, query.id_prefix + "\uffff"])
+        if query.cursor:
+            created, last_id = decode_cursor(query.cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            args.extend([created, created, last_id])
+        sql = f"SELECT {JOB_SELECT} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        args.append(query.limit + 1)
+        rows = [JobRow(*r) for r in self.conn.execute(sql, args)]
+        next_cursor = None
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, next_cursor
+
+    async def count_running(self, user_id: str, concurrency_key: str | None) -> tuple[int, int]:
+        by_user = self.conn.execute(
+            "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND user_id = ?", (user_id,)
+        ).fetchone()[0]
+        by_key = 0
+        if concurrency_key is not None:
+            by_key = self.conn.execute(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND concurrency_key = ?",
+                (concurrency_key,),
+            ).fetchone()[0]
+        return int(by_user), int(by_key)
+
+    def claim_jobs_sync(
+        self, owner: str, limit: int, now: int, lease_us: int, limits: Limits
+    ) -> list[JobRow]:
+        c = self.conn
+        with self._write():
+            users: collections.Counter[str] = collections.Counter()
+            keys: collections.Counter[str] = collections.Counter()
+            for user_id, key in c.execute(
+                "SELECT user_id, concurrency_key FROM jobs WHERE status = 'running'"
+            ):
+                users[user_id] += 1
+                if key is not None:
+                    keys[key] += 1
+            full_users = [u for u, n in users.items() if _full(n, limits.per_user)]
+            full_keys = [k for k, n in keys.items() if _full(n, limits.key_limit(k))]
+            sql = (
+                f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'pending' AND run_at <= ?"
+                " AND (lease_expires_at IS NULL OR lease_expires_at < ?)"
+            )
+            args: list[Any] = [now, now]
+            if full_users:
+                sql += f" AND user_id NOT IN ({_placeholders(len(full_users))})"
+                args.extend(full_users)
+            if full_keys:
+                sql += (
+                    " AND (concurrency_key IS NULL OR concurrency_key NOT IN"
+                    f" ({_placeholders(len(full_keys))}))"
+                )
+                args.extend(full_keys)
+            sql += " ORDER BY run_at LIMIT ?"
+            args.append(limit * 4)
+            picked: list[JobRow] = []
+            for raw in c.execute(sql, args).fetchall():
+                row = JobRow(*raw)
+                if _full(users[row.user_id], limits.per_user):
+                    continue
+                if row.concurrency_key is not None and _full(
+                    keys[row.concurrency_key], limits.key_limit(row.concurrency_key)
+                ):
+                    continue
+                users[row.user_id] += 1
+                if row.concurrency_key is not None:
+                    keys[row.concurrency_key] += 1
+                picked.append(row)
+                if len(picked) >= limit:
+                    break
+            if not picked:
+                return []
+            lease = now + lease_us
+            c.executemany(
+                "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
+                " lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ?",
+                [(now, owner, lease, now, row.id) for row in picked],
+            )
+        for row in picked:
+            row.status = RUNNING
+            row.started_at = row.started_at or now
+            row.lease_owner = owner
+            row.lease_expires_at = lease
+            row.updated_at = now
+        self._announce("UPDATE", picked, now)
+        return picked
+
+    async def claim_jobs(
+        self, owner: str, limit: int, now: int, lease_us: int, limits: Limits
+    ) -> list[JobRow]:
+        return self.claim_jobs_sync(owner, limit, now, lease_us, limits)
+
+    async def next_run_at(self) -> int | None:
+        row = self.conn.execute("SELECT MIN(run_at) FROM jobs WHERE status = 'pending'").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None:
+        if not job_ids:
+            return
+        with self._write():
+            self.conn.execute(
+                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ?"
+                f" AND id IN ({_placeholders(len(job_ids))})",
+                [until, owner, *job_ids],
+            )
+
+    async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
+        with self._write():
+            if owner is None:
+                rows = self._update_returning(
+                    "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
+                    " lease_expires_at = NULL, updated_at = ?, run_at = ?,"
+                    " message = 'Resuming after a server restart' WHERE status = 'running'",
+                    (now, now),
+                )
+                self.conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE lease_owner IS NOT NULL"
+                )
+            else:
+                rows = self._update_returning(
+                    "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
+                    " lease_expires_at = NULL, updated_at = ?, run_at = ?,"
+                    " message = 'Resuming after a lost worker'"
+                    " WHERE status = 'running' AND lease_expires_at < ?",
+                    (now, now, now),
+                )
+        self._announce("UPDATE", rows, now)
+        return rows
+
+    async def set_progress(
+        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+    ) -> JobRow | None:
+        with self._write():
+            rows = self._update_returning(
+                "UPDATE jobs SET progress = COALESCE(?, progress), message = ?, updated_at = ?"
+                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                (progress, message, now, job_id, owner),
+            )
+        self._announce("UPDATE", rows, now)
+        return rows[0] if rows else None
+
+    def finish_job_sync(
+        self,
+        job_id: str,
+        owner: str,
+        status: str,
+        output: str | None,
+        error: str | None,
+        message: str | None,
+        now: int,
+    ) -> JobRow | None:
+        with self._write():
+            rows = self._update_returning(
+                "UPDATE jobs SET status = ?, output = ?, error = ?, message = ?,"
+                " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
+                " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                (status, output, error, message, status, now, now, job_id, owner),
+            )
+            if not rows:
+                self.conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE id = ? AND lease_owner = ?",
+                    (job_id, owner),
+                )
+        self._announce("UPDATE", rows, now)
+        return rows[0] if rows else None
+
+    async def finish_job(
+        self,
+        job_id: str,
+        owner: str,
+        status: str,
+        output: str | None,
+        error: str | None,
+        message: str | None,
+        now: int,
+    ) -> JobRow | None:
+        return self.finish_job_sync(job_id, owner, status, output, error, message, now)
+
+    async def suspend_job(
+        self, job_id: str, owner: str, run_at: int, message: str, now: int
+    ) -> JobRow | None:
+        with self._write():
+            rows = self._update_returning(
+                "UPDATE jobs SET status = 'pending', run_at = ?, message = ?, updated_at = ?,"
+                " lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
+                (run_at, message, now, job_id, owner),
+            )
+        self._announce("UPDATE", rows, now)
+        return rows[0] if rows else None
+
+    async def cancel_job(self, job_id: str, user_id: str | None, now: int) -> JobRow:
+        with self._write():
+            current = self._select_job(job_id, user_id)
+            if current is None:
+                raise JobNotFound(job_id)
+            if current.status in TERMINAL:
+                raise JobConflict(f"job {job_id} already {current.status}; nothing to cancel")
+            rows = self._update_returning(
+                "UPDATE jobs SET status = 'cancelled', message = 'Cancelled',"
+                " error = 'cancelled by request', completed_at = ?, updated_at = ? WHERE id = ?",
+                (now, now, job_id),
+            )
+        self._announce("UPDATE", rows, now)
+        return rows[0]
+
+    async def retry_job(
+        self, job_id: str, user_id: str | None, from_start: bool, now: int
+    ) -> JobRow:
+        with self._write():
+            current = self._select_job(job_id, user_id)
+            if current is None:
+                raise JobNotFound(job_id)
+            if current.status not in (FAILED, CANCELLED):
+                raise JobConflict(
+                    f"job {job_id} is {current.status}; only failed or cancelled jobs can be retried"
+                )
+            if from_start:
+                self.conn.execute("DELETE FROM steps WHERE job_id = ?", (job_id,))
+            else:
+                self.conn.execute(
+                    "DELETE FROM steps WHERE job_id = ? AND status != 'completed'", (job_id,)
+                )
+            rows = self._update_returning(
+                "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
+                " max_attempts = MAX(max_attempts, attempt + 1), progress = 0,"
+                " message = ?, output = NULL, error = NULL, started_at = NULL,"
+                " completed_at = NULL, run_at = ?, updated_at = ? WHERE id = ?",
+                ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
+            )
+        self._announce("UPDATE", rows, now)
+        return rows[0]
+
+    async def fail_jobs(self, job_ids: list[str], error: str, now: int) -> list[JobRow]:
+        if not job_ids:
+            return []
+        with self._write():
+            rows = self._update_returning(
+                "UPDATE jobs SET status = 'failed', error = ?, message = ?, completed_at = ?,"
+                " updated_at = ? WHERE status IN ('pending', 'running')"
+                f" AND id IN ({_placeholders(len(job_ids))})",
+                [error, error, now, now, *job_ids],
+            )
+        self._announce("UPDATE", rows, now)
+        return rows
+
+    async def active_jobs_older_than(
+        self, started_before: int, created_before: int
+    ) -> list[JobRow]:
+        return [
+            JobRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {JOB_SELECT} FROM jobs WHERE"
+                " (status = 'running' AND started_at < ?)"
+                " OR (status = 'pending' AND started_at IS NULL AND created_at < ?)",
+                (started_before, created_before),
+            )
+        ]
+
+    async def sweep(self, completed_before: int, failed_before: int) -> int:
+        c = self.conn
+        with self._write():
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT id FROM jobs WHERE (status = ? AND completed_at < ?)"
+                    " OR (status IN (?, ?) AND completed_at < ?) LIMIT 10000",
+                    (COMPLETED, completed_before, FAILED, CANCELLED, failed_before),
+                )
+            ]
+            for chunk in _chunks(ids, 500):
+                marks = _placeholders(len(chunk))
+                c.execute(f"DELETE FROM steps WHERE job_id IN ({marks})", chunk)
+                c.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", chunk)
+                c.execute(f"DELETE FROM idempotency_keys WHERE job_id IN ({marks})", chunk)
+                c.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+        return len(ids)
+
+    # steps ----------------------------------------------------------------
+    async def load_steps(self, job_id: str) -> list[StepRow]:
+        return [
+            StepRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {STEP_SELECT} FROM steps WHERE job_id = ? ORDER BY position, started_at",
+                (job_id,),
+            )
+        ]
+
+    async def save_step(self, step: StepRow) -> None:
+        with self._write():
+            self.conn.execute(
+                f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})",
+                (
+                    step.job_id,
+                    step.step_id,
+                    step.name,
+                    step.position,
+                    step.status,
+                    step.attempt,
+                    step.output,
+                    step.error,
+                    step.started_at,
+                    step.completed_at,
+                ),
+            )
+
+    # logs -----------------------------------------------------------------
+    async def append_logs(self, lines: list[LogRow]) -> None:
+        if not lines:
+            return
+        with self._write():
+            self.conn.executemany(
+                "INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(ln.job_id, ln.seq, ln.ts, ln.level, ln.step, ln.message) for ln in lines],
+            )
+        bus = self.changes
+        if bus.active:
+            user_ids = dict(
+                self.conn.execute(
+                    f"SELECT id, user_id FROM jobs WHERE id IN"
+                    f" ({_placeholders(len({ln.job_id for ln in lines}))})",
+                    list({ln.job_id for ln in lines}),
+                ).fetchall()
+            )
+            for ln in lines:
+                bus.publish(
+                    Change(
+                        bus.next_seq(), "job_logs", "INSERT", ln, None, ln.ts,
+                        str(user_ids.get(ln.job_id, "")),
+                    )
+                )  # fmt: skip
+
+    async def last_log_seq(self, job_id: str) -> int:
+        row = self.conn.execute(
+            "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id = ?", (job_id,)
+        ).fetchone()
+        return int(row[0])
+
+    async def list_logs(self, job_id: str, after: int, limit: int) -> list[LogRow]:
+        return [
+            LogRow(*r)
+            for r in self.conn.execute(
+                "SELECT job_id, seq, ts, level, step, message FROM job_logs"
+                " WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                (job_id, after, limit),
+            )
+        ]
+
+    # monitoring -----------------------------------------------------------
+    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
+        sql = "SELECT type, status, COUNT(*) FROM jobs"
+        args: list[Any] = []
+        if user_id is not None:
+            sql += " WHERE user_id = ?"
+            args.append(user_id)
+        sql += " GROUP BY type, status"
+        return [(str(t), str(s), int(n)) for t, s, n in self.conn.execute(sql, args)]
+
+    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]:
+        sql = (
+            "SELECT type, status, created_at, started_at, completed_at FROM jobs"
+            " WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at >= ?"
+        )
+        args: list[Any] = [since]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        sql += " ORDER BY completed_at DESC LIMIT 50000"
+        return [FinishedJob(*r) for r in self.conn.execute(sql, args)]
+
+    async def created_since(self, user_id: str | None, since: int) -> int:
+        sql = "SELECT COUNT(*) FROM jobs WHERE created_at >= ?"
+        args: list[Any] = [since]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        return int(self.conn.execute(sql, args).fetchone()[0])
+
+
+def _full(count: int, limit: int | None) -> bool:
+    return limit is not None and count >= limit
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class _Txn:
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (ApiError included)."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self.conn = store.conn
+
+    def __enter__(self) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+__all__ = ["ApiError", "DatabaseLocked", "SQLiteStore"]

@@ -1,0 +1,160 @@
+"""Shared fixtures: isolated config/data dirs, and a real server process on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Never touch the developer's real ~/.config/jobctl or data."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("JOBCTL_CONFIG_DIR", str(home / "config"))
+    monkeypatch.setenv("JOBCTL_DATA_DIR", str(home / "data"))
+    monkeypatch.setenv("JOBCTL_NO_AUTOSTART", "1")
+    monkeypatch.delenv("JOBCTL_TOKEN", raising=False)
+    monkeypatch.delenv("JOBCTL_PROFILE", raising=False)
+    monkeypatch.delenv("JOBCTL_API_URL", raising=False)
+    return home
+
+
+@dataclass
+class ServerProcess:
+    """A `jobctl server run` child process; stopped by its pid."""
+
+    config_dir: Path
+    data_dir: Path
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    url: str = ""
+    port: int = 0
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def token(self) -> str:
+        return (self.config_dir / "server-token").read_text().strip()
+
+    @property
+    def state_file(self) -> Path:
+        return self.data_dir / "server.json"
+
+    def start(self, timeout: float = 20.0) -> ServerProcess:
+        if self.state_file.exists():
+            self.state_file.unlink()
+        port_args = ["--port", str(self.port)]
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jobctl", "server", "run", *port_args, *self.args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()}")
+            if self.state_file.exists():
+                state = json.loads(self.state_file.read_text())
+                if state["pid"] == self.proc.pid:
+                    self.url = state["url"]
+                    self.port = int(self.url.rsplit(":", 1)[1])
+                    return self
+            time.sleep(0.02)
+        self.stop()
+        raise RuntimeError(f"server did not start in {timeout}s:\n{self.log_path.read_text()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown code runs."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        os.kill(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            os.kill(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url,
+            headers={"Authorization": f"Bearer {token or self.token}"},
+            timeout=10,
+        )
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def make_server(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
+    """Factory: make_server(*args, env={...}) -> a started ServerProcess (stopped at teardown)."""
+    started: list[ServerProcess] = []
+
+    def factory(*args: str, env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
+        config_dir = Path(os.environ["JOBCTL_CONFIG_DIR"])
+        data_dir = Path(os.environ["JOBCTL_DATA_DIR"])
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = str(ROOT / "tests") + os.pathsep + full_env.get("PYTHONPATH", "")
+        full_env.update(env or {})
+        server = ServerProcess(
+            config_dir, data_dir, list(args), full_env, tmp_path / f"server-{len(started)}.log"
+        )
+        started.append(server)
+        return server.start() if start else server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: object) -> ServerProcess:
+    """A started server with fast retries, for most end-to-end tests."""
+    return make_server("--backoff", "0.05,0.1")  # type: ignore[operator, no-any-return]
+
+
+def wait_for(predicate: object, timeout: float = 20.0, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()  # type: ignore[operator]
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
+
+
+def wait_job(
+    client: httpx.Client,
+    job_id: str,
+    statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
+    timeout: float = 30.0,
+) -> dict[str, object]:
+    def done() -> dict[str, object] | None:
+        job = client.get(f"/api/jobs/{job_id}").json()
+        return job if job["status"] in statuses else None
+
+    return wait_for(done, timeout)  # type: ignore[return-value]
