@@ -292,7 +292,8 @@ class Engine:
             )
             self.wake()
             return
-        message = {COMPLETED: "Completed", FAILED: "Failed", CANCELLED: "Cancelled"}[status]
+        # A completed job keeps its last progress message (its summary); None -> "completed".
+        message = {COMPLETED: None, FAILED: "Failed", CANCELLED: "Cancelled"}[status]
         done = await self.store.finish_job(row.id, self.owner, status, output, error, message, now)
         if status == FAILED and done is not None and job.job_type.on_failure is not None:
             ctx = JobContext(self, job)

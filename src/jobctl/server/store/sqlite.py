@@ -384,11 +384,11 @@ class SQLiteStore(Store):
     ) -> JobRow | None:
         with self._write():
             rows = self._update_returning(
-                "UPDATE jobs SET status = ?, output = ?, error = ?, message = ?,"
+                "UPDATE jobs SET status = ?, output = ?, error = ?, message = COALESCE(?, message, ?),"
                 " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
                 " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
                 " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (status, output, error, message, status, now, now, job_id, owner),
+                (status, output, error, message, status, status, now, now, job_id, owner),
             )
             if not rows:
                 self.conn.execute(
