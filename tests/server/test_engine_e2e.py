@@ -32,11 +32,15 @@ def count_effects(path: Path) -> collections.Counter[tuple[str, str]]:
     if not path.exists():
         return collections.Counter()
     return collections.Counter(
-        tuple(line.split(" ", 1)) for line in path.read_text().splitlines() if line  # type: ignore[misc]
+        tuple(line.split(" ", 1))
+        for line in path.read_text().splitlines()
+        if line  # type: ignore[misc]
     )
 
 
-def submit(client: httpx.Client, type_: str, input_: dict[str, Any], **extra: Any) -> dict[str, Any]:
+def submit(
+    client: httpx.Client, type_: str, input_: dict[str, Any], **extra: Any
+) -> dict[str, Any]:
     r = client.post("/api/jobs", json={"type": type_, "input": input_, **extra})
     assert r.status_code == 201, r.text
     return r.json()  # type: ignore[no-any-return]
@@ -182,9 +186,7 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_no_completed_step(
     assert rerun <= 8
 
 
-def test_cancel_running_job_stops_before_next_step(
-    fn_server: ServerProcess, effects: Path
-) -> None:
+def test_cancel_running_job_stops_before_next_step(fn_server: ServerProcess, effects: Path) -> None:
     with fn_server.client() as c:
         job = submit(c, "counted", {"steps": 10, "step_seconds": 0.3})
         wait_for(lambda: count_effects(effects)[(job["id"], "step-1")] == 1)

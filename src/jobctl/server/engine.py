@@ -62,8 +62,8 @@ class EngineSettings:
     single_process: bool = True  # the store is ours alone: every running job is an orphan
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
+def format_seconds(value: float) -> str:
+    seconds = round(value)
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)
