@@ -354,3 +354,26 @@ def test_inngest_event_intake(server: ServerProcess) -> None:
         assert unknown.status_code == 400 and "no job type" in unknown.json()["error"]
     with server.client() as c:
         assert wait_job(c, body["ids"][2])["output"]["events_created"] == 1
+
+
+def test_jobs_written_by_another_process_are_picked_up(server: ServerProcess) -> None:
+    """Rows committed by another writer (no wake-up call) still get claimed and run."""
+    import uuid
+
+    from jobctl.server.records import NewJob, dumps, now_us
+    from jobctl.server.store.sqlite import SQLiteStore
+
+    other = SQLiteStore(str(server.data_dir / "jobctl.db"))
+    other.open_sync(lock=False)
+    try:
+        ids = []
+        for _ in range(30):
+            new = NewJob(
+                str(uuid.uuid4()), "demo", dumps({"steps": 1, "step_seconds": 0}), "local", 1
+            )
+            other.create_job_sync(new, now_us(), 0)
+            ids.append(new.id)
+    finally:
+        other.close_sync()
+    with server.client() as c:
+        assert all(wait_job(c, job_id)["status"] == "completed" for job_id in ids)

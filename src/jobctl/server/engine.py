@@ -178,7 +178,8 @@ class Engine:
                 for row in rows:
                     self._start(row)
                 if len(rows) == free:
-                    continue  # there may be more
+                    self._next_due = now  # there may be more: look again once a slot frees
+                    continue
                 nxt = await self.store.next_run_at()
                 # Jobs held back by limits are due already: look again when a slot frees
                 # (wake), or after a second at most.

@@ -125,8 +125,16 @@ class SQLiteStore(Store):
                 raise
 
     def data_version(self) -> int:
-        """Changes when another connection commits: a cheap way to notice outside writers."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        """Changes when another connection commits: a cheap way to notice outside writers.
+
+        In WAL mode the pragma is only refreshed when a read transaction starts, so the
+        first statement touches the database (a one-page read of the schema table).
+        """
+        return int(
+            self.conn.execute(
+                "SELECT (SELECT 1 FROM sqlite_master LIMIT 1), data_version FROM pragma_data_version"
+            ).fetchone()[1]
+        )
 
     # helpers --------------------------------------------------------------
     def _write(self) -> _Txn:
