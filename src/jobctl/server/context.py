@@ -112,6 +112,7 @@ class Steps:
             step.status = COMPLETED
             step.output = output
             step.completed_at = now_us()
+            await ctx.flush_logs()  # a step's log lines are stored before the step is done
             await engine.store.save_step(step)
             return json.loads(output)
 
