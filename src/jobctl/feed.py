@@ -309,7 +309,11 @@ class JobFeed:
 
     async def _realtime_session(self) -> None:
         """One connection: subscribe, snapshot, then deliver until the channel is lost."""
-        from realtime import AsyncRealtimeClient, RealtimeSubscribeStates
+        from realtime import (
+            AsyncRealtimeClient,
+            RealtimePostgresChangesListenEvent,
+            RealtimeSubscribeStates,
+        )
 
         config = self.realtime
         assert config is not None
@@ -333,7 +337,7 @@ class JobFeed:
                 await client.set_auth(config.access_token)
             channel = client.channel(f"jobctl-{uuid.uuid4().hex[:12]}")
             channel.on_postgres_changes(
-                "*",
+                RealtimePostgresChangesListenEvent.All,
                 self._on_postgres_change,
                 table="jobs",
                 schema="public",
@@ -352,7 +356,7 @@ class JobFeed:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), timeout=2)
 
-    def _on_postgres_change(self, payload: dict[str, Any]) -> None:
+    def _on_postgres_change(self, payload: Any) -> None:
         """Called inside the realtime client's receive loop: must never raise."""
         try:
             data = payload.get("data") or {}
