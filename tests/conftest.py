@@ -58,7 +58,7 @@ class ServerProcess:
         if self.state_file.exists():
             self.state_file.unlink()
         port_args = ["--port", str(self.port)]
-        log = open(self.log_path, "ab")
+        log = open(self.log_path, "ab")  # noqa: SIM115 - closed once the child has it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobctl", "server", "run", *port_args, *self.args],
             env=self.env,

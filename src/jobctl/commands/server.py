@@ -57,6 +57,10 @@ def run(
             help="Concurrency limit: user=3, org=5, decision=2, key=5 (repeatable; 0 = none)."
         ),
     ] = None,
+    cancel_grace: Annotated[
+        float,
+        typer.Option(help="Seconds a cancelled job's running step gets before it is interrupted."),
+    ] = 10.0,
     state_file: Annotated[
         Path | None, typer.Option(help="Write pid and URL here once listening.")
     ] = None,
@@ -70,7 +74,7 @@ def run(
     from jobctl.server.settings import ServerSettings
 
     settings = ServerSettings(host=host, port=port, db=db, functions=functions or [])
-    engine = EngineSettings(slots=slots)
+    engine = EngineSettings(slots=slots, cancel_grace=cancel_grace)
     if backoff:
         if backoff == "inngest":
             engine.backoff = INNGEST_BACKOFF

@@ -27,7 +27,7 @@ KEY_MAX = 255
 
 
 class CreateJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     type: str = Field(min_length=1, max_length=100)
     input: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=KEY_MAX)
@@ -35,7 +35,7 @@ class CreateJob(BaseModel):
 
 
 class RetryJob(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     from_start: bool = False
 
 
@@ -91,7 +91,7 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
             raise ApiError(401, "unauthenticated", "use Authorization: Bearer <token>")
         token = value.strip()
     try:
-        who = request.app.state.auth.authenticate(token)
+        who: Principal = request.app.state.auth.authenticate(token)
     except AuthFailed as exc:
         raise ApiError(401, "unauthenticated", str(exc)) from None
     if who.user_id is None and not who.is_service:
@@ -132,7 +132,7 @@ def validate_input(job_type: JobType, data: dict[str, Any]) -> None:
     for name in schema.get("required", []):
         if name not in data:
             raise ApiError(422, "invalid_input", f"input.{name} is required for {job_type.name}")
-    kinds = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
+    kinds: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
              "array": list, "null": type(None)}  # fmt: skip
     for name, prop in schema.get("properties", {}).items():
         if name not in data or "type" not in prop:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import inspect
 import json
@@ -111,6 +112,7 @@ class Steps:
             step.status = COMPLETED
             step.output = output
             step.completed_at = now_us()
+            await ctx.flush_logs()  # a step's log lines are stored before the step is done
             await engine.store.save_step(step)
             return json.loads(output)
 
@@ -212,10 +214,8 @@ class JobContext:
         """Sleep, waking early (without raising) if the job is cancelled."""
         if seconds <= 0 or math.isnan(seconds):
             return
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
-        except TimeoutError:
-            pass
 
     async def progress(self, pct: float | None, message: str | None = None) -> None:
         """Report progress (0-100) and a short message; committed, then announced."""

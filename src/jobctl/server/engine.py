@@ -62,8 +62,8 @@ class EngineSettings:
     single_process: bool = True  # the store is ours alone: every running job is an orphan
 
 
-def format_seconds(seconds: float) -> str:
-    seconds = int(round(seconds))
+def format_seconds(value: float) -> str:
+    seconds = round(value)
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)
@@ -178,7 +178,8 @@ class Engine:
                 for row in rows:
                     self._start(row)
                 if len(rows) == free:
-                    continue  # there may be more
+                    self._next_due = now  # there may be more: look again once a slot frees
+                    continue
                 nxt = await self.store.next_run_at()
                 # Jobs held back by limits are due already: look again when a slot frees
                 # (wake), or after a second at most.
@@ -292,7 +293,8 @@ class Engine:
             )
             self.wake()
             return
-        message = {COMPLETED: "Completed", FAILED: "Failed", CANCELLED: "Cancelled"}[status]
+        # A completed job keeps its last progress message (its summary); None -> "completed".
+        message = {COMPLETED: None, FAILED: "Failed", CANCELLED: "Cancelled"}[status]
         done = await self.store.finish_job(row.id, self.owner, status, output, error, message, now)
         if status == FAILED and done is not None and job.job_type.on_failure is not None:
             ctx = JobContext(self, job)

@@ -61,7 +61,7 @@ def build(settings: ServerSettings) -> Built:
 
     def setup(app: Any) -> None:
         try:
-            from jobctl.server.realtime import mount_realtime
+            from jobctl.server.realtime import mount_realtime  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             return
         mount_realtime(app, store, auth)
@@ -175,11 +175,12 @@ def run(settings: ServerSettings) -> int:
     try:
         import uvloop
 
-        runner = uvloop.run
+        loop_factory: Any = uvloop.new_event_loop
     except ImportError:  # pragma: no cover - uvloop is a dependency off Windows
-        runner = asyncio.run
+        loop_factory = None
     try:
-        runner(serve(settings))
+        with asyncio.Runner(loop_factory=loop_factory) as runner:
+            runner.run(serve(settings))
     except StartupError as exc:
         print(f"jobctl server: {exc}", file=sys.stderr)
         return 6 if "cannot listen" in str(exc) else 2

@@ -8,9 +8,10 @@ from jobctl.server.store.base import Store
 def open_store(db: str) -> Store:
     """A store for a path (SQLite) or a `postgresql://` URL."""
     if db.startswith(("postgresql://", "postgres://")):
-        from jobctl.server.store.postgres import PostgresStore
+        from jobctl.server.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
 
-        return PostgresStore(db)
+        store: Store = PostgresStore(db)
+        return store
     from jobctl.server.store.sqlite import SQLiteStore
 
     return SQLiteStore(db)

@@ -120,7 +120,8 @@ class Store(abc.ABC):
         message: str | None,
         now: int,
     ) -> JobRow | None:
-        """End a running job. Releases the lease even when the job is no longer running."""
+        """End a running job. Releases the lease even when the job is no longer running.
+        A None message keeps the job's last message (or, if it has none, the status word)."""
 
     @abc.abstractmethod
     async def suspend_job(

@@ -125,8 +125,16 @@ class SQLiteStore(Store):
                 raise
 
     def data_version(self) -> int:
-        """Changes when another connection commits: a cheap way to notice outside writers."""
-        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+        """Changes when another connection commits: a cheap way to notice outside writers.
+
+        In WAL mode the pragma is only refreshed when a read transaction starts, so the
+        first statement touches the database (a one-page read of the schema table).
+        """
+        return int(
+            self.conn.execute(
+                "SELECT (SELECT 1 FROM sqlite_master LIMIT 1), data_version FROM pragma_data_version"
+            ).fetchone()[1]
+        )
 
     # helpers --------------------------------------------------------------
     def _write(self) -> _Txn:
@@ -384,11 +392,11 @@ class SQLiteStore(Store):
     ) -> JobRow | None:
         with self._write():
             rows = self._update_returning(
-                "UPDATE jobs SET status = ?, output = ?, error = ?, message = ?,"
+                "UPDATE jobs SET status = ?, output = ?, error = ?, message = COALESCE(?, message, ?),"
                 " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
                 " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
                 " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (status, output, error, message, status, now, now, job_id, owner),
+                (status, output, error, message, status, status, now, now, job_id, owner),
             )
             if not rows:
                 self.conn.execute(

@@ -1,0 +1,191 @@
+"""Engine throughput and enqueue-to-start latency, beside Huey (SQLite) in the same run.
+
+    python bench/engine.py                 # jobctl (store + HTTP enqueue) and Huey
+    python bench/engine.py --reps 1 -n 2000 --skip-huey
+
+Methodology and code are the peer harness's (../shared/bench/peers/common.py,
+imported as is): 5,000 no-op jobs enqueued as fast as one producer can while the
+workers consume (rate = N / (start of last job - first enqueue)); latency = task
+start - enqueue over 500 jobs sent at a steady 50/s after 50 warm-up jobs; each
+measured `--reps` times on a wiped store with restarted workers; medians printed.
+The task body is the same one-line `record()` for every system.
+
+jobctl runs as `jobctl server run --slots 2` (at most 2 jobs at once, as the peers'
+2 workers). Two ways in:
+  store  the producer writes the job row with jobctl's store API in its own process,
+         as Huey's producer writes to its SQLite file (the like-for-like comparison);
+  http   the producer POSTs /api/jobs with a keep-alive httpx client (what apps do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+DEFAULT_PEERS_DIR = ROOT.parent / "shared" / "bench" / "peers"
+
+
+def parse_args() -> argparse.Namespace:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("-n", type=int, default=5000)
+    ap.add_argument("--lat-m", type=int, default=500)
+    ap.add_argument("--lat-warmup", type=int, default=50)
+    ap.add_argument("--lat-rate", type=float, default=50.0)
+    ap.add_argument("--modes", default="store,http", help="jobctl enqueue paths: store,http")
+    ap.add_argument(
+        "--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", DEFAULT_PEERS_DIR))
+    )
+    ap.add_argument(
+        "--huey-variant", default="fastpoll", help="fastpoll (5 ms poll) or default (100 ms)"
+    )
+    ap.add_argument("--skip-huey", action="store_true")
+    ap.add_argument(
+        "--work", type=Path, default=HERE / ".peers", help="scratch folder (venvs, results)"
+    )
+    return ap.parse_args()
+
+
+def huey_python(work: Path) -> Path:
+    """A throwaway venv with Huey from PyPI (never committed)."""
+    venv = work / "venv-huey"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "huey"], check=True)
+    return py
+
+
+def run_huey(args: argparse.Namespace) -> dict[str, object]:
+    py = huey_python(args.work)
+    env = dict(os.environ, PEERS=str(args.work), PYTHONDONTWRITEBYTECODE="1")
+    cmd = [str(py), "bench_huey.py", "--variant", args.huey_variant, "--reps", str(args.reps),
+           "-n", str(args.n), "--lat-m", str(args.lat_m), "--lat-warmup", str(args.lat_warmup),
+           "--lat-rate", str(args.lat_rate), "--only", "throughput,latency"]  # fmt: skip
+    subprocess.run(cmd, cwd=args.peers_dir, env=env, check=True, timeout=1800)
+    name = "huey" if args.huey_variant == "default" else f"huey-{args.huey_variant}"
+    return json.loads((args.work / "results" / f"{name}.json").read_text())  # type: ignore[no-any-return]
+
+
+def run_jobctl(args: argparse.Namespace, mode: str) -> dict[str, object]:
+    import common  # the peer harness (PEERS must be set before this import)
+    import httpx
+
+    from jobctl.server.records import NewJob, dumps, now_us
+    from jobctl.server.store.sqlite import SQLiteStore
+
+    scratch = Path(tempfile.mkdtemp(prefix="jobctl-bench-", dir=args.work))
+    db = scratch / "bench.db"
+    state = scratch / "server.json"
+    env_extra = {
+        "JOBCTL_CONFIG_DIR": str(scratch / "config"),
+        "JOBCTL_DATA_DIR": str(scratch / "data"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE), str(args.peers_dir), os.environ.get("PYTHONPATH", "")]
+        ),
+        "PYTHONDONTWRITEBYTECODE": "1",
+    }
+    argv = [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--slots", "2",
+            "--db", str(db), "--functions", "noop_jobs", "--state-file", str(state)]  # fmt: skip
+
+    def reset() -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(str(db) + suffix).unlink(missing_ok=True)
+
+    def start_workers(rec: str) -> common.Workers:
+        state.unlink(missing_ok=True)
+        workers = common.Workers(argv, {**env_extra, "BENCH_REC": rec}, f"jobctl-{mode}.log")
+        deadline = time.monotonic() + 30
+        while not state.exists():
+            if workers.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("jobctl server did not start; see " + common.LOG_DIR)
+            time.sleep(0.01)
+        return workers
+
+    def make_enqueuer():  # type: ignore[no-untyped-def]
+        if mode == "store":
+            store = SQLiteStore(str(db))
+            store.open_sync(lock=False)
+
+            def enq(seq: int, ts: float) -> None:
+                new = NewJob(
+                    str(uuid.uuid4()), "noop", dumps({"seq": seq, "enq_ts": ts}), "local", 1
+                )
+                store.create_job_sync(new, now_us(), 0)
+
+            return enq, store.close_sync
+        url = json.loads(state.read_text())["url"]
+        token = (scratch / "config" / "server-token").read_text().strip()
+        client = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+        def post(seq: int, ts: float) -> None:
+            r = client.post("/api/jobs", json={"type": "noop", "input": {"seq": seq, "enq_ts": ts}})
+            r.raise_for_status()
+
+        return post, client.close
+
+    only = ["throughput", "latency"] if mode == "http" else ["enqueue", "throughput", "latency"]
+    return common.run_suite(  # type: ignore[no-any-return]
+        f"jobctl-{mode}", make_enqueuer, reset, start_workers, reps=args.reps, n=args.n,
+        lat_m=args.lat_m, lat_warmup=args.lat_warmup, lat_rate=args.lat_rate, only=only,
+        extra={"worker": "jobctl server run --slots 2"},
+    )  # fmt: skip
+
+
+def figures(result: dict[str, object]) -> tuple[float, float, float]:
+    tp = result.get("throughput") or {}
+    lat = result.get("latency") or {}
+    rate = (tp.get("rate") or {}).get("median", float("nan"))  # type: ignore[union-attr]
+    p50 = lat.get("p50_ms", {}).get("median", float("nan"))  # type: ignore[union-attr]
+    p99 = lat.get("p99_ms", {}).get("median", float("nan"))  # type: ignore[union-attr]
+    return float(rate), float(p50), float(p99)
+
+
+def main() -> int:
+    args = parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    if not (args.peers_dir / "common.py").exists():
+        print(f"peer harness not found in {args.peers_dir} (set --peers-dir)", file=sys.stderr)
+        return 2
+    os.environ["PEERS"] = str(args.work)
+    sys.path.insert(0, str(args.peers_dir))
+    sys.path.insert(0, str(HERE))
+    results: dict[str, dict[str, object]] = {}
+    for mode in [m for m in args.modes.split(",") if m]:
+        results[f"jobctl ({mode} enqueue)"] = run_jobctl(args, mode)
+    if not args.skip_huey:
+        results[f"Huey SQLite ({args.huey_variant})"] = run_huey(args)
+
+    print(
+        f"\n{args.n} no-op jobs, 2 slots; latency at {args.lat_rate:g} jobs/s; median of {args.reps}"
+    )
+    print(f"{'system':32} {'jobs/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, result in results.items():
+        rate, p50, p99 = figures(result)
+        print(f"{name:32} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
+    huey = next((r for n, r in results.items() if n.startswith("Huey")), None)
+    ours = results.get("jobctl (store enqueue)")
+    if huey and ours:
+        h_rate, _, h_p99 = figures(huey)
+        rate, _, p99 = figures(ours)
+        print(f"\nthroughput: {rate / h_rate:.2f}x Huey (bar 1x, goal 2x): "
+              f"{'PASS' if rate >= h_rate else 'FAIL'}")  # fmt: skip
+        print(
+            f"p99 latency: {p99:.2f} ms vs Huey {h_p99:.2f} ms: {'PASS' if p99 <= h_p99 else 'FAIL'}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

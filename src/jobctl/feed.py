@@ -1,0 +1,389 @@
+"""Live job updates: Supabase Realtime first, polling when it is unavailable (no UI code).
+
+One async interface for `watch` and the dashboard::
+
+    async with JobFeed(source, Subscription(job_ids={...}), realtime=RealtimeConfig(...)) as feed:
+        async for event in feed.events():
+            ...  # JobChanged(job) or ModeChanged(mode, detail)
+
+Rules it keeps (DESIGN.md section 5, reference/realtime-protocol.md):
+- After every (re)subscribe it fetches current state over HTTP before trusting the
+  stream: Realtime does not replay what was missed.
+- When Realtime is unavailable or drops, it polls (per-type interval, slower when
+  nothing changes, jittered, Retry-After honoured) and keeps reconnecting with
+  backoff on its own (the client library gives up after 5 tries), switching back
+  when Realtime returns.
+- Callbacks never raise into the realtime client: an exception there silently
+  stops all delivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Protocol
+
+from jobctl.errors import JobctlError, RateLimitedError
+from jobctl.models import Job
+
+log = logging.getLogger("jobctl.feed")
+
+
+class FeedMode(StrEnum):
+    CONNECTING = "connecting"
+    REALTIME = "realtime"
+    POLLING = "polling"
+    OFFLINE = "offline"
+
+
+class JobSource(Protocol):
+    """What the feed needs over HTTP (the job API or PostgREST)."""
+
+    async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Current state of these jobs; unknown ids are left out."""
+
+    async def fetch_active(self) -> list[Job]:
+        """The caller's jobs that are pending or running, plus recently changed ones."""
+
+
+@dataclass(frozen=True)
+class Subscription:
+    """Which jobs: these ids, or (when empty) every job the token may read."""
+
+    job_ids: frozenset[str] = frozenset()
+
+    @property
+    def all_mine(self) -> bool:
+        return not self.job_ids
+
+    def realtime_filter(self) -> str | None:
+        ids = sorted(self.job_ids)
+        if len(ids) == 1:
+            return f"id=eq.{ids[0]}"
+        if 1 < len(ids) <= 100:
+            return f"id=in.({','.join(ids)})"
+        return None  # all of mine (row-level security scopes it), or too many ids
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    url: str  # http(s) base of the Realtime service, e.g. http://127.0.0.1:8765/realtime/v1
+    apikey: str  # sent as ?apikey= (anon key on Supabase, the token on the embedded server)
+    access_token: str | None = None  # the user's JWT, set on the client before subscribing
+
+
+@dataclass(frozen=True)
+class JobChanged:
+    job: Job
+    source: str  # "realtime" | "poll" | "snapshot"
+
+
+@dataclass(frozen=True)
+class ModeChanged:
+    mode: FeedMode
+    previous: FeedMode
+    detail: str = ""
+
+
+FeedEvent = JobChanged | ModeChanged
+
+
+@dataclass
+class PollSettings:
+    interval: float = 2.0
+    by_type: dict[str, float] = field(default_factory=dict)
+    max_interval: float = 15.0
+    backoff: float = 1.5  # interval multiplier after a poll that saw no change
+    jitter: float = 0.2  # +-20%
+    realtime_check: float = 30.0  # a safety poll even while Realtime is up
+
+
+RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class JobFeed:
+    def __init__(
+        self,
+        source: JobSource,
+        subscription: Subscription,
+        *,
+        realtime: RealtimeConfig | None = None,
+        poll: PollSettings | None = None,
+        reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        self.source = source
+        self.subscription = subscription
+        self.realtime = realtime
+        self.poll = poll or PollSettings()
+        self.reconnect_delays = tuple(reconnect_delays)
+        self._rng = rng
+        self._mode = FeedMode.CONNECTING if realtime else FeedMode.POLLING
+        self._queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
+        self._known: dict[str, Job] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mode_changed = asyncio.Event()
+        self._poll_now = asyncio.Event()
+        self._closed = False
+        self.realtime_events = 0
+        self.poll_requests = 0
+
+    # public ------------------------------------------------------------------
+    @property
+    def mode(self) -> FeedMode:
+        return self._mode
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        """The latest snapshot of every job seen."""
+        return dict(self._known)
+
+    async def __aenter__(self) -> JobFeed:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self.realtime is not None:
+            self._tasks.append(loop.create_task(self._realtime_loop(), name="feed-realtime"))
+        self._tasks.append(loop.create_task(self._poll_loop(), name="feed-poll"))
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+
+    async def events(self) -> AsyncIterator[FeedEvent]:
+        while True:
+            yield await self._queue.get()
+
+    def add_jobs(self, job_ids: Sequence[str]) -> None:
+        """Follow more jobs (an id subscription grows; takes effect on the next (re)subscribe,
+        and polling picks them up at once)."""
+        if self.subscription.all_mine:
+            self._poll_now.set()
+            return
+        self.subscription = Subscription(self.subscription.job_ids | frozenset(job_ids))
+        self._poll_now.set()
+
+    def refresh(self) -> None:
+        """Ask for a poll now (e.g. after the user acted on a job)."""
+        self._poll_now.set()
+
+    # state -------------------------------------------------------------------
+    def _set_mode(self, mode: FeedMode, detail: str = "") -> None:
+        if mode == self._mode:
+            return
+        previous, self._mode = self._mode, mode
+        self._queue.put_nowait(ModeChanged(mode, previous, detail))
+        self._mode_changed.set()
+
+    def _offer(self, job: Job, source: str) -> bool:
+        """Emit a snapshot if it is newer than what we have. Returns True if emitted."""
+        if not self.subscription.all_mine and job.id not in self.subscription.job_ids:
+            return False
+        old = self._known.get(job.id)
+        if old is not None:
+            if _key(job) < _key(old):
+                return False  # an older snapshot (a late poll racing the stream)
+            if _same(job, old):
+                return False
+        self._known[job.id] = job
+        self._queue.put_nowait(JobChanged(job, source))
+        return True
+
+    def _jitter(self, seconds: float) -> float:
+        return max(0.0, seconds * (1 + self.poll.jitter * (2 * self._rng() - 1)))
+
+    async def _fetch(self) -> list[Job]:
+        self.poll_requests += 1
+        if self.subscription.all_mine:
+            return await self.source.fetch_active()
+        wanted = [
+            job_id
+            for job_id in sorted(self.subscription.job_ids)
+            if job_id not in self._known or not self._known[job_id].status.is_terminal
+        ]
+        return await self.source.fetch_jobs(wanted) if wanted else []
+
+    async def _refresh(self, source: str) -> bool:
+        changed = False
+        for job in await self._fetch():
+            changed = self._offer(job, source) or changed
+        return changed
+
+    # polling -----------------------------------------------------------------
+    def _base_interval(self) -> float:
+        active = [j for j in self._known.values() if not j.status.is_terminal]
+        types = {j.type for j in active} or {j.type for j in self._known.values()}
+        intervals = [self.poll.by_type.get(t, self.poll.interval) for t in types]
+        return min(intervals) if intervals else self.poll.interval
+
+    async def _poll_loop(self) -> None:
+        interval = self._base_interval()
+        failures = 0
+        first = True
+        while not self._closed:
+            realtime_up = self._mode == FeedMode.REALTIME
+            if not first:
+                wait = self.poll.realtime_check if realtime_up else self._jitter(interval)
+                await self._sleep_or_signal(wait)
+            first = False
+            self._poll_now.clear()
+            if self._mode == FeedMode.REALTIME and not realtime_up:
+                continue  # Realtime came back while we slept; it fetched a snapshot itself
+            try:
+                changed = await self._refresh("poll")
+            except RateLimitedError as exc:
+                interval = max(interval, exc.retry_after or interval * 2)
+                continue
+            except JobctlError as exc:
+                failures += 1
+                if self._mode != FeedMode.REALTIME:
+                    self._set_mode(FeedMode.OFFLINE, exc.message)
+                interval = min(self.poll.max_interval, self._base_interval() * 2**failures)
+                continue
+            except Exception as exc:  # never let the feed die on a surprise
+                log.warning("poll failed: %s", exc)
+                failures += 1
+                interval = min(self.poll.max_interval, self._base_interval() * 2**failures)
+                continue
+            failures = 0
+            if self._mode in (FeedMode.OFFLINE, FeedMode.CONNECTING) and (
+                self.realtime is None or self._mode == FeedMode.OFFLINE
+            ):
+                self._set_mode(FeedMode.POLLING, "the job API answers")
+            base = self._base_interval()
+            interval = (
+                base if changed else min(self.poll.max_interval, interval * self.poll.backoff)
+            )
+
+    async def _sleep_or_signal(self, seconds: float) -> None:
+        """Sleep, waking early for a poll request or a change of mode."""
+        self._mode_changed.clear()
+        waiters = [
+            asyncio.ensure_future(self._poll_now.wait()),
+            asyncio.ensure_future(self._mode_changed.wait()),
+        ]
+        try:
+            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    # realtime ----------------------------------------------------------------
+    async def _realtime_loop(self) -> None:
+        assert self.realtime is not None
+        attempt = 0
+        while not self._closed:
+            detail = ""
+            try:
+                await self._realtime_session()
+                detail = "the Realtime connection dropped"
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                detail = f"Realtime unavailable ({_short(exc)})"
+            if self._closed:
+                return
+            fallback = FeedMode.OFFLINE if self._mode == FeedMode.OFFLINE else FeedMode.POLLING
+            self._set_mode(fallback, detail)
+            self._poll_now.set()
+            delay = self.reconnect_delays[min(attempt, len(self.reconnect_delays) - 1)]
+            attempt += 1
+            await asyncio.sleep(self._jitter(delay))
+
+    async def _realtime_session(self) -> None:
+        """One connection: subscribe, snapshot, then deliver until the channel is lost."""
+        from realtime import (
+            AsyncRealtimeClient,
+            RealtimePostgresChangesListenEvent,
+            RealtimeSubscribeStates,
+        )
+
+        config = self.realtime
+        assert config is not None
+        lost = asyncio.Event()
+        joined = asyncio.Event()
+        client = AsyncRealtimeClient(
+            config.url, token=config.apikey, auto_reconnect=False, max_retries=1, timeout=5
+        )
+
+        def on_state(state: Any, error: Exception | None = None) -> None:
+            try:
+                if state == RealtimeSubscribeStates.SUBSCRIBED:
+                    joined.set()
+                else:
+                    lost.set()
+            except Exception:  # pragma: no cover - must never raise into the client
+                pass
+
+        try:
+            if config.access_token:
+                await client.set_auth(config.access_token)
+            channel = client.channel(f"jobctl-{uuid.uuid4().hex[:12]}")
+            channel.on_postgres_changes(
+                RealtimePostgresChangesListenEvent.All,
+                self._on_postgres_change,
+                table="jobs",
+                schema="public",
+                filter=self.subscription.realtime_filter(),
+            )
+            await asyncio.wait_for(channel.subscribe(on_state), timeout=12)
+            if not joined.is_set():
+                raise ConnectionError("the Realtime join was refused")
+            # Realtime does not replay: read current state before trusting the stream.
+            await self._refresh("snapshot")
+            self._set_mode(FeedMode.REALTIME, "subscribed")
+            while not lost.is_set() and client.is_connected and not self._closed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), timeout=1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), timeout=2)
+
+    def _on_postgres_change(self, payload: Any) -> None:
+        """Called inside the realtime client's receive loop: must never raise."""
+        try:
+            data = payload.get("data") or {}
+            record = data.get("record")
+            if not isinstance(record, dict) or "id" not in record:
+                return
+            self.realtime_events += 1
+            self._offer(Job.from_dict(record), "realtime")
+        except Exception:
+            log.debug("ignored an unreadable realtime record", exc_info=True)
+
+
+def _key(job: Job) -> tuple[float, int]:
+    stamp = job.updated_at.timestamp() if job.updated_at else 0.0
+    return (stamp, 1 if job.status.is_terminal else 0)
+
+
+def _same(a: Job, b: Job) -> bool:
+    return (a.status, a.progress, a.message, a.updated_at, a.attempt) == (
+        b.status,
+        b.progress,
+        b.message,
+        b.updated_at,
+        b.attempt,
+    )
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text[:120]

@@ -1,0 +1,116 @@
+"""The live feed against a real server: polling now; Realtime where the server offers it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+
+from jobctl.errors import UnreachableError
+from jobctl.feed import FeedMode, JobChanged, JobFeed, ModeChanged, PollSettings, Subscription
+from jobctl.models import Job, JobStatus
+from tests.conftest import ServerProcess
+
+
+class HttpSource:
+    """A minimal JobSource over the job API (the CLI's client provides the real one)."""
+
+    def __init__(self, server: ServerProcess) -> None:
+        self.server = server
+        self.client = httpx.AsyncClient(
+            headers={"Authorization": f"Bearer {server.token}"}, timeout=5
+        )
+
+    async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        try:
+            return [
+                Job.from_dict((await self.client.get(f"{self.server.url}/api/jobs/{i}")).json())
+                for i in job_ids
+            ]
+        except httpx.TransportError as exc:
+            raise UnreachableError(f"cannot reach {self.server.url}") from exc
+
+    async def fetch_active(self) -> list[Job]:
+        try:
+            r = await self.client.get(f"{self.server.url}/api/jobs", params={"limit": 100})
+        except httpx.TransportError as exc:
+            raise UnreachableError(f"cannot reach {self.server.url}") from exc
+        return [Job.from_dict(j) for j in r.json()["jobs"]]
+
+
+async def collect_until(
+    feed: JobFeed, done: Any, timeout: float = 30
+) -> tuple[list[Job], list[ModeChanged]]:
+    jobs: list[Job] = []
+    modes: list[ModeChanged] = []
+
+    async def run() -> None:
+        async for event in feed.events():
+            if isinstance(event, JobChanged):
+                jobs.append(event.job)
+            else:
+                modes.append(event)
+            if done(jobs, modes):
+                return
+
+    await asyncio.wait_for(run(), timeout)
+    return jobs, modes
+
+
+def submit(server: ServerProcess, input_: dict[str, Any]) -> str:
+    with server.client() as c:
+        r = c.post("/api/jobs", json={"type": "demo", "input": input_})
+        return str(r.json()["id"])
+
+
+async def test_polling_feed_follows_jobs_to_the_end(server: ServerProcess) -> None:
+    ids = [submit(server, {"steps": 3, "step_seconds": 0.2}) for _ in range(3)]
+    feed = JobFeed(
+        HttpSource(server), Subscription(frozenset(ids)), poll=PollSettings(interval=0.1)
+    )
+    async with feed:
+        jobs, _ = await collect_until(
+            feed, lambda js, _: {j.id for j in js if j.status == JobStatus.COMPLETED} == set(ids)
+        )
+    assert feed.mode == FeedMode.POLLING
+    for job_id in ids:
+        seen = [j for j in jobs if j.id == job_id]
+        assert [j.progress for j in seen] == sorted(j.progress for j in seen), "in order"
+        assert seen[-1].status == JobStatus.COMPLETED
+
+
+async def test_polling_feed_goes_offline_and_recovers(make_server: Any) -> None:
+    server: ServerProcess = make_server()
+    job_id = submit(server, {"steps": 40, "step_seconds": 0.1})
+    feed = JobFeed(
+        HttpSource(server),
+        Subscription(frozenset([job_id])),
+        poll=PollSettings(interval=0.1, max_interval=0.3),
+    )
+    async with feed:
+        await collect_until(feed, lambda js, _: any(j.status == JobStatus.RUNNING for j in js))
+        server.kill()
+        await collect_until(feed, lambda _, ms: any(m.mode == FeedMode.OFFLINE for m in ms))
+        assert feed.mode == FeedMode.OFFLINE
+        await asyncio.to_thread(server.start)  # same data, same port
+        jobs, modes = await collect_until(
+            feed, lambda js, _: any(j.status == JobStatus.COMPLETED for j in js), timeout=40
+        )
+        assert any(m.mode == FeedMode.POLLING for m in modes)
+        assert jobs[-1].status == JobStatus.COMPLETED and jobs[-1].attempt == 1
+
+
+@pytest.mark.parametrize("all_mine", [True, False])
+async def test_feed_drops_nothing_of_a_batch(server: ServerProcess, all_mine: bool) -> None:
+    ids = [submit(server, {"steps": 1, "step_seconds": 0}) for _ in range(10)]
+    sub = Subscription() if all_mine else Subscription(frozenset(ids))
+    feed = JobFeed(HttpSource(server), sub, poll=PollSettings(interval=0.1))
+    async with feed:
+        await collect_until(
+            feed,
+            lambda js, _: {j.id for j in js if j.status == JobStatus.COMPLETED} >= set(ids),
+        )
+    assert set(feed.jobs) >= set(ids)
