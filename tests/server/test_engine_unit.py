@@ -1,0 +1,159 @@
+"""Engine and store pieces at unit level: in-process, a real SQLite file, no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from jobctl.server.context import JobContext, hash_step_id
+from jobctl.server.engine import Engine, EngineSettings, format_seconds
+from jobctl.server.records import LogRow, NewJob, StepRow, dumps, now_us
+from jobctl.server.registry import Registry
+from jobctl.server.store.sqlite import DatabaseLocked, SQLiteStore
+
+DAY = 86_400 * 1_000_000
+MINUTE = 60 * 1_000_000
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    s = SQLiteStore(str(tmp_path / "unit.db"))
+    await s.open()
+    yield s
+    await s.close()
+
+
+def new_job(job_type: str = "t", user: str = "u") -> NewJob:
+    return NewJob(str(uuid.uuid4()), job_type, dumps({}), user, 3)
+
+
+async def age(store: SQLiteStore, job_id: str, **fields: Any) -> None:
+    sets = ", ".join(f"{k} = ?" for k in fields)
+    store.conn.execute(f"UPDATE jobs SET {sets} WHERE id = ?", [*fields.values(), job_id])
+
+
+def test_step_ids_follow_inngest() -> None:
+    assert hash_step_id("my-step-id") == "e7d8a2f140845095749d60246ff1110c9d01d76a"
+
+
+def test_format_seconds() -> None:
+    assert [format_seconds(s) for s in (1, 59.6, 60, 90, 600, 3600, 5400)] == [
+        "1s", "1m", "1m", "1m30s", "10m", "1h", "1h30m"
+    ]  # fmt: skip
+
+
+def test_second_server_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    first = SQLiteStore(str(tmp_path / "x.db"))
+    first.open_sync()
+    try:
+        with pytest.raises(DatabaseLocked, match="another jobctl server"):
+            SQLiteStore(str(tmp_path / "x.db")).open_sync()
+    finally:
+        first.close_sync()
+
+
+async def test_retention_sweep(store: SQLiteStore) -> None:
+    now = now_us()
+    rows = {}
+    for name, status, days in [
+        ("old_done", "completed", 31), ("new_done", "completed", 29),
+        ("old_failed", "failed", 8), ("new_failed", "failed", 6),
+        ("old_cancelled", "cancelled", 8), ("running", "running", 60),
+    ]:  # fmt: skip
+        job = new_job()
+        await store.create_job(job, now, DAY)
+        await age(store, job.id, status=status, completed_at=now - days * DAY)
+        await store.save_step(StepRow(job.id, "s", "s", 0, "completed", 1, "1", None, now, now))
+        await store.append_logs([LogRow(job.id, 1, now, "info", None, "hi")])
+        rows[name] = job.id
+    deleted = await store.sweep(now - 30 * DAY, now - 7 * DAY)
+    assert deleted == 3
+    left = {r[0] for r in store.conn.execute("SELECT id FROM jobs")}
+    assert left == {rows["new_done"], rows["new_failed"], rows["running"]}
+    assert {r[0] for r in store.conn.execute("SELECT job_id FROM steps")} == left
+    assert {r[0] for r in store.conn.execute("SELECT job_id FROM job_logs")} == left
+
+
+async def test_expiry_of_stuck_pending_and_running_jobs(store: SQLiteStore) -> None:
+    registry = Registry()
+
+    @registry.job("t", timeout=600, pending_timeout=300)
+    async def t(ctx: JobContext) -> None:
+        return None
+
+    engine = Engine(store, registry, EngineSettings())
+    now = now_us()
+    waiting, fresh, orphan, sleeping = new_job(), new_job(), new_job(), new_job()
+    for job in (waiting, fresh, orphan, sleeping):
+        await store.create_job(job, now, DAY)
+    await age(store, waiting.id, created_at=now - 6 * MINUTE)
+    await age(store, fresh.id, created_at=now - 4 * MINUTE)
+    await age(store, orphan.id, status="running", started_at=now - 11 * MINUTE)
+    # a job back in the queue after a long step.sleep started long ago: not "never started"
+    await age(store, sleeping.id, created_at=now - 60 * MINUTE, started_at=now - 59 * MINUTE)
+    assert await engine.expire_once() == 2
+    jobs = {j: await store.get_job(j, None) for j in (waiting.id, fresh.id, orphan.id, sleeping.id)}
+    assert jobs[waiting.id].status == "failed"  # type: ignore[union-attr]
+    assert jobs[waiting.id].error == "expired: not started within 5m (the limit for t)"  # type: ignore[union-attr]
+    assert jobs[orphan.id].error == "timed out: running longer than 10m (the limit for t)"  # type: ignore[union-attr]
+    assert jobs[fresh.id].status == "pending" and jobs[sleeping.id].status == "pending"  # type: ignore[union-attr]
+
+
+async def test_repeated_step_names_are_separate_steps_and_replay(store: SQLiteStore) -> None:
+    registry = Registry()
+    calls: list[int] = []
+
+    @registry.job("loop", retries=0)
+    async def loop(ctx: JobContext) -> list[int]:
+        def work(i: int) -> int:
+            calls.append(i)
+            return i * 10
+
+        return [await ctx.step.run("item", work, i) for i in range(3)]
+
+    engine = Engine(store, registry, EngineSettings(slots=1, poll_interval=0.01))
+    job = NewJob(str(uuid.uuid4()), "loop", dumps({}), "u", 1)
+    await store.create_job(job, now_us(), DAY)
+    await engine.start()
+    try:
+        for _ in range(200):
+            row = await store.get_job(job.id, None)
+            if row is not None and row.status == "completed":
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.stop()
+    assert row is not None and row.output == "[0,10,20]"
+    steps = await store.load_steps(job.id)
+    assert [s.step_id for s in steps] == [
+        hash_step_id("item"), hash_step_id("item:1"), hash_step_id("item:2")
+    ]  # fmt: skip
+    assert calls == [0, 1, 2]
+
+
+async def test_graceful_stop_puts_running_jobs_back(store: SQLiteStore) -> None:
+    registry = Registry()
+    started = asyncio.Event()
+
+    @registry.job("long", retries=0)
+    async def long(ctx: JobContext) -> None:
+        await ctx.step.run("quick", lambda: 1)
+        started.set()
+        await ctx.step.run("slow", lambda: asyncio.sleep(30))
+
+    engine = Engine(store, registry, EngineSettings(slots=1, poll_interval=0.01))
+    job = NewJob(str(uuid.uuid4()), "long", dumps({}), "u", 1)
+    await store.create_job(job, now_us(), DAY)
+    await engine.start()
+    await asyncio.wait_for(started.wait(), 10)
+    await engine.stop(grace=0.1)
+    row = await store.get_job(job.id, None)
+    assert row is not None and row.status == "pending" and row.lease_owner is None
+    assert row.message == "Interrupted by a server shutdown"
+    steps = {s.name: s.status for s in await store.load_steps(job.id)}
+    assert steps["quick"] == "completed"
