@@ -197,3 +197,24 @@ async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
         assert sorted(j.id for j in await jobs.fetch_active()) == sorted([JOB["id"], other["id"]])
     finally:
         await jobs.aclose()
+
+
+async def test_async_client_submits_and_lists_types(httpx_mock: HTTPXMock) -> None:
+    from jobctl.client import AsyncJobClient
+
+    httpx_mock.add_response(
+        method="POST",
+        url=f"{URL}/api/jobs",
+        match_json={"type": "demo", "input": {"steps": 1}, "idempotency_key": "k1"},
+        json=JOB,
+        status_code=201,
+    )
+    httpx_mock.add_response(url=f"{URL}/api/types", json={"types": [{"name": "demo"}]})
+    httpx_mock.add_response(url=f"{URL}/api/health", json={"status": "ok", "realtime": False})
+    jobs = AsyncJobClient(URL, "tok")
+    try:
+        assert (await jobs.create_job("demo", {"steps": 1}, "k1")).id == JOB["id"]
+        assert [t["name"] for t in await jobs.types()] == ["demo"]
+        assert (await jobs.health())["realtime"] is False
+    finally:
+        await jobs.aclose()

@@ -483,6 +483,16 @@ class AsyncJobClient:
             attempt += 1
             await asyncio.sleep(delay)
 
+    async def create_job(
+        self,
+        type: str,
+        input: dict[str, Any],
+        idempotency_key: str,
+        concurrency_key: str | None = None,
+    ) -> Job:
+        call = create_call(type, input, idempotency_key, concurrency_key)
+        return Job.from_dict(await self.send(call))
+
     async def get_job(self, job_id: str) -> Job:
         return Job.from_dict(await self.send(Call("GET", _job_path(job_id))))
 
@@ -511,6 +521,14 @@ class AsyncJobClient:
 
     async def stats(self) -> dict[str, Any]:
         data: dict[str, Any] = await self.send(Call("GET", "/api/stats"))
+        return data
+
+    async def types(self) -> list[dict[str, Any]]:
+        data = await self.send(Call("GET", "/api/types"))
+        return list(data.get("types", []))
+
+    async def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self.send(Call("GET", "/api/health"))
         return data
 
     # feed.JobSource: lets the live feed poll through this client -----------------
