@@ -19,6 +19,7 @@ from jobctl.commands import auth, cancel, completion, config, help, logs, retry,
 from jobctl.commands import list as list_cmd
 from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
+from jobctl.commands import tui as tui_cmd
 from jobctl.context import Context
 from jobctl.errors import EXIT_CODE_HELP, ExitCode, JobctlError, exit_code_for
 
@@ -81,6 +82,7 @@ app.command("logs")(logs.logs)
 app.command("retry")(retry.retry)
 app.command("cancel")(cancel.cancel)
 app.command("stats")(stats_cmd.stats)
+app.command("tui")(tui_cmd.tui)
 app.add_typer(server.app, name="server")
 app.add_typer(config.app, name="config")
 app.add_typer(auth.app, name="auth")

@@ -1,0 +1,1 @@
+"""The dashboard (`jobctl tui`): Textual only from here down."""

@@ -1,0 +1,62 @@
+"""What the dashboard needs from the job API and from the live feed.
+
+`jobctl.client.AsyncJobClient` and `jobctl.feed.JobFeed` are the real ones;
+tests and the benchmark pass small in-process fakes of the same shape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Protocol
+
+from jobctl.feed import FeedEvent, FeedMode
+from jobctl.client import LogPage
+from jobctl.models import Job, JobPage, Step
+
+
+class JobApi(Protocol):
+    async def list_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage: ...
+
+    async def get_job(self, job_id: str) -> Job: ...
+
+    async def get_steps(self, job_id: str) -> list[Step]: ...
+
+    async def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage: ...
+
+    async def create_job(
+        self,
+        type: str,
+        input: dict[str, Any],
+        idempotency_key: str,
+        concurrency_key: str | None = None,
+    ) -> Job: ...
+
+    async def cancel_job(self, job_id: str) -> Job: ...
+
+    async def retry_job(self, job_id: str, from_start: bool = False) -> Job: ...
+
+    async def stats(self) -> dict[str, Any]: ...
+
+    async def types(self) -> list[dict[str, Any]]: ...
+
+
+class LiveFeed(Protocol):
+    @property
+    def mode(self) -> FeedMode: ...
+
+    async def __aenter__(self) -> Any: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    def events(self) -> AsyncIterator[FeedEvent]: ...
+
+    def add_jobs(self, job_ids: Sequence[str]) -> None: ...
+
+    def refresh(self) -> None: ...

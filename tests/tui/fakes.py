@@ -1,0 +1,191 @@
+"""In-process fakes of the job API and the live feed, for unit-testing the UI layer only.
+
+They record every call, so tests assert what the dashboard asked for; the
+end-to-end tests use the real server, client and feed instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobctl.client import LogPage
+from jobctl.errors import ConflictError, JobctlError, NotFoundError
+from jobctl.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
+from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
+
+T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def fixed_clock() -> datetime:
+    return T0 + timedelta(minutes=10)
+
+
+def job_id(n: int) -> str:
+    return f"{n:08x}-0000-4000-8000-{n:012x}"
+
+
+def make_job(n: int, status: JobStatus = JobStatus.PENDING, **kw: Any) -> Job:
+    created = T0 + timedelta(seconds=n)
+    started = created + timedelta(seconds=1) if status != JobStatus.PENDING else None
+    done = created + timedelta(seconds=4) if status.is_terminal else None
+    values: dict[str, Any] = {
+        "id": job_id(n),
+        "type": "demo",
+        "status": status,
+        "progress": 100 if status == JobStatus.COMPLETED else 0,
+        "message": None,
+        "created_at": created,
+        "updated_at": done or started or created,
+        "started_at": started,
+        "completed_at": done,
+        "max_attempts": 3,
+        "input": {"steps": 3},
+    }
+    values.update(kw)
+    return Job(**values)
+
+
+@dataclass
+class FakeClient:
+    jobs: dict[str, Job] = field(default_factory=dict)
+    steps: dict[str, list[Step]] = field(default_factory=dict)
+    logs: dict[str, list[LogLine]] = field(default_factory=dict)
+    stats_value: dict[str, Any] = field(default_factory=dict)
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+    fail: JobctlError | None = None  # raised by every call while set
+    created: int = 0
+
+    def add(self, *jobs: Job) -> None:
+        for job in jobs:
+            self.jobs[job.id] = job
+
+    def _check(self, name: str, arg: Any = None) -> None:
+        self.calls.append((name, arg))
+        if self.fail is not None:
+            raise self.fail
+
+    async def list_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        self._check("list_jobs", cursor)
+        ordered = sorted(self.jobs.values(), key=lambda j: j.created_at or T0, reverse=True)
+        start = int(cursor or 0)
+        page = ordered[start : start + limit]
+        more = start + limit < len(ordered)
+        return JobPage(page, str(start + limit) if more else None)
+
+    async def get_job(self, job_id: str) -> Job:
+        self._check("get_job", job_id)
+        if job_id not in self.jobs:
+            raise NotFoundError(f"no job {job_id}")
+        return self.jobs[job_id]
+
+    async def get_steps(self, job_id: str) -> list[Step]:
+        self._check("get_steps", job_id)
+        return self.steps.get(job_id, [])
+
+    async def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
+        self._check("get_logs", job_id)
+        lines = [x for x in self.logs.get(job_id, []) if x.seq > after]
+        status = self.jobs[job_id].status.value if job_id in self.jobs else "completed"
+        return LogPage(lines, lines[-1].seq if lines else after, status)
+
+    async def create_job(
+        self,
+        type: str,
+        input: dict[str, Any],
+        idempotency_key: str,
+        concurrency_key: str | None = None,
+    ) -> Job:
+        self._check("create_job", (type, input))
+        self.created += 1
+        job = make_job(1000 + self.created, type=type, input=input)
+        self.jobs[job.id] = job
+        return job
+
+    async def cancel_job(self, job_id: str) -> Job:
+        self._check("cancel_job", job_id)
+        job = self.jobs[job_id]
+        if job.status.is_terminal:
+            raise ConflictError(f"job {job_id} already finished")
+        job = replace(job, status=JobStatus.CANCELLED, updated_at=fixed_clock())
+        self.jobs[job_id] = job
+        return job
+
+    async def retry_job(self, job_id: str, from_start: bool = False) -> Job:
+        self._check("retry_job", job_id)
+        job = self.jobs[job_id]
+        if not job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+            raise ConflictError(f"job {job_id} is not failed or cancelled")
+        job = replace(
+            job,
+            status=JobStatus.PENDING,
+            attempt=job.attempt + 1,
+            error=None,
+            updated_at=fixed_clock(),
+        )
+        self.jobs[job_id] = job
+        return job
+
+    async def stats(self) -> dict[str, Any]:
+        self._check("stats")
+        if self.stats_value:
+            return self.stats_value
+        counts = {s.value: 0 for s in JobStatus}
+        for job in self.jobs.values():
+            counts[job.status.value] += 1
+        return {"counts": counts, "queue_depth": counts["pending"], "failure_rate": 0.0}
+
+    async def types(self) -> list[dict[str, Any]]:
+        self._check("types")
+        return [{"name": "journal_extraction"}, {"name": "demo"}]
+
+
+class FakeFeed:
+    """Events are pushed by the test with `push` / `set_mode`."""
+
+    def __init__(self, mode: FeedMode = FeedMode.POLLING) -> None:
+        self._mode = mode
+        self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
+        self.added: list[str] = []
+        self.refreshes = 0
+        self.entered = False
+        self.closed = False
+
+    @property
+    def mode(self) -> FeedMode:
+        return self._mode
+
+    async def __aenter__(self) -> FakeFeed:
+        self.entered = True
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closed = True
+
+    async def events(self) -> AsyncIterator[FeedEvent]:
+        while True:
+            yield await self.queue.get()
+
+    def push(self, *jobs: Job) -> None:
+        for job in jobs:
+            self.queue.put_nowait(JobChanged(job, "poll"))
+
+    def set_mode(self, mode: FeedMode, detail: str = "") -> None:
+        previous, self._mode = self._mode, mode
+        self.queue.put_nowait(ModeChanged(mode, previous, detail))
+
+    def add_jobs(self, job_ids: Sequence[str]) -> None:
+        self.added.extend(job_ids)
+
+    def refresh(self) -> None:
+        self.refreshes += 1
