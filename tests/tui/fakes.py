@@ -124,7 +124,7 @@ class FakeClient:
     async def retry_job(self, job_id: str, from_start: bool = False) -> Job:
         self._check("retry_job", job_id)
         job = self.jobs[job_id]
-        if not job.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
             raise ConflictError(f"job {job_id} is not failed or cancelled")
         job = replace(
             job,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from jobctl.feed import FeedEvent, FeedMode
 from jobctl.client import LogPage
+from jobctl.feed import FeedEvent, FeedMode
 from jobctl.models import Job, JobPage, Step
 
 
