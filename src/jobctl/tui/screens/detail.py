@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from rich.syntax import Syntax
@@ -37,36 +37,38 @@ if TYPE_CHECKING:
 MAX_LOG_LINES = 2000  # a bounded tail: a chatty job never freezes the view
 
 
+def _stamp(value: datetime | None) -> str:
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if value else "-"
+
+
 def render_fields(job: Job, settings: TuiSettings) -> Table:
-    grid = Table.grid(padding=(0, 2))
+    """Compact enough that the steps still show on an 80x24 terminal."""
+    grid = Table.grid(padding=(0, 1))
     grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-    when = {
-        "created": job.created_at,
-        "started": job.started_at,
-        "completed": job.completed_at,
-    }
-    grid.add_row("id", job.id)
-    grid.add_row("type", job.type)
-    grid.add_row("status", status_label(job.status))
-    grid.add_row("progress", f"{progress_bar(job.progress, 20)}  {job.message or ''}".rstrip())
-    grid.add_row("attempt", f"{job.attempt} of {job.max_attempts}")
-    for name, stamp in when.items():
-        if stamp is not None:
-            grid.add_row(name, stamp.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
-    took = job_time(job, settings.clock())
-    if took:
-        grid.add_row("duration" if job.status.is_terminal else "age", took)
+    grid.add_column(overflow="fold", ratio=1)
+    grid.add_column(style="bold", no_wrap=True)
+    grid.add_column(no_wrap=True)
+    took = job_time(job, settings.clock()) or "-"
+    grid.add_row("id", job.id, "attempt", f"{job.attempt} of {job.max_attempts}")
+    grid.add_row("type", job.type, "duration" if job.status.is_terminal else "age", took)
+    grid.add_row("status", status_label(job.status), "", "")
+    progress = f"{progress_bar(job.progress, 20)}  {job.message or ''}".rstrip()
+    grid.add_row("progress", progress, "", "")
+    grid.add_row("created", _stamp(job.created_at), "", "")
+    if job.started_at or job.completed_at:
+        ended = f" · ended {_stamp(job.completed_at)[11:]}" if job.completed_at else ""
+        grid.add_row("started", f"{_stamp(job.started_at)}{ended}", "", "")
     shown_input = {k: v for k, v in job.input.items() if k != "text"}
     if "text" in job.input:
         shown_input["text"] = f"<{len(str(job.input['text']))} characters>"
-    grid.add_row("input", json.dumps(shown_input, ensure_ascii=False)[:400])
-    for name, value in (
-        ("idempotency key", job.idempotency_key),
-        ("concurrency key", job.concurrency_key),
-    ):
-        if value:
-            grid.add_row(name, value)
+    grid.add_row("input", json.dumps(shown_input, ensure_ascii=False)[:400], "", "")
+    keys = [
+        f"{n} {v}"
+        for n, v in (("idempotency", job.idempotency_key), ("concurrency", job.concurrency_key))
+        if v
+    ]
+    if keys:
+        grid.add_row("keys", " · ".join(keys), "", "")
     return grid
 
 
