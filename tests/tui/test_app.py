@@ -19,7 +19,7 @@ from jobctl.tui.screens.help import HelpScreen
 from jobctl.tui.screens.main import MainScreen
 from jobctl.tui.screens.submit import SubmitScreen
 from jobctl.tui.widgets.jobs_table import JobsTable
-from tests.tui.fakes import FakeClient, FakeFeed, T0, fixed_clock, job_id, make_job
+from tests.tui.fakes import T0, FakeClient, FakeFeed, fixed_clock, job_id, make_job
 from tests.tui.helpers import notes, until, until_text
 from tests.tui.screen_text import screen_text
 
@@ -52,12 +52,16 @@ async def test_loads_jobs_newest_first_with_counts(build: Any, feed: FakeFeed) -
         assert "◌ polling" in text
 
 
-async def test_live_progress_updates_the_row(build: Any, client: FakeClient, feed: FakeFeed) -> None:
+async def test_live_progress_updates_the_row(
+    build: Any, client: FakeClient, feed: FakeFeed
+) -> None:
     app = build()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         running = client.jobs[job_id(6)]
-        feed.push(replace(running, progress=60, message="Gathering reviews...", updated_at=fixed_clock()))
+        feed.push(
+            replace(running, progress=60, message="Gathering reviews...", updated_at=fixed_clock())
+        )
         await until_text(pilot, "Gathering reviews...")
         line = next(x for x in screen_text(app).splitlines() if "Gathering reviews" in x)
         assert "60%" in line and "▶ running" in line
@@ -112,7 +116,9 @@ async def test_journal_completion_raises_a_toast_that_opens_it(
         )
         client.add(done)
         feed.push(done)
-        await until(pilot, lambda: any("Journal entry ready: 3 events extracted" in n for n in notes(app)))
+        await until(
+            pilot, lambda: any("Journal entry ready: 3 events extracted" in n for n in notes(app))
+        )
         assert app.terminal_notices == ["Journal entry ready: 3 events extracted"]
         assert "open_job('" + job.id in notes(app)[-1]  # the toast's Open link
         await pilot.press("o")
@@ -120,7 +126,9 @@ async def test_journal_completion_raises_a_toast_that_opens_it(
         assert app.screen.job_id == job.id  # type: ignore[attr-defined]
 
 
-async def test_failure_toast_carries_the_error(build: Any, client: FakeClient, feed: FakeFeed) -> None:
+async def test_failure_toast_carries_the_error(
+    build: Any, client: FakeClient, feed: FakeFeed
+) -> None:
     app = build()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
@@ -150,7 +158,9 @@ async def test_detail_shows_steps_output_error_and_follows_logs(
     client.add(job)
     client.steps[job.id] = [
         Step(job.id, "s1", "parse", "completed", 1, None, None, T0, T0.replace(second=2)),
-        Step(job.id, "s2", "extract-events", "failed", 2, None, "timeout", T0, T0.replace(second=5)),
+        Step(
+            job.id, "s2", "extract-events", "failed", 2, None, "timeout", T0, T0.replace(second=5)
+        ),
         Step(job.id, "s3", "extract-events", "running", 3, None, None, T0, None),
     ]
     client.logs[job.id] = [LogLine(job.id, 1, T0, "info", "parse", "12 sentences")]
@@ -349,7 +359,9 @@ async def test_offline_keeps_the_rows_and_recovers(
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
         loads = len(calls(client, "list_jobs"))
-        client.fail = UnreachableError("the job server at http://127.0.0.1:1 refused the connection")
+        client.fail = UnreachableError(
+            "the job server at http://127.0.0.1:1 refused the connection"
+        )
         feed.set_mode(FeedMode.OFFLINE, "the job server refused the connection")
         await until_text(pilot, "✖ offline")
         assert len(table(app).order) == 10
