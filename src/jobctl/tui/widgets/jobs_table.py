@@ -73,6 +73,9 @@ class JobsTable(ScrollView, can_focus=True):
     ]
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
+    # A probe called with each job row drawn: set on an instance by tests, on the class by
+    # the benchmark (which must see the very first frame).
+    rendered: Callable[[Job], None] | None = None
 
     @dataclass
     class Opened(Message):
@@ -97,15 +100,25 @@ class JobsTable(ScrollView, can_focus=True):
         self.filter = JobFilter()
         self.marked: set[str] = set()
         self.empty_text = "No jobs yet."
-        self.rendered: Callable[[Job], None] | None = None  # a probe for the benchmark
 
     # data in (called by the screen) -------------------------------------------
     def set_jobs(self, jobs: Iterable[Job], *, replace: bool = False) -> None:
+        """Add or replace many jobs. Pages of the list arrive newest first, each older
+        than the last: those are appended without sorting the table again."""
         selected = self.selected_id
         if replace:
             self.jobs = {}
-        for job in jobs:
+        fresh = list(jobs)
+        appendable = all(job.id not in self.jobs for job in fresh)
+        for job in fresh:
             self.jobs[job.id] = job
+        if appendable:
+            shown = sorted((j for j in fresh if self.filter.matches(j)), key=sort_key)
+            if not shown or not self._keys or sort_key(shown[0]) > self._keys[-1]:
+                self.order.extend(j.id for j in shown)
+                self._keys.extend(sort_key(j) for j in shown)
+                self._after_reorder(selected)
+                return
         self._rebuild(selected)
 
     def upsert(self, job: Job) -> None:
