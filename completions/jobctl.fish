@@ -13,6 +13,7 @@ complete -c jobctl -n '__fish_use_subcommand' -a server -d 'Run and manage the e
 complete -c jobctl -n '__fish_use_subcommand' -a show -d 'Show a job: fields, the step timeline with attempts and durations, output, error.'
 complete -c jobctl -n '__fish_use_subcommand' -a stats -d 'Creation rate, durations by type (avg, p95), failure rate, queue depth, stuck jobs.'
 complete -c jobctl -n '__fish_use_subcommand' -a submit -d 'Submit a job. Prints its id; --watch follows it to the end.'
+complete -c jobctl -n '__fish_use_subcommand' -a tui -d 'The live dashboard: jobs, progress, details and logs; submit, retry and cancel.'
 complete -c jobctl -n '__fish_use_subcommand' -l profile -s p -r -d 'Profile to use (default: JOBCTL_PROFILE or the config\'s).'
 complete -c jobctl -n '__fish_use_subcommand' -l api-url -r -d 'Job API URL for this run.'
 complete -c jobctl -n '__fish_use_subcommand' -l no-color -d 'No colour (also: NO_COLOR).'
@@ -105,3 +106,5 @@ complete -c jobctl -n '__fish_seen_subcommand_from submit' -l watch -s w -d 'Fol
 complete -c jobctl -n '__fish_seen_subcommand_from submit' -l timeout -r -d 'With --watch: give up after this many seconds (exit 7).'
 complete -c jobctl -n '__fish_seen_subcommand_from submit' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from submit' -F
+complete -c jobctl -n '__fish_seen_subcommand_from tui' -l readonly -d 'Turn off every action that changes a job.'
+complete -c jobctl -n '__fish_seen_subcommand_from tui' -l help -d 'Show help and exit.'

@@ -193,10 +193,15 @@ class JobctlApp(App[int]):
 
     @on(JobsLoaded)
     def jobs_loaded(self, message: JobsLoaded) -> None:
-        fresh = [j for j in message.jobs if j.id not in self.jobs or not _older(j, self.jobs[j.id])]
-        for job in fresh:
+        # Jobs we knew (a reload after being offline) go through _apply, which notifies
+        # the ones that ended meanwhile; new ones are added to the table in one go.
+        new = [j for j in message.jobs if j.id not in self.jobs]
+        for job in message.jobs:
+            if job.id in self.jobs:
+                self._apply(job)
+        for job in new:
             self.jobs[job.id] = job
-        self.main_screen.table.set_jobs(fresh)
+        self.main_screen.table.set_jobs(new)
 
     @on(ConnectionChanged)
     def connection_changed(self, message: ConnectionChanged) -> None:

@@ -46,8 +46,10 @@ def build_submission(path: str, type_: str, input_json: str) -> Submission:
             raise UsageError('input JSON must be an object, like {"steps": 3}')
         data = value
     path = path.strip()
+    label = type_
     if path:
         file = Path(path).expanduser()
+        label = file.name
         try:
             if file.is_dir():
                 raise UsageError(f"{path}: is a directory, not a file")
@@ -70,7 +72,7 @@ def build_submission(path: str, type_: str, input_json: str) -> Submission:
         data["filename"] = file.name
     elif not data:
         raise UsageError("nothing to submit: give a file, or input JSON")
-    return Submission(type_, data, file.name if path else type_)
+    return Submission(type_, data, label)
 
 
 class SubmitScreen(ModalScreen[Submission | None]):
