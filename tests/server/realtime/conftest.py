@@ -94,6 +94,19 @@ def submit(url: str, token: str, job_type: str = "demo", **job_input: Any) -> di
     return job
 
 
+async def asubmit(url: str, token: str, job_type: str = "demo", **job_input: Any) -> dict[str, Any]:
+    """submit() without blocking the event loop, for tests whose clients must keep reading."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        response = await http.post(
+            f"{url}/api/jobs",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"type": job_type, "input": job_input},
+        )
+    assert response.status_code == 201, response.text
+    job: dict[str, Any] = response.json()
+    return job
+
+
 class RawSocket:
     """A bare Phoenix V1 client over `websockets`, for frames the official client never sends."""
 
