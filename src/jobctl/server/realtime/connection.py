@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import jwt
 from starlette.websockets import WebSocket
 
 from jobctl.server.auth import AuthFailed, Principal
@@ -319,8 +320,6 @@ class Connection:
     @staticmethod
     def _auth_message(token: str, exc: AuthFailed) -> str:
         if "expired" in str(exc):
-            import jwt
-
             with contextlib.suppress(jwt.PyJWTError, KeyError, TypeError, ValueError):
                 claims = jwt.decode(token, options={"verify_signature": False})
                 return protocol.expired_message(float(claims["exp"]))
