@@ -8,7 +8,7 @@ from typing import Any
 
 from realtime import AsyncRealtimeClient
 
-from tests.conftest import ServerProcess
+from tests.conftest import ServerProcess, wait_job
 from tests.server.realtime.conftest import jwt_for, submit, subscribe, ws_url
 
 STEPS = 3
@@ -68,6 +68,8 @@ async def test_users_never_see_each_others_rows(server: ServerProcess) -> None:
     admin = jwt_for(server.config_dir, None, role="service_role")
     anon = jwt_for(server.config_dir, None, role="anon")
     bob_job = submit(server.url, bob, steps=1, step_seconds=0)
+    with server.client(bob) as http:  # finished before anyone subscribes: no stray events
+        wait_job(http, bob_job["id"])
     tokens = {"alice": alice, "bob": bob, "admin": admin, "anon": anon}
     clients = {name: AsyncRealtimeClient(ws_url(server.url), t) for name, t in tokens.items()}
     try:
