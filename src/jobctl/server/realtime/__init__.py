@@ -31,7 +31,6 @@ def mount_realtime(
 ) -> Hub:
     hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env())
     app.state.realtime_hub = hub
-    app.state.realtime_store = store
     app.state.realtime_enabled = True
 
     async def websocket(ws: WebSocket) -> None:

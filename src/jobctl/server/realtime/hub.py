@@ -96,7 +96,7 @@ class Hub:
         self.auth = auth
         self.settings = settings
         self.connections: set[Connection] = set()
-        self.delivered = 0
+        self.delivered = 0  # frames queued since start (a counter for operators and tests)
         bus.add_listener(self.publish)
 
     def publish(self, change: Change) -> None:
