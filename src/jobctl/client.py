@@ -58,7 +58,7 @@ class Call:
 
     method: str
     path: str
-    params: list[tuple[str, str]] = field(default_factory=list)
+    params: list[tuple[str, str | int | float | bool | None]] = field(default_factory=list)
     body: Any = None
     retry_safe: bool = True
 
@@ -222,6 +222,7 @@ def list_call(
     cursor: str | None = None,
     id_prefix: str | None = None,
 ) -> Call:
+    params: list[tuple[str, str | int | float | bool | None]]
     params = [("status", s) for s in statuses or []]
     params += [("limit", str(max(1, min(limit, MAX_PAGE))))]
     for name, value in (
@@ -319,7 +320,7 @@ class JobClient:
                 response = self._http.request(
                     call.method,
                     core.base_url + call.path,
-                    params=httpx.QueryParams(call.params),
+                    params=call.params,
                     json=call.body,
                     headers=core.headers(),
                 )
@@ -464,7 +465,7 @@ class AsyncJobClient:
                 response = await self._http.request(
                     call.method,
                     core.base_url + call.path,
-                    params=httpx.QueryParams(call.params),
+                    params=call.params,
                     json=call.body,
                     headers=core.headers(),
                 )
