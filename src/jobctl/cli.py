@@ -112,8 +112,9 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
     """Move global options to the front, and give a bare `--json` an empty value.
 
     `--json` takes an optional field list (as gh's does), which Click cannot
-    express: a following word is the field list only when it names known fields,
-    so `jobctl show --json 3fa2` still reads 3fa2 as the job.
+    express: a following word is the field list only when it names a known
+    field, so `jobctl show --json 3fa2` still reads 3fa2 as the job, and
+    `--json id,nope` reports the unknown field.
     """
     front: list[str] = []
     rest: list[str] = []
@@ -134,7 +135,7 @@ def normalize_argv(argv: Sequence[str]) -> list[str]:
             front.append(arg)
         elif arg == "--json":
             nxt = argv[i + 1] if i + 1 < len(argv) else ""
-            if FIELD_LIST.match(nxt) and set(nxt.split(",")) <= fields:
+            if FIELD_LIST.match(nxt) and set(nxt.split(",")) & fields:
                 rest.extend([arg, nxt])
                 i += 1
             else:

@@ -38,9 +38,10 @@ def confirm_bulk(ctx: Context, action: str, count: int, yes: bool) -> bool:
     """Bulk actions ask on a terminal, and need --yes when there is none to ask."""
     if yes or count == 0:
         return True
+    jobs = f"{count} job{'s' if count != 1 else ''}"
     if not (ctx.stdin_tty and ctx.stderr_tty):
-        raise UsageError(f"{action} {count} jobs: add --yes to confirm (not on a terminal)")
-    ctx.stderr.write(f"{action} {count} jobs? [y/N] ")
+        raise UsageError(f"{action} {jobs}: add --yes to confirm (not on a terminal)")
+    ctx.stderr.write(f"{action} {jobs}? [y/N] ")
     ctx.stderr.flush()
     answer = ctx.stdin.readline().strip().lower()
     return answer in ("y", "yes")
@@ -55,7 +56,7 @@ def for_each(
         try:
             result = action(item)
         except JobctlError as exc:
-            ctx.info(f"{item}: {exc.message}")
+            ctx.info(exc.message if item in exc.message else f"{item}: {exc.message}")
             first_error = first_error or exc.exit_code
             continue
         on_done(result)

@@ -27,7 +27,8 @@ def run_retry(
             return ExitCode.OK
     else:
         ids = [client.resolve_id(r) for r in refs]
-    if not confirm_bulk(ctx, "retry", len(ids), yes or len(ids) == 1):
+    single = not all_failed and len(ids) == 1  # --all-failed is bulk whatever the count
+    if not confirm_bulk(ctx, "retry", len(ids), yes or single):
         ctx.info("nothing retried")
         return ExitCode.OK
 
