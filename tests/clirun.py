@@ -69,6 +69,6 @@ def invoke(
     err: io.StringIO = FakeTTY() if tty else io.StringIO()
     full = dict(os.environ)
     full.update(env or {})
-    ctx = Context(out, err, io.StringIO(stdin), full, transport=transport)
+    ctx = Context(out, err, FakeTTY(stdin) if tty else io.StringIO(stdin), full, transport=transport)
     code = main(list(args), ctx=ctx)
     return Result(code, out.getvalue(), err.getvalue())
