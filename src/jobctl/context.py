@@ -18,7 +18,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from jobctl import paths
 from jobctl.config import ENV_DEBUG, ENV_NO_COLOR, Settings, load_settings
-from jobctl.errors import AuthError
+from jobctl.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
     import httpx
@@ -96,24 +96,31 @@ class Context:
         except OSError:
             return None
 
-    def endpoint(self) -> Endpoint:
-        """URL and token of the active profile (the local server's when local)."""
-        from jobctl.client import Endpoint
+    def api_url(self) -> str:
+        """The active profile's API URL; for `local`, the running local server's."""
         from jobctl.localserver import read_state
 
         s = self.settings
-        token: str | None = s.get("token")
         url = s.explicit_api_url
-        if s.is_local:
-            if url is None:
-                state = read_state(s.data_dir)
-                url = state.url if state else f"http://127.0.0.1:{s.port}"
-            token = token or self.local_token()
-        elif url is None:
-            raise AuthError(
+        if url is None and s.is_local:
+            state = read_state(s.data_dir)
+            url = state.url if state else f"http://127.0.0.1:{s.port}"
+        if url is None:
+            raise UsageError(
                 f"profile {s.profile!r} has no api_url; "
                 f"set one with `jobctl config set api_url URL --profile {s.profile}`"
             )
+        return url
+
+    def endpoint(self) -> Endpoint:
+        """URL and token of the active profile (the local server's token when local)."""
+        from jobctl.client import Endpoint
+
+        s = self.settings
+        url = self.api_url()
+        token: str | None = s.get("token")
+        if s.is_local:
+            token = token or self.local_token()
         elif token is None:
             raise AuthError(
                 f"not logged in to profile {s.profile!r}; run `jobctl auth login --profile "

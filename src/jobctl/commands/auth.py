@@ -43,7 +43,7 @@ def run_login(ctx: Context, token: str | None, verify: bool) -> int:
         raise UsageError("empty or malformed token")
     s = ctx.settings
     if verify:
-        url = ctx.endpoint().url
+        url = ctx.api_url()
         with JobClient(
             url,
             value,
@@ -65,9 +65,8 @@ def run_status(ctx: Context) -> int:
     ctx.out(f"server:   {endpoint.url}")
     ctx.out(f"token:    {mask(endpoint.token)} (from {token_source(ctx)})")
     if endpoint.token is None:
-        if s.is_local:
-            ctx.info("no token yet: the local server creates one when it first starts")
-        raise AuthError(f"not logged in (profile {s.profile})")
+        why = "; the local server makes its token when it first starts" if s.is_local else ""
+        raise AuthError(f"not logged in (profile {s.profile}){why}")
     ctx.client(autostart=False).list_jobs(limit=1)
     ctx.out("status:   token accepted")
     return ExitCode.OK
