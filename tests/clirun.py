@@ -37,9 +37,12 @@ class Result:
 
 
 def jobctl(
-    *args: str, env: dict[str, str | None] | None = None, input: str | None = None,
-    timeout: float = 60, cwd: Path = ROOT,
-) -> Result:  # fmt: skip
+    *args: str,
+    env: dict[str, str | None] | None = None,
+    input: str | None = None,
+    timeout: float = 60,
+    cwd: Path = ROOT,
+) -> Result:
     """The installed `jobctl` console script in a subprocess, with the test's environment."""
     full = dict(os.environ)
     for key, value in (env or {}).items():
@@ -49,9 +52,14 @@ def jobctl(
             full[key] = value
     command = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "jobctl"]
     proc = subprocess.run(
-        [*command, *args], env=full, input=input, capture_output=True, text=True,
-        timeout=timeout, cwd=cwd,
-    )  # fmt: skip
+        [*command, *args],
+        env=full,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
     return Result(proc.returncode, proc.stdout, proc.stderr)
 
 
@@ -61,14 +69,19 @@ class FakeTTY(io.StringIO):
 
 
 def invoke(
-    *args: str, env: dict[str, str] | None = None, tty: bool = False, stdin: str = "",
+    *args: str,
+    env: dict[str, str] | None = None,
+    tty: bool = False,
+    stdin: str = "",
     transport: httpx.BaseTransport | None = None,
-) -> Result:  # fmt: skip
+) -> Result:
     """main() in process with string streams (fast; for rendering and argument tests)."""
     out: io.StringIO = FakeTTY() if tty else io.StringIO()
     err: io.StringIO = FakeTTY() if tty else io.StringIO()
     full = dict(os.environ)
     full.update(env or {})
-    ctx = Context(out, err, FakeTTY(stdin) if tty else io.StringIO(stdin), full, transport=transport)
+    ctx = Context(
+        out, err, FakeTTY(stdin) if tty else io.StringIO(stdin), full, transport=transport
+    )
     code = main(list(args), ctx=ctx)
     return Result(code, out.getvalue(), err.getvalue())

@@ -53,8 +53,12 @@ class FaultServer:
         self._thread.join(5)
 
     @staticmethod
-    def send_json(handler: BaseHTTPRequestHandler, status: int, data: Any,
-                  headers: dict[str, str] | None = None) -> None:  # fmt: skip
+    def send_json(
+        handler: BaseHTTPRequestHandler,
+        status: int,
+        data: Any,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         body = json.dumps(data).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "application/json")
@@ -75,8 +79,12 @@ class FaultServer:
             self.send_json(handler, int(mode), {"error": {"code": "internal", "message": "boom"}})
         elif mode == "429":
             retry_after = str(self.options.get("retry_after", 0))
-            self.send_json(handler, 429, {"error": {"code": "limit_reached", "message": "slow down"}},
-                           {"Retry-After": retry_after})  # fmt: skip
+            self.send_json(
+                handler,
+                429,
+                {"error": {"code": "limit_reached", "message": "slow down"}},
+                {"Retry-After": retry_after},
+            )
         elif mode == "slow":
             time.sleep(float(self.options.get("delay", 3.0)))
             self.send_json(handler, 200, {"jobs": [], "next_cursor": None})

@@ -17,9 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
-
 from jobctl import __version__
+from jobctl._httpx import httpx
 from jobctl.errors import (
     AuthError,
     ConflictError,

@@ -90,10 +90,15 @@ def test_two_commands_at_once_start_one_server(data_dir: Path) -> None:
     env = {**os.environ, "JOBCTL_PORT": "0"}
     env.pop("JOBCTL_NO_AUTOSTART")
     procs = [
-        subprocess.Popen([sys.executable, "-m", "jobctl", "list", "--json"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", "jobctl", "list", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
-    ]  # fmt: skip
+    ]
     outcomes = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outcomes
     started = [err for _, err in outcomes if "started the local job server" in err]
@@ -102,10 +107,12 @@ def test_two_commands_at_once_start_one_server(data_dir: Path) -> None:
 
 def test_stale_state_file_is_ignored(data_dir: Path) -> None:
     data_dir.mkdir(parents=True)
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
-    (data_dir / "server.json").write_text(json.dumps({"pid": int(dead), "url": "http://127.0.0.1:9",
-                                                      "version": "0", "db": "x"}))  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
+    (data_dir / "server.json").write_text(
+        json.dumps({"pid": int(dead), "url": "http://127.0.0.1:9", "version": "0", "db": "x"})
+    )
     assert jobctl("server", "status").code == 6
     result = jobctl("list", env=AUTOSTART)
     assert result.code == 0, result.stderr

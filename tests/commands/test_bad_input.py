@@ -60,9 +60,12 @@ CASES = [
 
 @pytest.mark.parametrize(("argv", "needle"), CASES, ids=[" ".join(c[0]) for c in CASES])
 def test_bad_input_is_one_line_and_exit_2(
-    server: ServerProcess, files: dict[str, Path], tmp_path: Path, argv: list[str],
+    server: ServerProcess,
+    files: dict[str, Path],
+    tmp_path: Path,
+    argv: list[str],
     needle: str | None,
-) -> None:  # fmt: skip
+) -> None:
     names = {k: str(v) for k, v in files.items()}
     args = [a.format(tmp=tmp_path, **names) for a in argv]
     before = job_count(server)
@@ -134,8 +137,11 @@ def test_file_plus_input_merges(server: ServerProcess, tmp_path: Path) -> None:
     assert result.code == 0, result.stderr
     with server.client() as http:
         job = http.get(f"/api/jobs/{result.stdout.strip()}").json()
-    assert job["input"] == {"date": "2026-03-02", "text": "Dentist on Friday at 3pm.",
-                            "filename": "entry.txt"}  # fmt: skip
+    assert job["input"] == {
+        "date": "2026-03-02",
+        "text": "Dentist on Friday at 3pm.",
+        "filename": "entry.txt",
+    }
 
 
 def test_idempotency_key_makes_one_job(server: ServerProcess) -> None:

@@ -29,8 +29,16 @@ def test_precedence_flag_env_file_default() -> None:
     assert timeout() == (9.0, "profile local")
     assert timeout(env={"JOBCTL_TIMEOUT": "7"}) == (7.0, "env JOBCTL_TIMEOUT")
 
-    urls = json.loads(jobctl("--api-url", "http://flag:1", "config", "show", "--json",
-                             env={"JOBCTL_API_URL": "http://env:1"}).stdout)  # fmt: skip
+    urls = json.loads(
+        jobctl(
+            "--api-url",
+            "http://flag:1",
+            "config",
+            "show",
+            "--json",
+            env={"JOBCTL_API_URL": "http://env:1"},
+        ).stdout
+    )
     assert (urls["values"]["api_url"], urls["sources"]["api_url"]) == ("http://flag:1", "flag")
 
 

@@ -31,8 +31,11 @@ def free_port() -> int:
 
 
 def remote(url: str, **extra: str) -> dict[str, str | None]:
-    env: dict[str, str | None] = {"JOBCTL_API_URL": url, "JOBCTL_TOKEN": "test-token",
-                                  "JOBCTL_RETRIES": "2"}  # fmt: skip
+    env: dict[str, str | None] = {
+        "JOBCTL_API_URL": url,
+        "JOBCTL_TOKEN": "test-token",
+        "JOBCTL_RETRIES": "2",
+    }
     env.update(extra)
     return env
 
@@ -45,8 +48,14 @@ def test_0_watched_job_completed(server: ServerProcess) -> None:
 
 
 def test_1_watched_job_failed(server: ServerProcess) -> None:
-    result = jobctl("submit", "--type", "demo", "--input", demo(steps=1, step_seconds=0,
-                    fail_at=1, fail_times=99), "--watch")  # fmt: skip
+    result = jobctl(
+        "submit",
+        "--type",
+        "demo",
+        "--input",
+        demo(steps=1, step_seconds=0, fail_at=1, fail_times=99),
+        "--watch",
+    )
     assert result.code == 1, result.stderr
     assert "failed" in result.stdout
     assert "demo failure at step 1" in result.stdout
@@ -63,14 +72,27 @@ def test_2_usage_error_from_a_bad_flag() -> None:
 
 def test_3_watched_job_cancelled(server: ServerProcess) -> None:
     watch = subprocess.Popen(
-        [str(SCRIPT), "submit", "--type", "demo", "--input", demo(steps=50, step_seconds=0.2),
-         "--watch", "--quiet"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            str(SCRIPT),
+            "submit",
+            "--type",
+            "demo",
+            "--input",
+            demo(steps=50, step_seconds=0.2),
+            "--watch",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with server.client() as http:
-            job = wait_for(lambda: (http.get("/api/jobs", params={"status": "running"}).json()
-                                    ["jobs"] or [None])[0])  # fmt: skip
+            job = wait_for(
+                lambda: (
+                    http.get("/api/jobs", params={"status": "running"}).json()["jobs"] or [None]
+                )[0]
+            )
             assert isinstance(job, dict)
             cancelled = jobctl("cancel", job["id"][:8])
             assert cancelled.code == 0, cancelled.stderr
@@ -121,11 +143,20 @@ def test_6_dropped_connection(fault: type) -> None:
 
 def test_6_connection_lost_for_good_during_watch(server: ServerProcess) -> None:
     watch = subprocess.Popen(
-        [str(SCRIPT), "submit", "--type", "demo", "--input", demo(steps=100, step_seconds=0.2),
-         "--watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            str(SCRIPT),
+            "submit",
+            "--type",
+            "demo",
+            "--input",
+            demo(steps=100, step_seconds=0.2),
+            "--watch",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
         env={**__import__("os").environ, "JOBCTL_RECONNECT_SECONDS": "1", "JOBCTL_RETRIES": "0"},
-    )  # fmt: skip
+    )
     try:
         with server.client() as http:
             wait_for(lambda: http.get("/api/jobs", params={"status": "running"}).json()["jobs"])
@@ -141,8 +172,16 @@ def test_6_connection_lost_for_good_during_watch(server: ServerProcess) -> None:
 
 def test_7_watch_timed_out(server: ServerProcess) -> None:
     started = time.monotonic()
-    result = jobctl("submit", "--type", "demo", "--input", demo(steps=50, step_seconds=0.2),
-                    "--watch", "--timeout", "0.5")  # fmt: skip
+    result = jobctl(
+        "submit",
+        "--type",
+        "demo",
+        "--input",
+        demo(steps=50, step_seconds=0.2),
+        "--watch",
+        "--timeout",
+        "0.5",
+    )
     assert time.monotonic() - started < 10
     cancel_running(server)
     lines = result.stderr.strip().splitlines()
@@ -218,10 +257,19 @@ def test_9_not_a_jobctl_server(fault: type) -> None:
 
 def test_130_interrupted(server: ServerProcess) -> None:
     watch = subprocess.Popen(
-        [str(SCRIPT), "submit", "--type", "demo", "--input", demo(steps=100, step_seconds=0.2),
-         "--watch"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [
+            str(SCRIPT),
+            "submit",
+            "--type",
+            "demo",
+            "--input",
+            demo(steps=100, step_seconds=0.2),
+            "--watch",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         with server.client() as http:
             wait_for(lambda: http.get("/api/jobs", params={"status": "running"}).json()["jobs"])
@@ -247,7 +295,10 @@ def cancel_running(server: ServerProcess) -> None:
 def test_every_exit_code_has_a_test() -> None:
     from jobctl.errors import ExitCode
 
-    names = [line.split("(")[0] for line in Path(__file__).read_text().splitlines()
-             if line.startswith("def test_")]  # fmt: skip
+    names = [
+        line.split("(")[0]
+        for line in Path(__file__).read_text().splitlines()
+        if line.startswith("def test_")
+    ]
     covered = {int(name.split("_")[1]) for name in names if name.split("_")[1].isdigit()}
     assert covered == {int(code) for code in ExitCode}

@@ -19,12 +19,20 @@ JOURNAL = str(ROOT / "examples" / "journal.txt")
 def jobs(server: ServerProcess) -> list[dict[str, Any]]:
     """A completed journal job, a failed and a completed demo job; API answers, newest first."""
     with server.client() as http:
-        done = http.post("/api/jobs", json={"type": "journal_extraction",
-                                            "input": {"text": "Call Ann on Friday at 3pm."}})  # fmt: skip
-        failed = http.post("/api/jobs", json={"type": "demo", "input": {
-            "steps": 1, "step_seconds": 0, "fail_at": 1, "fail_times": 9}})  # fmt: skip
-        quick = http.post("/api/jobs", json={"type": "demo", "input": {"steps": 1,
-                                                                       "step_seconds": 0}})  # fmt: skip
+        done = http.post(
+            "/api/jobs",
+            json={"type": "journal_extraction", "input": {"text": "Call Ann on Friday at 3pm."}},
+        )
+        failed = http.post(
+            "/api/jobs",
+            json={
+                "type": "demo",
+                "input": {"steps": 1, "step_seconds": 0, "fail_at": 1, "fail_times": 9},
+            },
+        )
+        quick = http.post(
+            "/api/jobs", json={"type": "demo", "input": {"steps": 1, "step_seconds": 0}}
+        )
         for made in (done, failed, quick):
             wait_job(http, made.json()["id"])
         return list(http.get("/api/jobs").json()["jobs"])
@@ -44,8 +52,21 @@ def test_list_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, 
     for job in listed:
         assert set(job) == set(JOB_FIELDS)
         # Jobs may move on between the two reads; everything but state must be identical.
-        fixed = {k: v for k, v in job.items() if k not in ("status", "progress", "message",
-                 "output", "updated_at", "started_at", "completed_at", "attempt")}  # fmt: skip
+        fixed = {
+            k: v
+            for k, v in job.items()
+            if k
+            not in (
+                "status",
+                "progress",
+                "message",
+                "output",
+                "updated_at",
+                "started_at",
+                "completed_at",
+                "attempt",
+            )
+        }
         assert fixed == {k: api[job["id"]][k] for k in fixed}
     finished = [j for j in listed if j["status"] in ("completed", "failed")]
     assert finished and all(j == api[j["id"]] for j in finished)
@@ -80,7 +101,9 @@ def test_jsonl(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     assert [json.loads(line)["id"] for line in lines] == [j["id"] for j in jobs]
 
 
-def test_piped_output_is_tsv_without_escapes(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
+def test_piped_output_is_tsv_without_escapes(
+    server: ServerProcess, jobs: list[dict[str, Any]]
+) -> None:
     for args in (["list"], ["show", jobs[0]["id"]], ["logs", jobs[-1]["id"]], ["stats"]):
         result = jobctl(*args, env={"NO_COLOR": None})
         assert result.code == 0, result.stderr
@@ -88,7 +111,7 @@ def test_piped_output_is_tsv_without_escapes(server: ServerProcess, jobs: list[d
     rows = [line.split("\t") for line in jobctl("list").stdout.strip().splitlines()]
     assert [r[0] for r in rows] == [j["id"] for j in api_jobs(server)]
     failed = next(r for r in rows if r[2] == "failed")
-    assert failed[1] == "demo" and failed[3] == "100" or failed[3].isdigit()
+    assert (failed[1] == "demo" and failed[3] == "100") or failed[3].isdigit()
     assert "demo failure at step 1" in failed[5]
 
 
@@ -170,8 +193,9 @@ def test_logs(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
 
 
 def test_logs_follow_until_the_job_ends(server: ServerProcess) -> None:
-    job_id = jobctl("submit", "--type", "demo", "--input", '{"steps": 3, "step_seconds": 0.2}',
-                    "-q").stdout.strip()  # fmt: skip
+    job_id = jobctl(
+        "submit", "--type", "demo", "--input", '{"steps": 3, "step_seconds": 0.2}', "-q"
+    ).stdout.strip()
     result = jobctl("logs", job_id, "--follow", "--timeout", "20")
     assert result.code == 0, result.stderr
     with server.client() as http:
