@@ -35,7 +35,7 @@ _jobctl() {
         " logs") opts="--follow -f --jsonl --timeout --help"; subs="" ;;
         " retry") opts="--all-failed --type -t --from-start --yes -y --help"; subs="" ;;
         " server") opts="--help"; subs="run start status stop" ;;
-        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --state-file --access-log --no-access-log --help"; subs="" ;;
+        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --help"; subs="" ;;
         " server start") opts="--port --json --help"; subs="" ;;
         " server status") opts="--json --help"; subs="" ;;
         " server stop") opts="--help"; subs="" ;;

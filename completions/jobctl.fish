@@ -79,6 +79,7 @@ complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subco
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l backoff -r -d 'Retry delays in seconds, comma-separated, or \'inngest\' for 15s..2h.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l timeout -r -d 'Running timeout per type: TYPE=SECONDS (repeatable).'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l limit -r -d 'Concurrency limit: user=3, org=5, decision=2, key=5 (repeatable; 0 = none).'
+complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l cancel-grace -r -d 'Seconds a cancelled job\'s running step gets before it is interrupted.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l state-file -r -d 'Write pid and URL here once listening.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l access-log -l no-access-log -d 'Log every request.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l help -d 'Show help and exit.'
