@@ -176,3 +176,24 @@ def test_non_json_answer(httpx_mock: HTTPXMock) -> None:
     jobs, _ = client()
     with pytest.raises(ServerError, match="not JSON"):
         jobs.stats()
+
+
+async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
+    from jobctl.client import AsyncJobClient
+
+    other = dict(JOB, id="3fa2c0de-0000-4000-8000-000000000002")
+    httpx_mock.add_response(url=f"{URL}/api/jobs/{JOB['id']}", json=JOB)
+    httpx_mock.add_response(url=f"{URL}/api/jobs/{other['id']}", **error(404))  # type: ignore[arg-type]
+    httpx_mock.add_response(
+        url=f"{URL}/api/jobs?status=pending&status=running&limit=500",
+        json={"jobs": [JOB], "next_cursor": None},
+    )
+    httpx_mock.add_response(
+        url=f"{URL}/api/jobs?limit=50", json={"jobs": [JOB, other], "next_cursor": None}
+    )
+    jobs = AsyncJobClient(URL, "tok")
+    try:
+        assert [j.id for j in await jobs.fetch_jobs([JOB["id"], other["id"]])] == [JOB["id"]]
+        assert sorted(j.id for j in await jobs.fetch_active()) == sorted([JOB["id"], other["id"]])
+    finally:
+        await jobs.aclose()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -512,3 +512,22 @@ class AsyncJobClient:
     async def stats(self) -> dict[str, Any]:
         data: dict[str, Any] = await self.send(Call("GET", "/api/stats"))
         return data
+
+    # feed.JobSource: lets the live feed poll through this client -----------------
+    async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Current state of these jobs; unknown ids are left out."""
+        found = []
+        for job_id in job_ids:
+            try:
+                found.append(await self.get_job(job_id))
+            except NotFoundError:
+                continue
+        return found
+
+    async def fetch_active(self) -> list[Job]:
+        """Pending and running jobs, plus the latest ones (which include recent changes)."""
+        active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE)
+        latest = await self.list_jobs(limit=50)
+        merged = {j.id: j for j in latest.jobs}
+        merged.update({j.id: j for j in active.jobs})
+        return list(merged.values())
