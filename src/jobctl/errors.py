@@ -22,7 +22,9 @@ class ExitCode(IntEnum):
 EXIT_CODE_HELP: dict[ExitCode, str] = {
     ExitCode.OK: "ok; a watched job completed",
     ExitCode.JOB_FAILED: "a watched job failed",
-    ExitCode.USAGE: "usage error: bad flag or argument, unreadable or invalid input, unknown job type",
+    ExitCode.USAGE: (
+        "usage error: bad flag or argument, unreadable or invalid input, unknown job type"
+    ),
     ExitCode.JOB_CANCELLED: "a watched job was cancelled",
     ExitCode.NOT_FOUND: "not found",
     ExitCode.AUTH: "not authenticated or not allowed",

@@ -7,7 +7,12 @@ from typing import Annotated
 
 import typer
 
+from jobctl.commands._shared import JsonOption, get_ctx
+from jobctl.context import Context
+from jobctl.errors import ExitCode
+
 app = typer.Typer(help="Run and manage the embedded job server.", no_args_is_help=True)
+STATUS_FIELDS = ("running", "url", "pid", "version", "store", "db", "data_dir")
 
 
 def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
@@ -100,3 +105,90 @@ def run(
     settings.state_file = state_file or state_path(settings.data_dir)
     settings.access_log = access_log
     raise typer.Exit(run_server(settings))
+
+
+def _print_state(ctx: Context, data: dict[str, object], json_fields: str | None) -> None:
+    from jobctl import render
+
+    if json_fields is not None:
+        ctx.out(
+            render.to_json(render.select(data, render.parse_fields(json_fields, STATUS_FIELDS)))
+        )
+        return
+    for key in STATUS_FIELDS:
+        value = data.get(key)
+        if key == "running":
+            value = "yes" if value else "no"
+        ctx.out(f"{key + ':':<10}{'-' if value is None else value}")
+
+
+def run_start(ctx: Context, port: int | None, json_fields: str | None) -> int:
+    from jobctl.localserver import log_file, start_server
+
+    data_dir = ctx.data_dir
+    state, started = start_server(data_dir, ctx.settings.port if port is None else port)
+    if started:
+        ctx.info(
+            f"started the local job server at {state.url} (pid {state.pid}; "
+            f"data: {data_dir}; log: {log_file(data_dir)})"
+        )
+    else:
+        ctx.info(f"already running at {state.url} (pid {state.pid})")
+    _print_state(ctx, state.to_dict(), json_fields)
+    return ExitCode.OK
+
+
+def run_status(ctx: Context, json_fields: str | None) -> int:
+    from jobctl.localserver import running_server
+
+    state = running_server(ctx.data_dir)
+    if state is None:
+        data: dict[str, object] = dict.fromkeys(STATUS_FIELDS)
+        data.update(running=False, data_dir=str(ctx.data_dir))
+        _print_state(ctx, data, json_fields)
+        if json_fields is None:
+            ctx.info("no server running for this data dir; start one with `jobctl server start`")
+        return ExitCode.UNREACHABLE
+    _print_state(ctx, state.to_dict(), json_fields)
+    return ExitCode.OK
+
+
+def run_stop(ctx: Context) -> int:
+    from jobctl.localserver import stop_server
+
+    state = stop_server(ctx.data_dir)
+    if state is None:
+        ctx.info("no server running for this data dir")
+    else:
+        ctx.info(f"stopped the server at {state.url} (pid {state.pid})")
+    return ExitCode.OK
+
+
+@app.command("start")
+def start(
+    typer_ctx: typer.Context,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port (default: the `port` setting, 8765; 0 picks a free one).", show_default=False
+        ),
+    ] = None,
+    json_fields: JsonOption = None,
+) -> None:
+    """Start the server in the background (pid and log files in the data dir).
+
+    Does nothing when one already runs for this data dir.
+    """
+    raise typer.Exit(run_start(get_ctx(typer_ctx), port, json_fields))
+
+
+@app.command("status")
+def status(typer_ctx: typer.Context, json_fields: JsonOption = None) -> None:
+    """Whether the local server runs: URL, pid, version, store, data path. Exit 6 if not."""
+    raise typer.Exit(run_status(get_ctx(typer_ctx), json_fields))
+
+
+@app.command("stop")
+def stop(typer_ctx: typer.Context) -> None:
+    """Stop the background server of this data dir (SIGTERM, then SIGKILL after 15 s)."""
+    raise typer.Exit(run_stop(get_ctx(typer_ctx)))

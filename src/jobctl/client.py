@@ -1,0 +1,545 @@
+"""JobClient / AsyncJobClient: the job API over httpx, returning models.
+
+One place (`error_for`, `transport_error`) turns HTTP answers and connection
+failures into the errors of jobctl.errors, whose exit codes are DESIGN.md
+section 6. Retries with backoff and jitter apply to idempotent requests and to
+submits (which always carry an idempotency key); a 429's Retry-After is
+honoured. The transport is injectable for tests. No Rich, Textual or server
+imports here.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobctl import __version__
+from jobctl._httpx import httpx
+from jobctl.errors import (
+    AuthError,
+    ConflictError,
+    JobctlError,
+    NotFoundError,
+    RateLimitedError,
+    ServerError,
+    UnreachableError,
+    UsageError,
+)
+from jobctl.models import Job, JobPage, LogLine, Step
+
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
+MAX_PAGE = 500
+MAX_RETRY_AFTER = 60.0  # a longer Retry-After is reported, not slept through
+RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str
+    token: str | None
+
+
+@dataclass
+class LogPage:
+    logs: list[LogLine]
+    next_after: int
+    job_status: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API request, and whether it is safe to send again."""
+
+    method: str
+    path: str
+    params: list[tuple[str, str | int | float | bool | None]] = field(default_factory=list)
+    body: Any = None
+    retry_safe: bool = True
+
+
+def _message_of(response: httpx.Response) -> tuple[str, str | None]:
+    try:
+        body = response.json()
+        error = body.get("error") if isinstance(body, dict) else None
+        if isinstance(error, dict):
+            return str(error.get("message") or response.reason_phrase), error.get("code")
+    except ValueError:
+        pass
+    return f"HTTP {response.status_code} {response.reason_phrase}", None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None
+
+
+def error_for(response: httpx.Response) -> JobctlError:
+    """The one mapping from an HTTP error answer to a jobctl error (and exit code)."""
+    status = response.status_code
+    message, code = _message_of(response)
+    if status in (400, 413, 422):
+        return UsageError(message, code=code)
+    if status in (401, 403):
+        hint = "; check the token (`jobctl auth status`)" if status == 401 else ""
+        return AuthError(
+            f"{'not authenticated' if status == 401 else 'not allowed'}: {message}{hint}", code=code
+        )
+    if status == 404:
+        return NotFoundError(message, code=code)
+    if status == 409:
+        return ConflictError(message, code=code)
+    if status == 429:
+        wait = _retry_after(response)
+        extra = f" (retry after {wait:g}s)" if wait is not None else ""
+        return RateLimitedError(f"rejected: {message}{extra}", code=code, retry_after=wait)
+    return ServerError(f"server error {status} from {response.request.url}: {message}", code=code)
+
+
+def transport_error(exc: httpx.TransportError, url: str, hint: str) -> UnreachableError:
+    if isinstance(exc, httpx.TimeoutException):
+        what = "did not answer in time"
+    elif isinstance(exc, httpx.ConnectError):
+        what = "refused the connection" if "refused" in str(exc).lower() else "cannot be reached"
+    else:
+        what = "dropped the connection"
+    return UnreachableError(f"the job server at {url} {what}{hint}")
+
+
+def backoff_delay(attempt: int, base: float) -> float:
+    """Exponential backoff with jitter (half to all of the step)."""
+    step = min(base * (2**attempt), 8.0)
+    return float(step * random.uniform(0.5, 1.0))
+
+
+class _Core:
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        unreachable_hint: str = "",
+        on_unreachable: Callable[[], Endpoint | None] | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
+        self.retries = retries
+        self.backoff = backoff
+        self.unreachable_hint = unreachable_hint
+        self.on_unreachable = on_unreachable
+
+    def headers(self) -> dict[str, str]:
+        headers = {"User-Agent": f"jobctl/{__version__}", "Accept": "application/json"}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        return headers
+
+    def try_recover(self, exc: Exception) -> bool:
+        """On a refused connection, let the owner start a server once; True to resend."""
+        if self.on_unreachable is None or not isinstance(exc, httpx.ConnectError):
+            return False
+        hook, self.on_unreachable = self.on_unreachable, None
+        endpoint = hook()
+        if endpoint is None:
+            return False
+        self.base_url, self.token = endpoint.url.rstrip("/"), endpoint.token
+        return True
+
+    def next_delay(
+        self, call: Call, attempt: int, outcome: httpx.Response | Exception
+    ) -> float | None:
+        """Seconds to wait before resending, or None to give up now."""
+        if attempt >= self.retries:
+            return None
+        if isinstance(outcome, httpx.Response):
+            if outcome.status_code == 429:
+                wait = _retry_after(outcome)
+                if wait is not None and wait > MAX_RETRY_AFTER:
+                    return None
+                return backoff_delay(attempt, self.backoff) if wait is None else wait
+            if outcome.status_code in RETRYABLE_STATUS and call.retry_safe:
+                return backoff_delay(attempt, self.backoff)
+            return None
+        # A refused connection never reached the server: safe to resend any request.
+        if isinstance(outcome, httpx.ConnectError) or call.retry_safe:
+            return backoff_delay(attempt, self.backoff)
+        return None
+
+    def result(self, response: httpx.Response) -> Any:
+        if response.status_code >= 400:
+            raise error_for(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise ServerError(
+                f"unexpected answer from {response.request.url}: not JSON "
+                f"(HTTP {response.status_code}); is {self.base_url} a jobctl server?"
+            ) from None
+
+    def fail(self, exc: httpx.TransportError) -> UnreachableError:
+        return transport_error(exc, self.base_url, self.unreachable_hint)
+
+
+# Request builders: shared by the sync and async clients ------------------------
+def _job_path(job_id: str, suffix: str = "") -> str:
+    return f"/api/jobs/{job_id}{suffix}"
+
+
+def create_call(
+    type: str,
+    input: dict[str, Any],
+    idempotency_key: str,
+    concurrency_key: str | None = None,
+) -> Call:
+    body: dict[str, Any] = {"type": type, "input": input, "idempotency_key": idempotency_key}
+    if concurrency_key:
+        body["concurrency_key"] = concurrency_key
+    # Safe to resend: the idempotency key makes a repeat return the same job.
+    return Call("POST", "/api/jobs", body=body, retry_safe=True)
+
+
+def list_call(
+    statuses: list[str] | None = None,
+    type: str | None = None,
+    since: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    id_prefix: str | None = None,
+) -> Call:
+    params: list[tuple[str, str | int | float | bool | None]]
+    params = [("status", s) for s in statuses or []]
+    params += [("limit", str(max(1, min(limit, MAX_PAGE))))]
+    for name, value in (
+        ("type", type),
+        ("since", since),
+        ("cursor", cursor),
+        ("id_prefix", id_prefix),
+    ):
+        if value:
+            params.append((name, value))
+    return Call("GET", "/api/jobs", params=params)
+
+
+def logs_call(job_id: str, after: int = 0, limit: int = 1000) -> Call:
+    return Call(
+        "GET", _job_path(job_id, "/logs"), params=[("after", str(after)), ("limit", str(limit))]
+    )
+
+
+def retry_call(job_id: str, from_start: bool) -> Call:
+    return Call(
+        "POST", _job_path(job_id, "/retry"), body={"from_start": from_start}, retry_safe=False
+    )
+
+
+def cancel_call(job_id: str) -> Call:
+    return Call("POST", _job_path(job_id, "/cancel"), retry_safe=False)
+
+
+def page_of(data: Any) -> JobPage:
+    return JobPage([Job.from_dict(j) for j in data.get("jobs", [])], data.get("next_cursor"))
+
+
+def log_page_of(data: Any) -> LogPage:
+    return LogPage(
+        [LogLine.from_dict(x) for x in data.get("logs", [])],
+        int(data.get("next_after") or 0),
+        str(data.get("job_status") or ""),
+    )
+
+
+def check_ref(ref: str) -> str:
+    ref = ref.strip().lower()
+    if not PREFIX_RE.match(ref):
+        raise UsageError(f"not a job id or id prefix: {ref[:60]!r} (hex digits and dashes)")
+    return ref
+
+
+class JobClient:
+    """Blocking client used by the commands."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.BaseTransport | None = None,
+        unreachable_hint: str = "",
+        on_unreachable: Callable[[], Endpoint | None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.core = _Core(
+            base_url,
+            token,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            unreachable_hint=unreachable_hint,
+            on_unreachable=on_unreachable,
+        )
+        self._transport = transport
+        self._clients: dict[bool, httpx.Client] = {}
+        self._sleep = sleep
+
+    def _http(self) -> httpx.Client:
+        # TLS settings only matter for https; building them loads the CA bundle
+        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
+        tls = not self.core.base_url.startswith("http://")
+        if tls not in self._clients:
+            self._clients[tls] = httpx.Client(
+                timeout=self.core.timeout, transport=self._transport, verify=tls
+            )
+        return self._clients[tls]
+
+    @property
+    def base_url(self) -> str:
+        return self.core.base_url
+
+    def close(self) -> None:
+        for http in self._clients.values():
+            http.close()
+
+    def __enter__(self) -> JobClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(self, call: Call) -> Any:
+        core = self.core
+        attempt = 0
+        while True:
+            try:
+                response = self._http().request(
+                    call.method,
+                    core.base_url + call.path,
+                    params=call.params,
+                    json=call.body,
+                    headers=core.headers(),
+                )
+            except httpx.TransportError as exc:
+                if core.try_recover(exc):
+                    continue
+                delay = core.next_delay(call, attempt, exc)
+                if delay is None:
+                    raise core.fail(exc) from None
+            else:
+                delay = (
+                    core.next_delay(call, attempt, response)
+                    if response.status_code >= 400
+                    else None
+                )
+                if delay is None:
+                    return core.result(response)
+            attempt += 1
+            self._sleep(delay)
+
+    # The API ---------------------------------------------------------------
+    def create_job(
+        self,
+        type: str,
+        input: dict[str, Any],
+        idempotency_key: str,
+        concurrency_key: str | None = None,
+    ) -> Job:
+        return Job.from_dict(self.send(create_call(type, input, idempotency_key, concurrency_key)))
+
+    def list_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        return page_of(self.send(list_call(statuses, type, since, limit, cursor)))
+
+    def iter_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        max_pages: int = 10_000,
+    ) -> Iterator[Job]:
+        """Follow cursors until `limit` jobs (None: all), bounded by `max_pages`."""
+        cursor: str | None = None
+        seen = 0
+        for _ in range(max_pages):
+            want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
+            page = self.list_jobs(statuses, type, since, want, cursor)
+            for job in page.jobs:
+                yield job
+                seen += 1
+            cursor = page.next_cursor
+            if not cursor or not page.jobs or (limit is not None and seen >= limit):
+                return
+
+    def get_job(self, job_id: str) -> Job:
+        return Job.from_dict(self.send(Call("GET", _job_path(job_id))))
+
+    def resolve_id(self, ref: str) -> str:
+        """A full id, or a unique prefix of one (as git does with commits)."""
+        ref = check_ref(ref)
+        if UUID_RE.match(ref):
+            return ref
+        data = self.send(list_call(limit=2, id_prefix=ref))
+        jobs = data.get("jobs", [])
+        if not jobs:
+            raise NotFoundError(f"no job with an id starting {ref!r}")
+        if len(jobs) > 1:
+            raise UsageError(f"id prefix {ref!r} is ambiguous; give more characters")
+        return str(jobs[0]["id"])
+
+    def get_steps(self, job_id: str) -> list[Step]:
+        data = self.send(Call("GET", _job_path(job_id, "/steps")))
+        return [Step.from_dict(s) for s in data.get("steps", [])]
+
+    def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
+        return log_page_of(self.send(logs_call(job_id, after, limit)))
+
+    def cancel_job(self, job_id: str) -> Job:
+        return Job.from_dict(self.send(cancel_call(job_id)))
+
+    def retry_job(self, job_id: str, from_start: bool = False) -> Job:
+        return Job.from_dict(self.send(retry_call(job_id, from_start)))
+
+    def types(self) -> list[dict[str, Any]]:
+        data = self.send(Call("GET", "/api/types"))
+        return list(data.get("types", []))
+
+    def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.send(Call("GET", "/api/stats"))
+        return data
+
+    def health(self) -> dict[str, Any]:
+        data: dict[str, Any] = self.send(Call("GET", "/api/health"))
+        return data
+
+
+class AsyncJobClient:
+    """The same API for asyncio callers (the TUI and the live feed)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str | None,
+        *,
+        timeout: float = 30.0,
+        retries: int = 3,
+        backoff: float = 0.2,
+        transport: httpx.AsyncBaseTransport | None = None,
+        unreachable_hint: str = "",
+    ) -> None:
+        self.core = _Core(
+            base_url,
+            token,
+            timeout=timeout,
+            retries=retries,
+            backoff=backoff,
+            unreachable_hint=unreachable_hint,
+        )
+        self._http = httpx.AsyncClient(timeout=self.core.timeout, transport=transport)
+
+    @property
+    def base_url(self) -> str:
+        return self.core.base_url
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def send(self, call: Call) -> Any:
+        import asyncio  # here, not at the top: the blocking commands never pay for it
+
+        core = self.core
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method,
+                    core.base_url + call.path,
+                    params=call.params,
+                    json=call.body,
+                    headers=core.headers(),
+                )
+            except httpx.TransportError as exc:
+                delay = core.next_delay(call, attempt, exc)
+                if delay is None:
+                    raise core.fail(exc) from None
+            else:
+                delay = (
+                    core.next_delay(call, attempt, response)
+                    if response.status_code >= 400
+                    else None
+                )
+                if delay is None:
+                    return core.result(response)
+            attempt += 1
+            await asyncio.sleep(delay)
+
+    async def get_job(self, job_id: str) -> Job:
+        return Job.from_dict(await self.send(Call("GET", _job_path(job_id))))
+
+    async def list_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> JobPage:
+        return page_of(await self.send(list_call(statuses, type, since, limit, cursor)))
+
+    async def get_steps(self, job_id: str) -> list[Step]:
+        data = await self.send(Call("GET", _job_path(job_id, "/steps")))
+        return [Step.from_dict(s) for s in data.get("steps", [])]
+
+    async def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
+        return log_page_of(await self.send(logs_call(job_id, after, limit)))
+
+    async def cancel_job(self, job_id: str) -> Job:
+        return Job.from_dict(await self.send(cancel_call(job_id)))
+
+    async def retry_job(self, job_id: str, from_start: bool = False) -> Job:
+        return Job.from_dict(await self.send(retry_call(job_id, from_start)))
+
+    async def stats(self) -> dict[str, Any]:
+        data: dict[str, Any] = await self.send(Call("GET", "/api/stats"))
+        return data
+
+    # feed.JobSource: lets the live feed poll through this client -----------------
+    async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        """Current state of these jobs; unknown ids are left out."""
+        found = []
+        for job_id in job_ids:
+            try:
+                found.append(await self.get_job(job_id))
+            except NotFoundError:
+                continue
+        return found
+
+    async def fetch_active(self) -> list[Job]:
+        """Pending and running jobs, plus the latest ones (which include recent changes)."""
+        active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE)
+        latest = await self.list_jobs(limit=50)
+        merged = {j.id: j for j in latest.jobs}
+        merged.update({j.id: j for j in active.jobs})
+        return list(merged.values())

@@ -1,0 +1,48 @@
+"""`jobctl show ID`: one job with its step timeline, output and error."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from jobctl.commands._shared import JsonOption, get_ctx
+from jobctl.context import Context
+from jobctl.errors import ExitCode
+from jobctl.models import JOB_FIELDS
+
+SHOW_FIELDS = (*JOB_FIELDS, "steps")
+
+
+def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
+    from jobctl import render
+
+    fields = render.parse_fields(json_fields, SHOW_FIELDS)
+    client = ctx.client()
+    job_id = client.resolve_id(ref)
+    job = client.get_job(job_id)
+    steps = client.get_steps(job_id)
+    if json_fields is not None:
+        data = job.to_dict()
+        data["steps"] = [s.to_dict() for s in steps]
+        if fields is None:
+            data.pop("steps")  # the bare --json is the API's job shape; ask for steps by name
+        ctx.out(render.to_json(render.select(data, fields)))
+    else:
+        ctx.out(render.render_job_detail(job, steps, ctx.clock(), ctx.color))
+    return ExitCode.OK
+
+
+def show(
+    typer_ctx: typer.Context,
+    job: Annotated[
+        str, typer.Argument(help="Job id or a unique prefix of one.", show_default=False)
+    ],
+    json_fields: JsonOption = None,
+) -> None:
+    """Show a job: fields, the step timeline with attempts and durations, output, error.
+
+    With --json, the job as the API returns it; add the field `steps` for the timeline
+    (--json id,status,steps).
+    """
+    raise typer.Exit(run_show(job, json_fields, get_ctx(typer_ctx)))

@@ -1,0 +1,151 @@
+"""`jobctl submit [FILE|-]`: create a job, optionally follow it to its end."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from jobctl.commands._input import build_input
+from jobctl.commands._shared import JsonOption, get_ctx
+from jobctl.context import Context
+from jobctl.errors import ExitCode
+from jobctl.models import JOB_FIELDS, Job
+
+
+@dataclass
+class SubmitOptions:
+    file: str | None
+    type: str
+    input_json: str | None
+    input_file: Path | None
+    idempotency_key: str | None
+    concurrency_key: str | None
+    quiet: bool
+    json_fields: str | None
+    watch: bool
+    timeout: float | None
+
+
+def run_submit(opts: SubmitOptions, ctx: Context) -> int:
+    from jobctl import render
+
+    fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
+    data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
+    key = opts.idempotency_key or str(uuid.uuid4())
+    client = ctx.client()
+    job = client.create_job(opts.type, data, key, opts.concurrency_key)
+    as_json = opts.json_fields is not None
+    if not opts.watch:
+        if as_json:
+            ctx.out(render.to_json(render.select(job.to_dict(), fields)))
+        else:
+            ctx.out(job.id)
+            if not opts.quiet and ctx.stderr_tty:
+                ctx.info(
+                    f"submitted {job.type} job {job.short_id}; follow it with "
+                    f"`jobctl show {job.short_id}`"
+                )
+        return ExitCode.OK
+    return watch_to_end(ctx, client, job, opts, fields)
+
+
+def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any) -> int:
+    from jobctl import render
+    from jobctl.follow import FollowOptions, follow_jobs, outcome_code
+
+    if not opts.quiet and opts.json_fields is None:
+        ctx.info(f"submitted {job.type} job {job.id}")
+    live = ctx.stderr_tty and not opts.quiet
+    shown: list[str] = []
+
+    def on_snapshot(snapshot: Job) -> None:
+        if opts.quiet:
+            return
+        line = render.render_progress(snapshot)
+        if live:
+            ctx.stderr.write("\r\x1b[2K" + line)
+            ctx.stderr.flush()
+        elif not shown or shown[-1] != line:  # off a terminal: one line per change
+            print(line, file=ctx.stderr, flush=True)
+        shown.append(line)
+
+    options = FollowOptions(timeout=opts.timeout, reconnect_seconds=ctx.settings.reconnect_seconds)
+    try:
+        final = follow_jobs(client, [job.id], on_snapshot, options)[job.id]
+    finally:
+        if live and shown:
+            ctx.stderr.write("\r\x1b[2K")
+            ctx.stderr.flush()
+    if opts.json_fields is not None:
+        ctx.out(render.to_json(render.select(final.to_dict(), fields)))
+    elif opts.quiet:
+        ctx.out(final.id)
+    else:
+        ctx.out(render.render_summary(final))
+    return outcome_code([final])
+
+
+def submit(
+    typer_ctx: typer.Context,
+    file: Annotated[
+        str | None,
+        typer.Argument(
+            help="A text file; its text becomes input.text. '-' reads stdin.", show_default=False
+        ),
+    ] = None,
+    type: Annotated[str, typer.Option("--type", "-t", help="Job type.")] = "journal_extraction",
+    input_json: Annotated[
+        str | None, typer.Option("--input", help="Input as a JSON object.", show_default=False)
+    ] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option("--input-file", help="Input from a JSON file.", show_default=False),
+    ] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Same key, same job (for 24 h). Default: a new random key.", show_default=False
+        ),
+    ] = None,
+    concurrency_key: Annotated[
+        str | None, typer.Option(help="Key for concurrency limits.", show_default=False)
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only the job id.")] = False,
+    json_fields: JsonOption = None,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Follow the job; exit with its outcome.")
+    ] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option(
+            help="With --watch: give up after this many seconds (exit 7).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Submit a job. Prints its id; --watch follows it to the end.
+
+    Examples:
+
+      jobctl submit examples/journal.txt --watch
+
+      jobctl submit --type demo --input '{"steps": 3}' -q
+    """
+    opts = SubmitOptions(
+        file,
+        type,
+        input_json,
+        input_file,
+        idempotency_key,
+        concurrency_key,
+        quiet,
+        json_fields,
+        watch,
+        timeout,
+    )
+    raise typer.Exit(run_submit(opts, get_ctx(typer_ctx)))

@@ -1,0 +1,184 @@
+"""Context: what a command gets instead of reaching for globals.
+
+Settings, the output streams and whether they are terminals, the environment,
+the clock, and a client factory that knows about the local server (and starts
+it on demand). Tests build one with string streams, a fixed clock and an
+httpx transport.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from jobctl import paths
+from jobctl.config import ENV_DEBUG, ENV_NO_COLOR, Settings, load_settings
+from jobctl.errors import AuthError, UsageError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from jobctl.client import Endpoint, JobClient
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Context:
+    stdout: IO[str]
+    stderr: IO[str]
+    stdin: IO[str]
+    env: Mapping[str, str]
+    flags: dict[str, Any] = field(default_factory=dict)  # global flags: profile, api_url
+    no_color: bool = False
+    clock: Callable[[], datetime] = _now
+    transport: httpx.BaseTransport | None = None
+    _clients: list[JobClient] = field(default_factory=list)
+
+    @classmethod
+    def from_process(cls, env: Mapping[str, str] | None = None) -> Context:
+        import os
+
+        return cls(sys.stdout, sys.stderr, sys.stdin, dict(os.environ if env is None else env))
+
+    # Settings ---------------------------------------------------------------
+    @cached_property
+    def settings(self) -> Settings:
+        return load_settings(self.env, self.flags)
+
+    @property
+    def debug(self) -> bool:
+        return self.env.get(ENV_DEBUG, "") not in ("", "0")
+
+    # Terminal ---------------------------------------------------------------
+    @property
+    def stdout_tty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
+    def stderr_tty(self) -> bool:
+        return _isatty(self.stderr)
+
+    @property
+    def stdin_tty(self) -> bool:
+        return _isatty(self.stdin)
+
+    @property
+    def color(self) -> bool:
+        """Colour on stdout: only on a terminal, and never with NO_COLOR or --no-color."""
+        return self.stdout_tty and not self.no_color and not self.env.get(ENV_NO_COLOR)
+
+    def info(self, message: str) -> None:
+        """A note for the person at the terminal: stderr, never stdout."""
+        print(f"jobctl: {message}", file=self.stderr, flush=True)
+
+    def out(self, text: str = "") -> None:
+        print(text, file=self.stdout)
+
+    # The server -------------------------------------------------------------
+    def local_token(self) -> str | None:
+        try:
+            return paths.token_file().read_text().strip() or None
+        except OSError:
+            return None
+
+    def api_url(self) -> str:
+        """The active profile's API URL; for `local`, the running local server's."""
+        from jobctl.localserver import read_state
+
+        s = self.settings
+        url = s.explicit_api_url
+        if url is None and s.is_local:
+            state = read_state(s.data_dir)
+            url = state.url if state else f"http://127.0.0.1:{s.port}"
+        if url is None:
+            raise UsageError(
+                f"profile {s.profile!r} has no api_url; "
+                f"set one with `jobctl config set api_url URL --profile {s.profile}`"
+            )
+        return url
+
+    def endpoint(self) -> Endpoint:
+        """URL and token of the active profile (the local server's token when local)."""
+        from jobctl.client import Endpoint
+
+        s = self.settings
+        url = self.api_url()
+        token: str | None = s.get("token")
+        if s.is_local:
+            token = token or self.local_token()
+        elif token is None:
+            raise AuthError(
+                f"not logged in to profile {s.profile!r}; run `jobctl auth login --profile "
+                f"{s.profile}`"
+            )
+        return Endpoint(url, token)
+
+    def unreachable_hint(self) -> str:
+        s = self.settings
+        if s.is_local and not s.explicit_api_url:
+            why = " (autostart is off)" if not s.get("autostart") else ""
+            return f"; start it with `jobctl server start`{why}"
+        return f"; check api_url of profile {s.profile!r} (`jobctl config show`)"
+
+    def autostart(self) -> Endpoint | None:
+        """Start the local server for a client that found none, and say so on stderr."""
+        from jobctl.client import Endpoint
+        from jobctl.localserver import log_file, start_server
+
+        s = self.settings
+        state, started = start_server(s.data_dir, s.port)
+        if started:
+            self.info(
+                f"started the local job server at {state.url} (data: {s.data_dir}; "
+                f"log: {log_file(s.data_dir)}); stop it with `jobctl server stop`"
+            )
+        return Endpoint(state.url, self.settings.get("token") or self.local_token())
+
+    def client(self, *, autostart: bool = True) -> JobClient:
+        from jobctl.client import JobClient
+
+        endpoint = self.endpoint()
+        hook = self.autostart if autostart and self.settings.autostart else None
+        client = JobClient(
+            endpoint.url,
+            endpoint.token,
+            timeout=self.settings.timeout,
+            retries=self.settings.retries,
+            transport=self.transport,
+            unreachable_hint=self.unreachable_hint(),
+            on_unreachable=hook,
+        )
+        self._clients.append(client)
+        return client
+
+    def secrets(self) -> list[str]:
+        """Strings that must never be printed (for the last-resort redaction in main)."""
+        found = []
+        if "settings" in self.__dict__:
+            found += [self.settings.get(k) for k in ("token", "supabase_anon_key")]
+        found += [c.core.token for c in self._clients]
+        found += [self.env.get("JOBCTL_TOKEN"), self.local_token()]
+        return [s for s in found if s]
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+    @property
+    def data_dir(self) -> Path:
+        return self.settings.data_dir
