@@ -65,3 +65,14 @@ def test_readme_first_command_on_a_fresh_clone(tmp_path: Path) -> None:
             pid = int(json.loads(state.read_text())["pid"])
             if pid_alive(pid):
                 os.kill(pid, signal.SIGTERM)
+
+
+def test_readme_test_command_is_what_ci_runs() -> None:
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```sh\n(.+?)\n```", readme, re.S)
+    assert len(blocks) >= 2, "the README's second block is the test command"
+    test_command = blocks[1].strip()
+    assert readme.index(test_command) < 800, "the test command belongs in the first lines"
+    assert "pytest" in test_command
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    assert test_command in ci, ".ci/run must run the README's test command verbatim"
