@@ -10,7 +10,15 @@ import httpx
 import pytest
 
 from jobctl.errors import UnreachableError
-from jobctl.feed import FeedMode, JobChanged, JobFeed, ModeChanged, PollSettings, Subscription
+from jobctl.feed import (
+    FeedMode,
+    JobChanged,
+    JobFeed,
+    ModeChanged,
+    PollSettings,
+    RealtimeConfig,
+    Subscription,
+)
 from jobctl.models import Job, JobStatus
 from tests.conftest import ServerProcess
 
@@ -114,3 +122,54 @@ async def test_feed_drops_nothing_of_a_batch(server: ServerProcess, all_mine: bo
             lambda js, _: {j.id for j in js if j.status == JobStatus.COMPLETED} >= set(ids),
         )
     assert set(feed.jobs) >= set(ids)
+
+
+def realtime_for(server: ServerProcess) -> RealtimeConfig:
+    return RealtimeConfig(url=f"{server.url}/realtime/v1", apikey=server.token)
+
+
+async def test_realtime_feed_delivers_every_transition(server: ServerProcess) -> None:
+    ids = [submit(server, {"steps": 4, "step_seconds": 0.05}) for _ in range(5)]
+    feed = JobFeed(
+        HttpSource(server),
+        Subscription(frozenset(ids)),
+        realtime=realtime_for(server),
+        poll=PollSettings(interval=5, realtime_check=60),  # slow polls: Realtime must carry it
+    )
+    async with feed:
+        jobs, modes = await collect_until(
+            feed, lambda js, _: {j.id for j in js if j.status == JobStatus.COMPLETED} == set(ids)
+        )
+    assert modes[0].mode == FeedMode.REALTIME
+    assert feed.realtime_events > 0
+    for job_id in ids:
+        progress = [j.progress for j in jobs if j.id == job_id]
+        assert progress == sorted(progress)
+        assert progress[-1] == 100
+
+
+async def test_realtime_feed_falls_back_to_polling_and_comes_back(make_server: Any) -> None:
+    server: ServerProcess = make_server()
+    job_id = submit(server, {"steps": 60, "step_seconds": 0.1})
+    feed = JobFeed(
+        HttpSource(server),
+        Subscription(frozenset([job_id])),
+        realtime=realtime_for(server),
+        poll=PollSettings(interval=0.2, max_interval=0.5),
+        reconnect_delays=(0.3, 0.5),
+    )
+    async with feed:
+        await collect_until(feed, lambda _, ms: any(m.mode == FeedMode.REALTIME for m in ms))
+        with server.client() as c:  # the server drops every socket
+            assert c.post("/realtime/v1/api/disconnect").status_code == 200
+        _, modes = await collect_until(
+            feed, lambda _, ms: [m.mode for m in ms][-2:] == [FeedMode.POLLING, FeedMode.REALTIME]
+        )
+        server.kill()
+        await collect_until(feed, lambda _, ms: any(m.mode == FeedMode.OFFLINE for m in ms))
+        await asyncio.to_thread(server.start)
+        jobs, modes = await collect_until(
+            feed, lambda js, _: any(j.status == JobStatus.COMPLETED for j in js), timeout=60
+        )
+        assert FeedMode.REALTIME in [m.mode for m in modes]
+        assert jobs[-1].status == JobStatus.COMPLETED

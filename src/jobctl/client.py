@@ -295,15 +295,27 @@ class JobClient:
             unreachable_hint=unreachable_hint,
             on_unreachable=on_unreachable,
         )
-        self._http = httpx.Client(timeout=self.core.timeout, transport=transport)
+        self._transport = transport
+        self._clients: dict[bool, httpx.Client] = {}
         self._sleep = sleep
+
+    def _http(self) -> httpx.Client:
+        # TLS settings only matter for https; building them loads the CA bundle
+        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
+        tls = not self.core.base_url.startswith("http://")
+        if tls not in self._clients:
+            self._clients[tls] = httpx.Client(
+                timeout=self.core.timeout, transport=self._transport, verify=tls
+            )
+        return self._clients[tls]
 
     @property
     def base_url(self) -> str:
         return self.core.base_url
 
     def close(self) -> None:
-        self._http.close()
+        for http in self._clients.values():
+            http.close()
 
     def __enter__(self) -> JobClient:
         return self
@@ -316,7 +328,7 @@ class JobClient:
         attempt = 0
         while True:
             try:
-                response = self._http.request(
+                response = self._http().request(
                     call.method,
                     core.base_url + call.path,
                     params=call.params,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,12 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
+from jobctl.commands._input import build_input
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.context import Context
-from jobctl.errors import ExitCode, UsageError
+from jobctl.errors import ExitCode
 from jobctl.models import JOB_FIELDS, Job
-
-MAX_FILE_BYTES = 1024 * 1024  # the embedded server's input limit
 
 
 @dataclass
@@ -32,82 +30,11 @@ class SubmitOptions:
     timeout: float | None
 
 
-def _read_bytes(name: str, ctx: Context) -> bytes:
-    if name == "-":
-        if ctx.stdin_tty:
-            raise UsageError(
-                "reading the input from stdin, but stdin is a terminal; pipe a file in"
-            )
-        buffer = getattr(ctx.stdin, "buffer", None)
-        data = buffer.read(MAX_FILE_BYTES + 1) if buffer else ctx.stdin.read().encode()
-        if len(data) > MAX_FILE_BYTES:
-            raise UsageError(f"stdin: over the {MAX_FILE_BYTES // 1024} KiB input limit")
-        return bytes(data)
-    path = Path(name)
-    if not path.exists():
-        raise UsageError(f"{name}: no such file")
-    if path.is_dir():
-        raise UsageError(f"{name}: is a directory, not a file")
-    try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            raise UsageError(
-                f"{name}: {size / 1024 / 1024:.1f} MiB is over the "
-                f"{MAX_FILE_BYTES // 1024} KiB input limit"
-            )
-        return path.read_bytes()
-    except OSError as exc:
-        raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
-
-
-def _text_of(name: str, data: bytes) -> str:
-    if b"\x00" in data:
-        raise UsageError(f"{name}: looks like a binary file; submit text")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UsageError(f"{name}: not UTF-8 text") from None
-    if not text.strip():
-        raise UsageError(f"{name}: is empty")
-    return text
-
-
-def _json_object(source: str, text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UsageError(f"{source}: invalid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(value, dict):
-        raise UsageError(f"{source}: must be a JSON object, like '{{\"steps\": 3}}'")
-    return value
-
-
-def build_input(opts: SubmitOptions, ctx: Context) -> dict[str, Any]:
-    if opts.input_json is not None and opts.input_file is not None:
-        raise UsageError("give --input or --input-file, not both")
-    data: dict[str, Any] = {}
-    if opts.input_json is not None:
-        data = _json_object("--input", opts.input_json)
-    elif opts.input_file is not None:
-        raw = _read_bytes(str(opts.input_file), ctx)
-        data = _json_object(f"--input-file {opts.input_file}", _text_of(str(opts.input_file), raw))
-    if opts.file is not None:
-        if "text" in data:
-            raise UsageError("input.text given twice: by FILE and by --input/--input-file")
-        name = "stdin" if opts.file == "-" else opts.file
-        data["text"] = _text_of(name, _read_bytes(opts.file, ctx))
-        if opts.file != "-":
-            data["filename"] = Path(opts.file).name
-    elif opts.input_json is None and opts.input_file is None:
-        raise UsageError("nothing to submit: give a FILE (or - for stdin), --input or --input-file")
-    return data
-
-
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl import render
 
     fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
-    data = build_input(opts, ctx)
+    data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
     key = opts.idempotency_key or str(uuid.uuid4())
     client = ctx.client()
     job = client.create_job(opts.type, data, key, opts.concurrency_key)

@@ -1,0 +1,225 @@
+"""Time from a job's committed change to the client's callback: Realtime vs polling.
+
+    python bench/latency.py                  # 1 and 100 subscribers, both modes, ~2 min
+    python bench/latency.py --subscribers 1,20 --seconds 5
+
+A `demo` job on a real `jobctl server run` reports progress about 20 times a
+second. Subscribers are `JobFeed`s (the client path `watch` and the dashboard
+use), spread over several processes because the official realtime client spends
+~160 us validating each frame and one Python process cannot serve 100 of them in
+time. Latency = wall clock at the feed's JobChanged - the row's `updated_at`,
+which the server stamps just before its commit (so commit time is included).
+Polling uses the feed's defaults (2 s, jittered). A poll sees only the latest
+state, so a change it never saw counts as delivered by the first poll that saw a
+newer one: latency = that poll's callback - the change's commit. The commit times
+of every change come from one Realtime reference subscriber run beside the
+pollers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+PER_PROCESS = 25
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    k = (len(ordered) - 1) * p / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+# -- subscriber process ---------------------------------------------------------------
+async def subscriber_main(args: argparse.Namespace) -> None:
+    from jobctl.client import AsyncJobClient
+    from jobctl.feed import FeedMode, JobChanged, JobFeed, RealtimeConfig, Subscription
+
+    client = AsyncJobClient(args.url, args.token)
+    source = client  # AsyncJobClient is the feed's JobSource over the job API
+    realtime = None
+    if args.mode == "realtime":
+        realtime = RealtimeConfig(url=f"{args.url}/realtime/v1", apikey=args.token)
+    feeds = [
+        JobFeed(source, Subscription(frozenset([args.job])), realtime=realtime)
+        for _ in range(args.count)
+    ]
+    seen: list[list[tuple[float, float]]] = [[] for _ in feeds]  # (callback time, updated_at)
+    ready = 0
+
+    async def consume(i: int, feed: JobFeed) -> None:
+        nonlocal ready
+        counted = False
+        async for event in feed.events():
+            now = time.time()
+            if not isinstance(event, JobChanged):
+                continue
+            if not counted and (realtime is None or feed.mode == FeedMode.REALTIME):
+                counted = True
+                ready += 1
+            if event.source == "snapshot" or event.job.updated_at is None:
+                continue
+            seen[i].append((now, event.job.updated_at.timestamp()))
+
+    for feed in feeds:
+        await feed.start()
+    tasks = [asyncio.create_task(consume(i, f)) for i, f in enumerate(feeds)]
+    deadline = time.monotonic() + 60
+    while ready < len(feeds) and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    Path(args.ready_file).write_text(str(ready))
+    start_at = float(Path(args.go_file).read_text()) if await _wait_file(args.go_file) else 0
+    await asyncio.sleep(max(0.0, start_at + args.seconds + 3 - time.time()))
+    for task in tasks:
+        task.cancel()
+    for feed in feeds:
+        await feed.close()
+    await client.aclose()
+    Path(args.out).write_text(json.dumps(seen))
+
+
+async def _wait_file(path: str, timeout: float = 120) -> bool:
+    deadline = time.monotonic() + timeout
+    while not (Path(path).exists() and Path(path).read_text()):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+# -- driver -----------------------------------------------------------------------
+def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+    env = dict(os.environ, JOBCTL_CONFIG_DIR=str(work / "c"), JOBCTL_DATA_DIR=str(work / "d"))
+    state = work / "server.json"
+    log = open(work / "server.log", "wb")  # noqa: SIM115 - the child keeps it
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--state-file", str(state)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit("server did not start: " + (work / "server.log").read_text())
+        time.sleep(0.02)
+    url = json.loads(state.read_text())["url"]
+    return proc, url, (work / "c" / "server-token").read_text().strip()
+
+
+def run_case(
+    url: str, token: str, mode: str, subscribers: int, seconds: float, work: Path
+) -> list[float]:
+    import bisect
+
+    import httpx
+
+    headers = {"Authorization": f"Bearer {token}"}
+    steps = int(seconds * 20) + 200
+    job = httpx.post(f"{url}/api/jobs", headers=headers, timeout=10, json={
+        "type": "demo", "input": {"steps": steps, "step_seconds": 0.05}}).json()["id"]  # fmt: skip
+    case = work / f"{mode}-{subscribers}"
+    case.mkdir()
+    go = case / "go"
+    groups = [
+        ("sub", mode, min(PER_PROCESS, subscribers - i)) for i in range(0, subscribers, PER_PROCESS)
+    ]
+    if mode == "polling":
+        groups.append(("ref", "realtime", 1))  # sees every commit, for the pollers' misses
+    procs = []
+    for i, (_, group_mode, count) in enumerate(groups):
+        procs.append(subprocess.Popen([
+            sys.executable, __file__, "--subscriber", "--url", url, "--token", token,
+            "--mode", group_mode, "--job", job, "--count", str(count), "--seconds", str(seconds),
+            "--ready-file", str(case / f"ready-{i}"), "--go-file", str(go),
+            "--out", str(case / f"out-{i}.json")]))  # fmt: skip
+    deadline = time.monotonic() + 90
+    while not all((case / f"ready-{i}").exists() for i in range(len(groups))):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{mode}: subscribers not ready in 90 s")
+        time.sleep(0.05)
+    start = time.time() + 1.0
+    go.write_text(str(start))
+    per_feed: dict[str, list[list[tuple[float, float]]]] = {"sub": [], "ref": []}
+    for i, proc in enumerate(procs):
+        proc.wait(timeout=seconds + 60)
+        per_feed[groups[i][0]] += json.loads((case / f"out-{i}.json").read_text())
+    httpx.post(f"{url}/api/jobs/{job}/cancel", headers=headers, timeout=10)
+
+    window = (start, start + seconds)
+    latencies: list[float] = []
+    if mode == "realtime":
+        for events in per_feed["sub"]:
+            latencies += [(r - u) * 1000 for r, u in events if window[0] <= u <= window[1]]
+        return latencies
+    commits = sorted({u for events in per_feed["ref"] for _, u in events})
+    commits = [c for c in commits if window[0] <= c <= window[1]]
+    for events in per_feed["sub"]:
+        events.sort(key=lambda e: e[1])
+        updated = [u for _, u in events]
+        for c in commits:
+            k = bisect.bisect_left(updated, c)
+            if k < len(events):
+                latencies.append((events[k][0] - c) * 1000)
+    return latencies
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--subscriber", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--url"), ap.add_argument("--token"), ap.add_argument("--job")
+    ap.add_argument("--mode", default="realtime"), ap.add_argument("--count", type=int, default=1)
+    ap.add_argument("--ready-file"), ap.add_argument("--go-file"), ap.add_argument("--out")
+    ap.add_argument("--seconds", type=float, default=10.0)
+    ap.add_argument("--subscribers", default="1,100")
+    args = ap.parse_args()
+    if args.subscriber:
+        asyncio.run(subscriber_main(args))
+        return 0
+
+    work = Path(tempfile.mkdtemp(prefix="jobctl-latency-"))
+    proc, url, token = start_server(work)
+    results: dict[tuple[str, int], list[float]] = {}
+    try:
+        for n in [int(x) for x in args.subscribers.split(",")]:
+            for mode in ("realtime", "polling"):
+                results[(mode, n)] = run_case(url, token, mode, n, args.seconds, work)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+    print(f"\ncommitted change -> client callback, loopback, {args.seconds:g} s per case")
+    print(
+        f"{'mode':10} {'subscribers':>11} {'events':>8} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}"
+    )
+    for (mode, n), values in results.items():
+        mean = statistics.mean(values) if values else float("nan")
+        print(
+            f"{mode:10} {n:11d} {len(values):8d} {pct(values, 50):9.2f} {pct(values, 99):9.2f} {mean:9.2f}"
+        )
+    n_max = max(n for _, n in results)
+    rt = results[("realtime", n_max)]
+    poll_mean = statistics.mean(results[("polling", n_max)] or [float("nan")])
+    print(f"\nRealtime p99 with {n_max} subscribers: {pct(rt, 99):.2f} ms (bar < 20 ms): "
+          f"{'PASS' if pct(rt, 99) < 20 else 'FAIL'}")  # fmt: skip
+    factor = poll_mean / pct(rt, 99) if rt else float("nan")
+    print(
+        f"polling mean / Realtime p99: {factor:.0f}x (bar >= 50x): {'PASS' if factor >= 50 else 'FAIL'}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""The hub in-process, on a real uvicorn socket, fed straight from a ChangeBus.
+
+For what the stores do not publish today (DELETE) and for ordering under a burst."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+from fastapi import FastAPI
+
+from jobctl.server.auth import Authenticator
+from jobctl.server.changes import ChangeBus
+from jobctl.server.realtime import mount_realtime
+from jobctl.server.records import Change, LogRow
+from tests.server.realtime.test_filters import JOB_ID, T0, job
+
+SECRET = "s" * 40
+
+
+@dataclass
+class FakeStore:
+    """Only what mount_realtime uses: the change bus (the hub never reads the store)."""
+
+    changes: ChangeBus
+
+
+@dataclass
+class Served:
+    url: str
+    bus: ChangeBus
+    auth: Authenticator
+
+    async def connect(self, token: str) -> websockets.ClientConnection:
+        return await websockets.connect(
+            f"{self.url}/realtime/v1/websocket?apikey={token}&vsn=1.0.0", open_timeout=10
+        )
+
+
+@pytest.fixture
+async def served() -> AsyncIterator[Served]:
+    bus = ChangeBus()
+    auth = Authenticator("local-token", SECRET)
+    app = FastAPI()
+    mount_realtime(app, FakeStore(bus), auth)  # type: ignore[arg-type]
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    for _ in range(500):
+        if server.started:
+            break
+        await asyncio.sleep(0.01)
+    port = sock.getsockname()[1]
+    yield Served(f"ws://127.0.0.1:{port}", bus, auth)
+    server.should_exit = True
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(task, 10)
+
+
+async def join(
+    ws: websockets.ClientConnection, topic: str, bindings: list[dict[str, Any]]
+) -> list[int]:
+    payload = {"config": {"postgres_changes": bindings}}
+    await ws.send(json.dumps({"topic": topic, "event": "phx_join", "payload": payload, "ref": "1"}))
+    reply = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert reply["payload"]["status"] == "ok", reply
+    system = json.loads(await asyncio.wait_for(ws.recv(), 10))
+    assert system["payload"]["message"] == "Subscribed to PostgreSQL"
+    return [b["id"] for b in reply["payload"]["response"]["postgres_changes"]]
+
+
+async def frames(ws: websockets.ClientConnection, count: int) -> list[dict[str, Any]]:
+    return [json.loads(await asyncio.wait_for(ws.recv(), 10)) for _ in range(count)]
+
+
+async def test_delete_goes_to_the_owner_with_a_pk_only_old_record(served: Served) -> None:
+    owner = await served.connect(served.auth.make_jwt("alice"))
+    other = await served.connect(served.auth.make_jwt("bob"))
+    try:
+        ids = await join(owner, "realtime:a", [
+            {"event": "DELETE", "schema": "public", "table": "jobs", "filter": "user_id=eq.alice"},
+            {"event": "DELETE", "schema": "public", "table": "jobs", "filter": "status=eq.done"},
+            {"event": "INSERT", "schema": "public", "table": "jobs"},
+        ])  # fmt: skip
+        await join(other, "realtime:b", [{"event": "*", "schema": "public"}])
+        bus = served.bus
+        bus.publish(Change(bus.next_seq(), "jobs", "DELETE", None, {"id": JOB_ID}, T0, "alice"))
+        bus.publish(Change(bus.next_seq(), "steps", "INSERT", None, None, T0, "alice"))  # unknown
+        line = LogRow(JOB_ID, 1, T0, "info", None, "hi")
+        bus.publish(Change(bus.next_seq(), "job_logs", "INSERT", line, None, T0, "bob"))
+        [delete] = await frames(owner, 1)
+        data = delete["payload"]["data"]
+        assert delete["ref"] is None and data["type"] == "DELETE"
+        # Filters on columns the PK-only old record lacks pass, as on Supabase.
+        assert sorted(delete["payload"]["ids"]) == sorted(ids[:2])
+        assert "record" not in data and data["old_record"] == {"id": JOB_ID}
+        [log_line] = await frames(other, 1)  # bob saw his log line, and not alice's delete
+        assert log_line["payload"]["data"]["table"] == "job_logs"
+        assert log_line["payload"]["data"]["record"]["message"] == "hi"
+    finally:
+        await owner.close()
+        await other.close()
+
+
+async def test_a_burst_arrives_in_commit_order(served: Served) -> None:
+    ws = await served.connect("local-token")
+    try:
+        await join(ws, "realtime:all", [{"event": "*", "schema": "public", "table": "jobs"}])
+        bus = served.bus
+        for i in range(1000):
+            row = job(user_id="local", progress=i % 101, updated_at=T0 + i)
+            bus.publish(
+                Change(bus.next_seq(), "jobs", "UPDATE", row, {"id": row.id}, T0 + i, "local")
+            )
+        got = await frames(ws, 1000)
+        assert [f["payload"]["data"]["record"]["progress"] for f in got] == [
+            i % 101 for i in range(1000)
+        ]
+    finally:
+        await ws.close()
