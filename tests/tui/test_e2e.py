@@ -7,8 +7,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import pytest
+from textual.widgets import Input
+
 from jobctl.client import AsyncJobClient
-from jobctl.feed import JobFeed, PollSettings, Subscription
+from jobctl.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
 from jobctl.tui.screens.submit import SubmitScreen
@@ -21,9 +24,17 @@ SIZE = (100, 30)
 
 
 @asynccontextmanager
-async def dashboard(server: ServerProcess) -> AsyncIterator[tuple[JobctlApp, Any]]:
+async def dashboard(
+    server: ServerProcess, realtime: bool = False
+) -> AsyncIterator[tuple[JobctlApp, Any]]:
     client = AsyncJobClient(server.url, server.token, timeout=5, retries=1, backoff=0.05)
-    feed = JobFeed(client, Subscription(), poll=PollSettings(interval=0.2, max_interval=0.5))
+    feed = JobFeed(
+        client,
+        Subscription(),
+        realtime=RealtimeConfig(f"{server.url}/realtime/v1", server.token) if realtime else None,
+        poll=PollSettings(interval=0.2, max_interval=0.5),
+        reconnect_delays=(0.2, 0.5),
+    )
     settings = TuiSettings(target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2)
     app = make_app(client, feed, settings)
     try:
@@ -33,18 +44,34 @@ async def dashboard(server: ServerProcess) -> AsyncIterator[tuple[JobctlApp, Any
         await client.aclose()
 
 
+@pytest.mark.parametrize("mode", ["polling", "realtime"])
 async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
-    server: ServerProcess,
+    make_server: Any, mode: str
 ) -> None:
-    async with dashboard(server) as (app, pilot):
+    # One job at a time per user, and a demo job holding the slot: the journal is
+    # pending for a while whatever the machine's speed, then runs and completes.
+    server: ServerProcess = make_server("--limit", "user=1")
+    with server.client() as http:
+        demo = {"type": "demo", "input": {"steps": 3, "step_seconds": 1}}
+        assert http.post("/api/jobs", json=demo).status_code == 201
+    async with dashboard(server, realtime=mode == "realtime") as (app, pilot):
         rendered: list[tuple[str, JobStatus]] = []
         app.main_screen.table.rendered = lambda job: rendered.append((job.id, job.status))
-        await until_text(pilot, "No jobs yet.")
+        await until_text(pilot, f"{'● realtime' if mode == 'realtime' else '◌ polling'}", 15)
+        await until_text(pilot, "▶ running", 10)  # the demo job
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
-        await pilot.press(*str(EXAMPLES / "journal.txt"), "enter")
-        await until(pilot, lambda: len(app.jobs) == 1, timeout=10, what="the job is on the table")
-        job_id = next(iter(app.jobs))
+        app.screen.query_one("#path", Input).value = str(EXAMPLES / "journal.txt")
+        await pilot.press("enter")
+        await until(pilot, lambda: len(app.jobs) == 2, timeout=10, what="the job is on the table")
+        job_id = next(j.id for j in app.jobs.values() if j.type == "journal_extraction")
+        await until(
+            pilot,
+            lambda: (
+                "○ pending" in next(x for x in screen_text(app).splitlines() if job_id[:8] in x)
+            ),
+            what="the journal's row pending",
+        )
         await until(
             pilot,
             lambda: any("Journal entry ready: 5 events extracted" in n for n in notes(app)),
@@ -59,8 +86,8 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
         assert statuses[0] == JobStatus.PENDING, statuses  # drawn pending first...
         assert statuses[-1] == JobStatus.COMPLETED  # ...then completed
         assert app.main_screen.table.jobs[job_id].output["events_created"] == 5
-        # the summary strip has the server's figures
-        await until_text(pilot, "✔ 1 completed")
+        await until_text(pilot, "✔ 2 completed")  # the summary strip has the server's figures
+        assert app.mode.value == mode
 
 
 async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) -> None:

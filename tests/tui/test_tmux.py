@@ -127,8 +127,9 @@ def test_journal_submitted_in_a_real_terminal(make_server: Any, tmux: Tmux) -> N
         "LANG": "C.UTF-8",
     }
     tmux.start([sys.executable, "-m", "jobctl", "tui"], env)
-    first = tmux.wait(lambda s: "▶ running" in row(s, "demo"), 30, "the running demo job")
-    assert "polling" in first.splitlines()[0] or "realtime" in first.splitlines()[0]
+    # the embedded server offers Realtime: the header says so once subscribed
+    tmux.wait(lambda s: "● realtime" in s.splitlines()[0], 30, "the realtime mode")
+    tmux.wait(lambda s: "▶ running" in row(s, "demo"), 30, "the running demo job")
     tmux.keys("s")
     tmux.wait(lambda s: "Submit a job" in s, 10, "the submit dialog")
     tmux.keys(str(EXAMPLES / "journal.txt"), literal=True)

@@ -35,7 +35,7 @@ from jobctl.tui.messages import (
 from jobctl.tui.screens.confirm import ConfirmScreen
 from jobctl.tui.screens.detail import DetailScreen
 from jobctl.tui.screens.help import HelpScreen
-from jobctl.tui.screens.main import JobsRequested, MainScreen
+from jobctl.tui.screens.main import JobsRequested, MainScreen, TableReady
 from jobctl.tui.screens.submit import Submission, SubmitScreen
 from jobctl.tui.settings import KEYS, MUTATING_ACTIONS, TuiSettings
 from jobctl.tui.widgets.status_header import StatusHeader
@@ -87,7 +87,8 @@ class JobctlApp(App[int]):
         self.set_interval(self.settings.tick_interval, self._tick)
 
     def _tick(self) -> None:
-        self.main_screen.table.refresh()
+        if table := self.main_screen.mounted_table:
+            table.refresh()
 
     # workers ------------------------------------------------------------------
     @work(exclusive=True, group="feed", exit_on_error=False)
@@ -180,7 +181,8 @@ class JobctlApp(App[int]):
         if old is not None and _older(job, old):
             return
         self.jobs[job.id] = job
-        self.main_screen.table.upsert(job)
+        if table := self.main_screen.mounted_table:
+            table.upsert(job)
         for screen in self.screen_stack:
             if isinstance(screen, DetailScreen) and screen.job_id == job.id:
                 screen.job = job
@@ -201,7 +203,13 @@ class JobctlApp(App[int]):
                 self._apply(job)
         for job in new:
             self.jobs[job.id] = job
-        self.main_screen.table.set_jobs(new)
+        if table := self.main_screen.mounted_table:
+            table.set_jobs(new)
+
+    @on(TableReady)
+    def table_ready(self) -> None:
+        if table := self.main_screen.mounted_table:
+            table.set_jobs(self.jobs.values(), replace=True)
 
     @on(ConnectionChanged)
     def connection_changed(self, message: ConnectionChanged) -> None:
@@ -235,7 +243,8 @@ class JobctlApp(App[int]):
         self._stats_soon()
         if message.verb == "submit":
             job = message.jobs[0]
-            self.main_screen.table.select(job.id)
+            if table := self.main_screen.mounted_table:
+                table.select(job.id)
             self.notify(f"Submitted {job.type} job {job.short_id}.", title="○ pending")
         else:
             past = {"retry": "Retried", "cancel": "Cancel requested for"}[message.verb]

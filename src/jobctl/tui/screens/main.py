@@ -27,6 +27,10 @@ def key_binding(binding_id: str, action: str, description: str, *, show: bool = 
     return Binding(KEYS[binding_id][0], action, description, show=show, id=binding_id)
 
 
+class TableReady(Message):
+    """The jobs table is mounted: the app fills it with what it already has."""
+
+
 @dataclass
 class JobsRequested(Message):
     """The user asked for an action on jobs: verb is open, retry, cancel or copy_id."""
@@ -72,8 +76,18 @@ class MainScreen(Screen[None]):
     def table(self) -> JobsTable:
         return self.query_one(JobsTable)
 
+    @property
+    def mounted_table(self) -> JobsTable | None:
+        """The table, or None before the screen is composed or after it is gone
+        (feed events can arrive at either end of the app's life)."""
+        if not self.is_mounted:
+            return None
+        tables = self.query(JobsTable)
+        return tables.first() if tables else None
+
     def on_mount(self) -> None:
         self.table.focus()
+        self.post_message(TableReady())
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (action in MUTATING_ACTIONS and self.settings.readonly)
