@@ -261,7 +261,7 @@ def main() -> int:
     print(
         f"apply delay          mean {statistics.fmean(r['apply']) * ms:.1f} ms, "
         f"p99 {pct(r['apply'], 99) * ms:.1f} ms, max {max(r['apply']) * ms:.1f} ms "
-        f"({len(r['apply']):,} applied, the rest collapsed into newer snapshots)"
+        f"({len(r['apply']):,} of {r['updates']:,} reached the table; the rest were collapsed into newer ones)"
     )
     print(
         f"render delay         mean {statistics.fmean(r['render']) * ms:.1f} ms, "
