@@ -183,7 +183,7 @@ class Context:
             return self.client()
         from jobctl.restread import SupabaseReader
 
-        key, token = self._supabase_key(), s.get("token")
+        key, token = self.supabase_key(), s.get("token")
         if not token:
             raise AuthError(
                 f"not logged in to profile {s.profile!r}: it needs the user's Supabase access "
@@ -193,7 +193,7 @@ class Context:
         self._readers.append(reader)
         return reader
 
-    def _supabase_key(self) -> str:
+    def supabase_key(self) -> str:
         s = self.settings
         key: str | None = s.get("supabase_anon_key")
         if not key:
@@ -212,7 +212,7 @@ class Context:
         s = self.settings
         if s.get("supabase_url") and not s.is_local:
             url = str(s.get("supabase_url")).rstrip("/") + "/realtime/v1"
-            return RealtimeConfig(url, self._supabase_key(), access_token=s.get("token"))
+            return RealtimeConfig(url, self.supabase_key(), access_token=s.get("token"))
         if endpoint is None:
             endpoint = self.endpoint()
         return RealtimeConfig(endpoint.url.rstrip("/") + "/realtime/v1", endpoint.token or "")

@@ -82,3 +82,12 @@ def test_a_bad_token_is_an_auth_error(server: ServerProcess, jobs: dict[str, str
     use_supabase_profile(server, forged)
     line = jobctl("list", "-p", "sb").one_line_error(5, "not authenticated by the Supabase project")
     assert forged not in line
+
+
+def test_auth_login_checks_the_jwt_with_postgrest(server: ServerProcess) -> None:
+    use_supabase_profile(server, "")
+    forged = mint(server, "local").rsplit(".", 1)[0] + ".c2lnbmF0dXJl"
+    jobctl("auth", "login", "-p", "sb", input=forged + "\n").one_line_error(5, "not authenticated")
+    good = jobctl("auth", "login", "-p", "sb", input=mint(server, "local") + "\n")
+    assert good.code == 0, good.stderr
+    assert jobctl("list", "-p", "sb").code == 0
