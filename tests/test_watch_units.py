@@ -141,3 +141,29 @@ async def test_the_loop_ends_when_every_job_has_ended() -> None:
     result = await watch_jobs(feed_of(Script(ended), start), start, Quiet())
     assert result.reason == Reason.DONE and result.code == ExitCode.JOB_CANCELLED
     assert result.deliveries["poll"] == 2
+
+
+async def test_polling_a_big_batch_lists_the_active_jobs_once() -> None:
+    import httpx
+
+    from jobctl.client import AsyncJobClient
+
+    ids = [job(n).id for n in range(6)]
+    requests: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(f"{request.method} {request.url.path}")
+        if request.url.path == "/api/jobs":
+            assert request.url.params.get_list("status") == ["pending", "running"]
+            return httpx.Response(200, json={"jobs": [job(n).to_dict() for n in range(4)]})
+        job_id = request.url.path.rsplit("/", 1)[1]
+        if job_id == ids[4]:
+            return httpx.Response(200, json=job(4, "completed", 100).to_dict())
+        return httpx.Response(404, json={"error": {"message": "not found", "code": "not_found"}})
+
+    client = AsyncJobClient("http://jobs.test", "t", transport=httpx.MockTransport(answer))
+    found = await client.fetch_jobs(ids)
+    await client.aclose()
+    assert [j.id for j in found] == ids[:5]
+    assert found[4].status == JobStatus.COMPLETED
+    assert requests == ["GET /api/jobs", f"GET /api/jobs/{ids[4]}", f"GET /api/jobs/{ids[5]}"]

@@ -55,10 +55,10 @@ def _quiet_libraries(ctx: Context) -> None:
     if ctx.debug:
         logging.basicConfig(level=logging.DEBUG)
         return
-    for name in ("realtime", "websockets", "jobctl", "httpx"):
+    for name in ("realtime", "websockets", "jobctl"):
         logger = logging.getLogger(name)
-        logger.addHandler(logging.NullHandler())
-        logger.propagate = False
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())  # found before Python's last resort
 
 
 def follow(
