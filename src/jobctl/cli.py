@@ -19,6 +19,7 @@ from jobctl.commands import auth, cancel, completion, config, help, logs, retry,
 from jobctl.commands import list as list_cmd
 from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
+from jobctl.commands import watch as watch_cmd
 from jobctl.context import Context
 from jobctl.errors import EXIT_CODE_HELP, ExitCode, JobctlError, exit_code_for
 
@@ -77,6 +78,7 @@ def root(
 app.command("submit")(submit_cmd.submit)
 app.command("list")(list_cmd.list_jobs)
 app.command("show")(show.show)
+app.command("watch")(watch_cmd.watch)
 app.command("logs")(logs.logs)
 app.command("retry")(retry.retry)
 app.command("cancel")(cancel.cancel)
