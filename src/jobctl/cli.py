@@ -8,6 +8,7 @@ JOBCTL_DEBUG=1, and never a token.
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Annotated, Any
@@ -177,6 +178,10 @@ def main(
 ) -> int:
     from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer vendors Click
 
+    if argv is None and stdout is None and hasattr(signal, "SIGPIPE"):
+        # A reader that goes away (`jobctl watch | head -1`) ends us as it ends any Unix
+        # filter (141 under `set -o pipefail`), not as "a watched job failed" (1).
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if ctx is None:
         ctx = Context.from_process(env)
         ctx.stdout, ctx.stderr, ctx.stdin = (

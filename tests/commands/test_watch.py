@@ -173,3 +173,20 @@ def test_no_notification_escape_off_a_terminal(server: ServerProcess, kind: str)
     result = jobctl("watch", job_id, "--notify", kind)
     assert result.code == 0
     assert "\a" not in result.stderr + result.stdout and "\x1b" not in result.stderr
+
+
+def test_reader_going_away_is_sigpipe_not_job_failed(server: ServerProcess) -> None:
+    """`jobctl watch | head -1`: jobctl ends as a Unix filter does (141), never as exit 1."""
+    import shlex
+    import subprocess
+
+    from tests.clirun import SCRIPT
+
+    with server.client() as http:
+        job = demo(http, steps=30, step_seconds=0.1)
+    command = f"{shlex.quote(str(SCRIPT))} watch {job} --jsonl | head -1"
+    proc = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 141, (proc.returncode, proc.stderr)
+    assert proc.stdout.count("\n") == 1 and "Traceback" not in proc.stderr
