@@ -10,11 +10,11 @@ _jobctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$path $w" in
-            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui") path="$path $w" ;;
+            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
         esac
     done
     case "$path" in
-        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config help list logs retry server show stats submit tui" ;;
+        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config help list logs retry server show stats submit tui watch" ;;
         " auth") opts="--help"; subs="login logout status token" ;;
         " auth login") opts="--token --verify --no-verify --help"; subs="" ;;
         " auth logout") opts="--help"; subs="" ;;
@@ -43,6 +43,7 @@ _jobctl() {
         " stats") opts="--json --check --help"; subs="" ;;
         " submit") opts="--type -t --input --input-file --idempotency-key --concurrency-key --quiet -q --json --watch -w --timeout --help"; subs="" ;;
         " tui") opts="--readonly --help"; subs="" ;;
+        " watch") opts="--last --all -a --fail-fast --timeout --jsonl --notify --poll --interval --help"; subs="" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -58,7 +58,9 @@ def test_list_json_imports_nothing_heavy(server: ServerProcess) -> None:
         "jobctl.config",
         "jobctl.models",
         "jobctl.errors",
-        "jobctl.follow",
+        "jobctl.watcher",
+        "jobctl.watchview",
+        "jobctl.history",
         "jobctl.localserver",
     ],
 )

@@ -8,6 +8,7 @@ JOBCTL_DEBUG=1, and never a token.
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Mapping, Sequence
 from typing import IO, Annotated, Any
@@ -20,6 +21,7 @@ from jobctl.commands import list as list_cmd
 from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
 from jobctl.commands import tui as tui_cmd
+from jobctl.commands import watch as watch_cmd
 from jobctl.context import Context
 from jobctl.errors import EXIT_CODE_HELP, ExitCode, JobctlError, exit_code_for
 
@@ -78,6 +80,7 @@ def root(
 app.command("submit")(submit_cmd.submit)
 app.command("list")(list_cmd.list_jobs)
 app.command("show")(show.show)
+app.command("watch")(watch_cmd.watch)
 app.command("logs")(logs.logs)
 app.command("retry")(retry.retry)
 app.command("cancel")(cancel.cancel)
@@ -177,6 +180,10 @@ def main(
 ) -> int:
     from typer._click.exceptions import NoArgsIsHelpError, UsageError  # Typer vendors Click
 
+    if argv is None and stdout is None and hasattr(signal, "SIGPIPE"):
+        # A reader that goes away (`jobctl watch | head -1`) ends us as it ends any Unix
+        # filter (141 under `set -o pipefail`), not as "a watched job failed" (1).
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if ctx is None:
         ctx = Context.from_process(env)
         ctx.stdout, ctx.stderr, ctx.stdin = (

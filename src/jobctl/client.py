@@ -36,6 +36,8 @@ PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
 MAX_PAGE = 500
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After is reported, not slept through
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+BATCH_FETCH = 3  # fetch_jobs lists the active jobs when asked for more ids than this
+MAX_ACTIVE_PAGES = 20
 
 
 @dataclass(frozen=True)
@@ -545,14 +547,30 @@ class AsyncJobClient:
 
     # feed.JobSource: lets the live feed poll through this client -----------------
     async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
-        """Current state of these jobs; unknown ids are left out."""
-        found = []
+        """Current state of these jobs; unknown ids are left out.
+
+        Many ids: one listing of the active jobs answers for those still active, and only
+        the rest (ended since the last look, usually few) are fetched one by one, so a
+        poll of a big batch costs a request or two rather than one per job.
+        """
+        found: dict[str, Job] = {}
+        if len(job_ids) > BATCH_FETCH:
+            wanted = set(job_ids)
+            cursor: str | None = None
+            for _ in range(MAX_ACTIVE_PAGES):
+                page = await self.list_jobs(["pending", "running"], limit=MAX_PAGE, cursor=cursor)
+                found.update((j.id, j) for j in page.jobs if j.id in wanted)
+                cursor = page.next_cursor
+                if not cursor or not page.jobs:
+                    break
         for job_id in job_ids:
+            if job_id in found:
+                continue
             try:
-                found.append(await self.get_job(job_id))
+                found[job_id] = await self.get_job(job_id)
             except NotFoundError:
                 continue
-        return found
+        return [found[i] for i in job_ids if i in found]
 
     async def fetch_active(self) -> list[Job]:
         """Pending and running jobs, plus the latest ones (which include recent changes)."""

@@ -78,8 +78,8 @@ def parse_value(key: str, raw: Any) -> Any:
     if raw is None:
         return None
     text = str(raw).strip()
-    if key == "api_url" and text and not text.startswith(("http://", "https://")):
-        raise UsageError(f"api_url: expected an http:// or https:// URL, got {text[:60]!r}")
+    if key in ("api_url", "supabase_url") and text and not text.startswith(("http://", "https://")):
+        raise UsageError(f"{key}: expected an http:// or https:// URL, got {text[:60]!r}")
     return text.rstrip("/") if key.endswith("_url") else text
 
 
@@ -138,6 +138,11 @@ class Settings:
     def explicit_api_url(self) -> str | None:
         value: str | None = self.values["api_url"]
         return value
+
+    @property
+    def supabase_only(self) -> bool:
+        """A Supabase project and no job API: reads go to PostgREST, writes are refused."""
+        return bool(self.values["supabase_url"]) and not self.explicit_api_url and not self.is_local
 
     @property
     def autostart(self) -> bool:

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
     import httpx
 
     from jobctl.client import Endpoint, JobClient
+    from jobctl.feed import RealtimeConfig
+    from jobctl.restread import SupabaseReader
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -48,6 +50,7 @@ class Context:
     clock: Callable[[], datetime] = _now
     transport: httpx.BaseTransport | None = None
     _clients: list[JobClient] = field(default_factory=list)
+    _readers: list[SupabaseReader] = field(default_factory=list)
 
     @classmethod
     def from_process(cls, env: Mapping[str, str] | None = None) -> Context:
@@ -105,6 +108,12 @@ class Context:
         if url is None and s.is_local:
             state = read_state(s.data_dir)
             url = state.url if state else f"http://127.0.0.1:{s.port}"
+        if url is None and s.supabase_only:
+            raise UsageError(
+                f"profile {s.profile!r} has only a Supabase project (no api_url): `list`, `show` "
+                "and `watch` read its jobs table, but this command needs the job API; set it "
+                f"with `jobctl config set api_url URL --profile {s.profile}`"
+            )
         if url is None:
             raise UsageError(
                 f"profile {s.profile!r} has no api_url; "
@@ -166,6 +175,48 @@ class Context:
         self._clients.append(client)
         return client
 
+    def reader(self) -> JobClient | SupabaseReader:
+        """What `list`, `show` and `watch` read through: the job API, or for a profile with
+        only a Supabase project, its `jobs` table over PostgREST."""
+        s = self.settings
+        if not s.supabase_only:
+            return self.client()
+        from jobctl.restread import SupabaseReader
+
+        key, token = self.supabase_key(), s.get("token")
+        if not token:
+            raise AuthError(
+                f"not logged in to profile {s.profile!r}: it needs the user's Supabase access "
+                f"token (JWT); run `jobctl auth login --profile {s.profile}`"
+            )
+        reader = SupabaseReader(s.get("supabase_url"), key, token, timeout=s.timeout)
+        self._readers.append(reader)
+        return reader
+
+    def supabase_key(self) -> str:
+        s = self.settings
+        key: str | None = s.get("supabase_anon_key")
+        if not key:
+            raise UsageError(
+                f"profile {s.profile!r} has supabase_url but no supabase_anon_key; set it with "
+                f"`jobctl config set supabase_anon_key KEY --profile {s.profile}`"
+            )
+        return key
+
+    def realtime_config(self, endpoint: Endpoint | None) -> RealtimeConfig:
+        """Where live updates come from: the profile's Supabase project (anon key as apikey,
+        the user's JWT set on the client before subscribing), else the job server's own
+        Realtime endpoint (its token as apikey)."""
+        from jobctl.feed import RealtimeConfig
+
+        s = self.settings
+        if s.get("supabase_url") and not s.is_local:
+            url = str(s.get("supabase_url")).rstrip("/") + "/realtime/v1"
+            return RealtimeConfig(url, self.supabase_key(), access_token=s.get("token"))
+        if endpoint is None:
+            endpoint = self.endpoint()
+        return RealtimeConfig(endpoint.url.rstrip("/") + "/realtime/v1", endpoint.token or "")
+
     def secrets(self) -> list[str]:
         """Strings that must never be printed (for the last-resort redaction in main)."""
         found = []
@@ -178,6 +229,8 @@ class Context:
     def close(self) -> None:
         for client in self._clients:
             client.close()
+        for reader in self._readers:
+            reader.close()
 
     @property
     def data_dir(self) -> Path:

@@ -170,6 +170,16 @@ class JobFeed:
         while True:
             yield await self._queue.get()
 
+    async def next_event(self, timeout: float | None = None) -> FeedEvent | None:
+        """The next event, or None after `timeout` seconds (safe to call in a loop with a
+        deadline: unlike cancelling `events()`, a timeout here loses nothing)."""
+        if timeout is not None and timeout <= 0:
+            return self._queue.get_nowait() if not self._queue.empty() else None
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout)
+        except TimeoutError:
+            return None
+
     def add_jobs(self, job_ids: Sequence[str]) -> None:
         """Follow more jobs (an id subscription grows; takes effect on the next (re)subscribe,
         and polling picks them up at once)."""

@@ -42,7 +42,15 @@ def run_login(ctx: Context, token: str | None, verify: bool) -> int:
     if not value or any(c.isspace() for c in value):
         raise UsageError("empty or malformed token")
     s = ctx.settings
-    if verify:
+    if verify and s.supabase_only:
+        from jobctl.restread import SupabaseReader
+
+        reader = SupabaseReader(s.get("supabase_url"), ctx.supabase_key(), value, timeout=s.timeout)
+        try:
+            next(reader.iter_jobs(limit=1), None)  # a JWT PostgREST rejects -> exit 5
+        finally:
+            reader.close()
+    elif verify:
         url = ctx.api_url()
         with JobClient(
             url,

@@ -38,7 +38,7 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
     if opts.json_fields is not None and opts.jsonl:
         raise UsageError("give --json or --jsonl, not both")
     fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
-    client = ctx.client()
+    client = ctx.reader()
     jobs = list(
         client.iter_jobs(opts.statuses, opts.type, opts.since, None if opts.all else opts.limit)
     )

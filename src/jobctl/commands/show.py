@@ -18,7 +18,7 @@ def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
     from jobctl import render
 
     fields = render.parse_fields(json_fields, SHOW_FIELDS)
-    client = ctx.client()
+    client = ctx.reader()
     job_id = client.resolve_id(ref)
     job = client.get_job(job_id)
     steps = client.get_steps(job_id)

@@ -30,6 +30,16 @@ class SubmitOptions:
     timeout: float | None
 
 
+def remember(ctx: Context, job_ids: list[str]) -> None:
+    """For `watch --last`; a submit never fails for want of it."""
+    from jobctl import history
+
+    try:
+        history.record_submit(ctx.data_dir, ctx.settings.profile, job_ids)
+    except OSError as exc:
+        ctx.info(f"note: could not record the submit for `watch --last`: {exc.strerror}")
+
+
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl import render
 
@@ -38,6 +48,7 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     key = opts.idempotency_key or str(uuid.uuid4())
     client = ctx.client()
     job = client.create_job(opts.type, data, key, opts.concurrency_key)
+    remember(ctx, [job.id])
     as_json = opts.json_fields is not None
     if not opts.watch:
         if as_json:
@@ -54,39 +65,28 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
 
 
 def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any) -> int:
+    """Follow the job with `watch`'s machinery: progress on stderr, the outcome on stdout."""
     from jobctl import render
-    from jobctl.follow import FollowOptions, follow_jobs, outcome_code
+    from jobctl.commands._live import follow, view_config
+    from jobctl.watcher import WatchOptions
+    from jobctl.watchview import WatchPrinter, ending_text
 
     if not opts.quiet and opts.json_fields is None:
         ctx.info(f"submitted {job.type} job {job.id}")
-    live = ctx.stderr_tty and not opts.quiet
-    shown: list[str] = []
-
-    def on_snapshot(snapshot: Job) -> None:
-        if opts.quiet:
-            return
-        line = render.render_progress(snapshot)
-        if live:
-            ctx.stderr.write("\r\x1b[2K" + line)
-            ctx.stderr.flush()
-        elif not shown or shown[-1] != line:  # off a terminal: one line per change
-            print(line, file=ctx.stderr, flush=True)
-        shown.append(line)
-
-    options = FollowOptions(timeout=opts.timeout, reconnect_seconds=ctx.settings.reconnect_seconds)
-    try:
-        final = follow_jobs(client, [job.id], on_snapshot, options)[job.id]
-    finally:
-        if live and shown:
-            ctx.stderr.write("\r\x1b[2K")
-            ctx.stderr.flush()
+    config = view_config(ctx, human=ctx.stderr, end_lines=False, summary=False)
+    config.progress = not opts.quiet
+    options = WatchOptions(timeout=opts.timeout, lost_after=ctx.settings.reconnect_seconds)
+    result = follow(ctx, client, [job], WatchPrinter(config), options)
+    final = result.jobs[job.id]
+    if ending_text(result):
+        ctx.info(ending_text(result))
     if opts.json_fields is not None:
         ctx.out(render.to_json(render.select(final.to_dict(), fields)))
     elif opts.quiet:
         ctx.out(final.id)
-    else:
+    elif final.status.is_terminal:
         ctx.out(render.render_summary(final))
-    return outcome_code([final])
+    return result.code
 
 
 def submit(

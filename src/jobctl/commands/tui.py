@@ -13,7 +13,7 @@ import typer
 
 from jobctl.commands._shared import get_ctx
 from jobctl.context import Context
-from jobctl.errors import ExitCode, UnreachableError
+from jobctl.errors import ExitCode, UnreachableError, UsageError
 
 if TYPE_CHECKING:
     from jobctl.client import Endpoint
@@ -28,26 +28,23 @@ class TuiOptions:
 def connect(ctx: Context) -> tuple[Endpoint, bool]:
     """The endpoint (starting the local server if that is how the profile works) and
     whether it offers Realtime. An unreachable server is not an error here: the
-    dashboard starts offline and connects when the server is back."""
+    dashboard starts offline and connects when the server is back (trying Realtime
+    then, and polling if the server has none)."""
     from jobctl.client import Endpoint
 
     client = ctx.client()
     try:
         health = client.health()
     except UnreachableError:
-        return Endpoint(client.core.base_url, client.core.token), False
+        return Endpoint(client.core.base_url, client.core.token), True
     return Endpoint(client.core.base_url, client.core.token), bool(health.get("realtime"))
 
 
 def realtime_config(ctx: Context, endpoint: Endpoint, offered: bool) -> RealtimeConfig | None:
-    from jobctl.feed import RealtimeConfig
-
+    """The profile's Supabase project, else the job server's own endpoint when it offers one."""
     s = ctx.settings
-    supabase_url, anon_key = s.get("supabase_url"), s.get("supabase_anon_key")
-    if supabase_url and anon_key:
-        return RealtimeConfig(f"{supabase_url}/realtime/v1", anon_key, endpoint.token)
-    if offered and endpoint.token:
-        return RealtimeConfig(f"{endpoint.url}/realtime/v1", endpoint.token)
+    if (s.get("supabase_url") and not s.is_local) or offered:
+        return ctx.realtime_config(endpoint)
     return None
 
 
@@ -55,10 +52,18 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
     from jobctl.client import AsyncJobClient
+    from jobctl.commands._live import _quiet_libraries
     from jobctl.feed import JobFeed, Subscription
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
 
+    if ctx.settings.supabase_only:
+        raise UsageError(
+            f"profile {ctx.settings.profile!r} has a Supabase project but no job API (api_url): "
+            "the dashboard needs the job API; `jobctl watch` works with Supabase alone"
+        )
+    # A library writing a log line to stderr would tear the screen Textual draws there.
+    _quiet_libraries(ctx)
     endpoint, offered = connect(ctx)
     settings = tui_settings_from_file(
         ctx.settings.config_path,

@@ -1,0 +1,191 @@
+"""Reading jobs straight from a Supabase project's `jobs` table (PostgREST, via supabase-py).
+
+For a profile that has a Supabase project and no job API: `list`, `show` and
+`watch` read here; writes need the job API. Row-level security decides what
+the user's JWT may read (your own jobs), exactly as on the Realtime channel.
+supabase-py is imported on first use: it costs about half a second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from jobctl.client import MAX_PAGE, UUID_RE, check_ref
+from jobctl.errors import AuthError, JobctlError, NotFoundError, ServerError, UnreachableError
+from jobctl.models import Job, Step, format_time
+
+if TYPE_CHECKING:
+    from supabase import Client
+
+DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
+AUTH_CODES = frozenset({"PGRST301", "PGRST302", "PGRST303", "42501"})
+PREFIX_SCAN = 2000  # id prefixes are matched among this many of the newest jobs
+IN_BATCH = 100
+
+
+def since_time(value: str, now: datetime | None = None) -> str:
+    """`30m`, `2h`, `7d`, `1w` or an ISO time -> an ISO time, as the job API reads `since`."""
+    now = now or datetime.now(UTC)
+    if m := DURATION_RE.match(value.strip()):
+        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
+        return format_time(now - timedelta(seconds=int(m[1]) * unit)) or ""
+    try:
+        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+    except ValueError:
+        from jobctl.errors import UsageError
+
+        raise UsageError(
+            f"--since: expected 30m, 2h, 7d or an ISO time, got {value[:40]!r}"
+        ) from None
+    return format_time(when if when.tzinfo else when.replace(tzinfo=UTC)) or ""
+
+
+class SupabaseReader:
+    """The read half of JobClient (`iter_jobs`, `resolve_id`, `get_job`, `get_steps`), plus
+    what the live feed polls (`fetch_jobs`, `fetch_active`, blocking)."""
+
+    def __init__(self, url: str, anon_key: str, token: str, *, timeout: float = 30.0) -> None:
+        self.url = url.rstrip("/")
+        self.anon_key = anon_key
+        self.token = token
+        self.timeout = timeout
+        self._client: Client | None = None
+
+    def _sb(self) -> Client:
+        if self._client is None:
+            from supabase import ClientOptions, create_client
+
+            options = ClientOptions(
+                auto_refresh_token=False,
+                persist_session=False,
+                postgrest_client_timeout=self.timeout,
+            )
+            # PostgREST reads as the user: their JWT in Authorization, the anon key as apikey.
+            options.headers["Authorization"] = f"Bearer {self.token}"
+            self._client = create_client(self.url, self.anon_key, options)
+        return self._client
+
+    def _rows(self, build: Any) -> list[dict[str, Any]]:
+        from postgrest import APIError
+
+        from jobctl._httpx import httpx
+
+        try:
+            response = build(self._sb().table("jobs")).execute()
+        except APIError as exc:
+            raise self._error(exc) from None
+        except httpx.TransportError as exc:
+            raise UnreachableError(
+                f"the Supabase project at {self.url} cannot be reached ({type(exc).__name__}); "
+                "check supabase_url (`jobctl config show`)"
+            ) from None
+        return list(response.data or [])
+
+    def _error(self, exc: Any) -> JobctlError:
+        code, message = exc.code or "", exc.message or str(exc)
+        if code in AUTH_CODES:
+            return AuthError(
+                f"not authenticated by the Supabase project: {message}; check the profile's "
+                "token (the user's JWT) and supabase_anon_key",
+                code=code,
+            )
+        return ServerError(f"the Supabase project at {self.url} answered: {message}", code=code)
+
+    def iter_jobs(
+        self,
+        statuses: list[str] | None = None,
+        type: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+        max_pages: int = 10_000,
+    ) -> Iterator[Job]:
+        wanted = [w for s in statuses or [] for w in s.split(",") if w]
+        since_iso = since_time(since) if since else None
+        seen = 0
+        for page in range(max_pages):
+            size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
+
+            def build(q: Any, start: int = page * MAX_PAGE, size: int = size) -> Any:
+                q = q.select("*")
+                if wanted:
+                    q = q.in_("status", wanted)
+                if type:
+                    q = q.eq("type", type)
+                if since_iso:
+                    q = q.gte("created_at", since_iso)
+                return q.order("created_at", desc=True).order("id").range(start, start + size - 1)
+
+            rows = self._rows(build)
+            for row in rows:
+                yield Job.from_dict(row)
+            seen += len(rows)
+            if len(rows) < size or (limit is not None and seen >= limit):
+                return
+
+    def get_job(self, job_id: str) -> Job:
+        rows = self._rows(lambda q: q.select("*").eq("id", job_id))
+        if not rows:
+            raise NotFoundError(f"job {job_id} not found")
+        return Job.from_dict(rows[0])
+
+    def get_steps(self, job_id: str) -> list[Step]:
+        return []  # the table holds jobs only; the timeline needs the job API
+
+    def resolve_id(self, ref: str) -> str:
+        """A full id, or a unique prefix among your newest jobs (uuid columns have no LIKE)."""
+        ref = check_ref(ref)
+        if UUID_RE.match(ref):
+            return ref
+        rows = self._rows(
+            lambda q: q.select("id").order("created_at", desc=True).limit(PREFIX_SCAN)
+        )
+        found = [str(r["id"]) for r in rows if str(r["id"]).startswith(ref)]
+        if not found:
+            raise NotFoundError(f"no job with an id starting {ref!r}")
+        if len(found) > 1:
+            from jobctl.errors import UsageError
+
+            raise UsageError(f"id prefix {ref!r} is ambiguous; give more characters")
+        return found[0]
+
+    def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        found: list[Job] = []
+        for i in range(0, len(job_ids), IN_BATCH):
+            batch = list(job_ids[i : i + IN_BATCH])
+            found += [
+                Job.from_dict(r) for r in self._rows(lambda q, b=batch: q.select("*").in_("id", b))
+            ]
+        return found
+
+    def fetch_active(self) -> list[Job]:
+        active = self._rows(
+            lambda q: q.select("*").in_("status", ["pending", "running"]).limit(MAX_PAGE)
+        )
+        latest = self._rows(lambda q: q.select("*").order("created_at", desc=True).limit(50))
+        merged = {str(r["id"]): Job.from_dict(r) for r in latest}
+        merged.update({str(r["id"]): Job.from_dict(r) for r in active})
+        return list(merged.values())
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.postgrest.session.close()
+
+
+class AsyncSupabaseSource:
+    """feed.JobSource over a SupabaseReader: its blocking calls run in a worker thread."""
+
+    def __init__(self, reader: SupabaseReader) -> None:
+        self.reader = reader
+
+    async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:
+        return await asyncio.to_thread(self.reader.fetch_jobs, list(job_ids))
+
+    async def fetch_active(self) -> list[Job]:
+        return await asyncio.to_thread(self.reader.fetch_active)
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.reader.close)
