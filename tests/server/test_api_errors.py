@@ -67,6 +67,8 @@ def test_bad_requests(server: ServerProcess) -> None:
 
 
 def test_auth_required(server: ServerProcess) -> None:
+    for secret in ("server-token", "jwt-secret"):  # made on first start, owner-only
+        assert (server.config_dir / secret).stat().st_mode & 0o777 == 0o600
     with httpx.Client(base_url=server.url, timeout=10) as anon:
         assert_error(anon.get("/api/jobs"), 401, "unauthenticated")
         assert_error(anon.get("/api/jobs", headers={"Authorization": "Bearer wrong"}), 401)
