@@ -20,7 +20,9 @@ FAILS = {"steps": 2, "step_seconds": 0.05, "fail_at": 1, "fail_times": 99}
 
 def test_completed_exit_0_over_realtime_with_jsonl(server: ServerProcess) -> None:
     with server.client() as http:
-        ids = [demo(http, **QUICK) for _ in range(3)]
+        # long enough (~3 s) that Realtime is subscribed well before they end, even on a
+        # loaded machine; otherwise the first snapshot poll alone could see them complete
+        ids = [demo(http, steps=20, step_seconds=0.15) for _ in range(3)]
     result = jobctl("watch", *ids, "--jsonl")
     assert result.code == 0, result.stderr
     stream = parse_jsonl(result.stdout)
