@@ -158,3 +158,7 @@ def wait_job(
         return job if job["status"] in statuses else None
 
     return wait_for(done, timeout)  # type: ignore[return-value]
+
+
+# PostgreSQL: a session cluster, `pg_url` (a fresh database) and `store_url` (both stores).
+from tests.pgfixtures import pg_cluster, pg_url, store_url  # noqa: E402, F401

@@ -1,0 +1,770 @@
+"""PostgreSQL store: several server processes, on one or many machines, share one database.
+
+The database is the only coordination between servers:
+
+- Claims take pending rows with `FOR UPDATE SKIP LOCKED` through a partial index on
+  pending jobs (`jobs_pending`, migration 0002). It holds only pending rows and gives
+  the claim's `ORDER BY run_at, id` directly, so the plan does not depend on fresh
+  statistics (the peer benchmark's pitfall: a stale "100% pending" made the planner
+  walk every claimed row on each claim). When concurrency limits are set, claims also
+  take a transaction-scoped advisory lock, so that the running counts they check cannot
+  change under them: limits hold across servers.
+- Every statement that changes job rows (or adds log lines) calls `pg_notify` in the
+  same transaction, one notification per row, carrying the row itself when it fits in
+  NOTIFY's 8000-byte payload (otherwise the row without its large text fields, which
+  the listener reads back). PostgreSQL delivers notifications after commit and in
+  commit order, so each server's listener publishes every committed change, its own
+  included, exactly once and in order on `store.changes`: the engine wakes and
+  notices cancels through it, and Realtime subscribers of any server hear about
+  changes made by every server. Methods therefore return before their change has
+  been published (SQLite publishes before returning); nothing relies on that order.
+
+Statements that write run in autocommit mode as one statement (one round trip) where
+they can; the rest use explicit transactions. Connections come from a small pool
+(psycopg_pool is not a dependency; this needs only a queue).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import AsyncConnection
+from psycopg.pq import TransactionStatus
+
+from jobctl.server.changes import ChangeBus
+from jobctl.server.errors import JobConflict, JobNotFound
+from jobctl.server.records import (
+    CANCELLED,
+    COMPLETED,
+    FAILED,
+    JOB_COLUMNS,
+    JOB_SELECT,
+    STEP_SELECT,
+    Change,
+    JobRow,
+    Limits,
+    LogRow,
+    NewJob,
+    StepRow,
+)
+from jobctl.server.store.base import (
+    FinishedJob,
+    ListQuery,
+    Store,
+    decode_cursor,
+    encode_cursor,
+    migrations,
+    split_sql,
+)
+
+log = logging.getLogger("jobctl.store")
+
+CHANNEL = "jobctl_changes"
+PAYLOAD_MAX = 7900  # NOTIFY payloads must stay under 8000 bytes
+CLAIM_LOCK = 0x6A6F6263746C01  # advisory lock keys (any bigint; ours are "jobctl" + n)
+MIGRATE_LOCK = 0x6A6F6263746C02
+BIG_JOB_FIELDS = ("message", "input", "output", "error")
+N_JOB = len(JOB_COLUMNS)
+
+# Kinds in a notification's first element: full row, row without large text, id only.
+INSERT, UPDATE = "INSERT", "UPDATE"
+_KINDS = {"I": INSERT, "U": UPDATE}
+
+
+def _notify_jobs(kind: str) -> str:
+    """`pg_notify(...)` for every row of the CTE `c` (a job row), plus its lateral `n`."""
+    full = f"json_build_array('{kind}', {', '.join('c.' + col for col in JOB_COLUMNS)})::text"
+    slim_cols = ", ".join("NULL" if col in BIG_JOB_FIELDS else "c." + col for col in JOB_COLUMNS)
+    slim = f"json_build_array('{kind}s', {slim_cols})::text"
+    tiny = f"json_build_array('{kind}x', c.id)::text"
+    return (
+        f"pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX} THEN n.full_"
+        f" WHEN octet_length(n.slim) <= {PAYLOAD_MAX} THEN n.slim ELSE {tiny} END)"
+        f" FROM c CROSS JOIN LATERAL (SELECT {full} AS full_, {slim} AS slim) n"
+    )
+
+
+def _announcing(kind: str, dml: str) -> str:
+    """Wrap a DML statement that returns job rows so that it also notifies each row."""
+    cols = ", ".join("c." + col for col in JOB_COLUMNS)
+    return f"WITH c AS ({dml} RETURNING {JOB_SELECT}) SELECT {cols}, {_notify_jobs(kind)}"
+
+
+def _rows(raw: Iterable[Sequence[Any]]) -> list[JobRow]:
+    return [JobRow(*r[:N_JOB]) for r in raw]
+
+
+_INSERT_JOB = _announcing(
+    "I",
+    "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts, user_id,"
+    " concurrency_key, idempotency_key, created_at, updated_at, run_at)"
+    " VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
+)
+
+_CLAIM_FREE = _announcing(
+    "U",
+    "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, %(now)s),"
+    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s"
+    # ARRAY(...) runs the locking sub-select once (an IN (...) can be re-planned as a join
+    # that takes more rows than LIMIT).
+    " WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'pending' AND run_at <= %(now)s"
+    " AND (lease_expires_at IS NULL OR lease_expires_at < %(now)s)"
+    " ORDER BY run_at, id LIMIT %(limit)s FOR UPDATE SKIP LOCKED))"
+    " AND status = 'pending'",
+)
+
+_CLAIM_IDS = _announcing(
+    "U",
+    "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, %(now)s),"
+    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s"
+    " WHERE id = ANY(%(ids)s) AND status = 'pending'",
+)
+
+_LOG_NOTIFY = (
+    "WITH c AS (INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
+    " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[],"
+    " %s::text[]) RETURNING job_id, seq, ts, level, step, message)"
+    f" SELECT pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX}"
+    " THEN n.full_ ELSE json_build_array('Ls', c.job_id, c.seq, c.ts, c.level, NULL, NULL,"
+    " j.user_id)::text END) FROM c LEFT JOIN jobs j ON j.id = c.job_id CROSS JOIN LATERAL"
+    " (SELECT json_build_array('L', c.job_id, c.seq, c.ts, c.level, c.step, c.message,"
+    " j.user_id)::text AS full_) n"
+)
+
+
+class _Pool:
+    """A fixed number of lazily (re)connected autocommit connections."""
+
+    def __init__(self, url: str, size: int) -> None:
+        self.url = url
+        self._idle: asyncio.Queue[AsyncConnection[Any] | None] = asyncio.Queue()
+        for _ in range(size):
+            self._idle.put_nowait(None)
+        self._all: set[AsyncConnection[Any]] = set()
+
+    async def _connect(self) -> AsyncConnection[Any]:
+        conn = await AsyncConnection.connect(self.url, autocommit=True)
+        self._all.add(conn)
+        return conn
+
+    @contextlib.asynccontextmanager
+    async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
+        conn = await self._idle.get()
+        try:
+            if conn is None or conn.closed:
+                conn = None
+                conn = await self._connect()
+            yield conn
+        except BaseException:
+            # A connection left mid-transaction (cancelled task) or broken is not reused.
+            if conn is not None and (
+                conn.closed or conn.info.transaction_status != TransactionStatus.IDLE
+            ):
+                self._all.discard(conn)
+                with contextlib.suppress(Exception):
+                    await conn.close()
+                conn = None
+            raise
+        finally:
+            self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        for conn in list(self._all):
+            with contextlib.suppress(Exception):
+                await conn.close()
+        self._all.clear()
+
+
+class PostgresStore(Store):
+    def __init__(self, url: str, *, pool_size: int = 6) -> None:
+        self.url = url
+        self.description = "postgresql:" + _redact(url)
+        self.changes = ChangeBus()
+        self._pool = _Pool(url, pool_size)
+        self._listener: asyncio.Task[None] | None = None
+        self._listening = asyncio.Event()
+        self._closed = False
+
+    # lifecycle ------------------------------------------------------------
+    async def open(self) -> None:
+        try:
+            async with self._pool.connection() as conn:
+                await self._migrate(conn)
+        except psycopg.OperationalError as exc:
+            raise RuntimeError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}")
+        self._closed = False
+        self._listener = asyncio.get_running_loop().create_task(
+            self._listen_loop(), name="jobctl-pg-listen"
+        )
+        # Subscribe before returning, so that the caller hears every later change.
+        waiter = asyncio.ensure_future(self._listening.wait())
+        done, _ = await asyncio.wait(
+            {waiter, self._listener}, timeout=30, return_when=asyncio.FIRST_COMPLETED
+        )
+        if waiter not in done:
+            waiter.cancel()
+            await self.close()
+            raise RuntimeError("could not LISTEN for changes on PostgreSQL")
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
+            self._listener = None
+        await self._pool.close()
+
+    async def _migrate(self, conn: AsyncConnection[Any]) -> None:
+        # Several servers may start at once: one migrates, the others wait and then see it done.
+        async with conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)")
+            cur = await conn.execute("SELECT name FROM schema_migrations")
+            done = {r[0] for r in await cur.fetchall()}
+            for name, sql in migrations():
+                if name in done:
+                    continue
+                for stmt in split_sql(sql):
+                    await conn.execute(stmt)  # type: ignore[arg-type]
+                await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+
+    # change fan-out ----------------------------------------------------------
+    async def _listen_loop(self) -> None:
+        delay = 0.1
+        while not self._closed:
+            try:
+                conn = await AsyncConnection.connect(self.url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"LISTEN {CHANNEL}")
+                    if delay > 0.1:
+                        log.warning("listening for changes again; changes meanwhile were missed")
+                    self._listening.set()
+                    delay = 0.1
+                    async for note in conn.notifies():
+                        try:
+                            await self._deliver(note.payload)
+                        except Exception:
+                            log.exception("could not publish a change: %.200s", note.payload)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if self._closed:
+                    return
+                log.warning("change listener lost its connection (%s); reconnecting", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _deliver(self, payload: str) -> None:
+        data = json.loads(payload)
+        tag: str = data[0]
+        bus = self.changes
+        if tag[0] == "L":
+            job_id, seq, ts, level, step, message, user_id = data[1:8]
+            if tag == "Ls":
+                async with self._pool.connection() as conn:
+                    cur = await conn.execute(
+                        "SELECT step, message FROM job_logs WHERE job_id = %s AND seq = %s",
+                        (job_id, seq),
+                    )
+                    found = await cur.fetchone()
+                if found is None:
+                    return
+                step, message = found
+            line = LogRow(job_id, seq, ts, level, step, message)
+            bus.publish(Change(bus.next_seq(), "job_logs", INSERT, line, None, ts, user_id or ""))
+            return
+        kind = _KINDS[tag[0]]
+        if len(tag) == 1:
+            row = JobRow(*data[1:])
+        else:
+            row_or_none = await self._reread(tag[1], data)
+            if row_or_none is None:
+                return  # deleted since; nothing left to announce
+            row = row_or_none
+        bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, row.updated_at,
+                           row.user_id))  # fmt: skip
+
+    async def _reread(self, how: str, data: list[Any]) -> JobRow | None:
+        """A row too large for a notification: read back what was left out.
+
+        The fields read back are the current ones, which can be newer than the change
+        (a race only for jobs whose text fields exceed about 7.9 kB).
+        """
+        async with self._pool.connection() as conn:
+            if how == "x":
+                cur = await conn.execute(f"SELECT {JOB_SELECT} FROM jobs WHERE id = %s", (data[1],))
+                found = await cur.fetchone()
+                return None if found is None else JobRow(*found)
+            cur = await conn.execute(
+                f"SELECT {', '.join(BIG_JOB_FIELDS)} FROM jobs WHERE id = %s", (data[1],)
+            )
+            big = await cur.fetchone()
+        if big is None:
+            return None
+        row = JobRow(*data[1:])
+        for name, value in zip(BIG_JOB_FIELDS, big, strict=True):
+            setattr(row, name, value)
+        return row
+
+    async def wait_listening(self, timeout: float = 10.0) -> None:
+        await asyncio.wait_for(self._listening.wait(), timeout)
+
+    # helpers --------------------------------------------------------------
+    async def _fetch_jobs(self, sql: str, args: Sequence[Any] | dict[str, Any]) -> list[JobRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            return _rows(await cur.fetchall())
+
+    async def _select_job(
+        self, conn: AsyncConnection[Any], job_id: str, user_id: str | None, lock: bool = False
+    ) -> JobRow | None:
+        sql = f"SELECT {JOB_SELECT} FROM jobs WHERE id = %s"
+        args: list[Any] = [job_id]
+        if user_id is not None:
+            sql += " AND user_id = %s"
+            args.append(user_id)
+        if lock:
+            sql += " FOR UPDATE"
+        cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+        row = await cur.fetchone()
+        return JobRow(*row) if row else None
+
+    # jobs -----------------------------------------------------------------
+    async def create_job(
+        self, new: NewJob, now: int, idempotency_ttl_us: int
+    ) -> tuple[JobRow, bool]:
+        args = (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
+                new.idempotency_key, now, now, now)  # fmt: skip
+        if new.idempotency_key is None:
+            return (await self._fetch_jobs(_INSERT_JOB, args))[0], True
+        for _ in range(5):  # another server racing on the same key: look again
+            async with self._pool.connection() as conn, conn.transaction():
+                cur = await conn.execute(
+                    "SELECT job_id, expires_at FROM idempotency_keys"
+                    " WHERE user_id = %s AND key = %s FOR UPDATE",
+                    (new.user_id, new.idempotency_key),
+                )
+                hit = await cur.fetchone()
+                if hit is not None:
+                    existing = await self._select_job(conn, hit[0], new.user_id)
+                    if existing is not None and hit[1] > now:
+                        return existing, False
+                    await conn.execute(
+                        "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s",
+                        (new.user_id, new.idempotency_key),
+                    )
+                cur = await conn.execute(
+                    "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
+                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING job_id",
+                    (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
+                )
+                if await cur.fetchone() is None:
+                    continue  # another server took the key meanwhile: read it next time
+                cur = await conn.execute(_INSERT_JOB, args)
+                return _rows(await cur.fetchall())[0], True
+        raise RuntimeError("idempotency key kept changing under us; try again")
+
+    async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
+        async with self._pool.connection() as conn:
+            return await self._select_job(conn, job_id, user_id)
+
+    async def list_jobs(self, query: ListQuery) -> tuple[list[JobRow], str | None]:
+        where: list[str] = []
+        args: list[Any] = []
+        if query.user_id is not None:
+            where.append("user_id = %s")
+            args.append(query.user_id)
+        if query.statuses:
+            where.append("status = ANY(%s)")
+            args.append(list(query.statuses))
+        if query.type:
+            where.append("type = %s")
+            args.append(query.type)
+        if query.since_us is not None:
+            where.append("created_at >= %s")
+            args.append(query.since_us)
+        if query.id_prefix:
+            where.append("starts_with(id, %s)")
+            args.append(query.id_prefix)
+        if query.cursor:
+            created, last_id = decode_cursor(query.cursor)
+            # byte order on ids, as SQLite compares them, whatever the database's collation
+            where.append('(created_at < %s OR (created_at = %s AND id COLLATE "C" < %s))')
+            args.extend([created, created, last_id])
+        sql = f"SELECT {JOB_SELECT} FROM jobs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += ' ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s'
+        args.append(query.limit + 1)
+        rows = await self._fetch_jobs(sql, args)
+        next_cursor = None
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
+        return rows, next_cursor
+
+    async def count_running(self, user_id: str, concurrency_key: str | None) -> tuple[int, int]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT COUNT(*) FILTER (WHERE user_id = %s),"
+                " COUNT(*) FILTER (WHERE concurrency_key = %s)"
+                " FROM jobs WHERE status = 'running'",
+                (user_id, concurrency_key),
+            )
+            row = await cur.fetchone()
+        assert row is not None
+        return int(row[0]), int(row[1])
+
+    async def claim_jobs(
+        self, owner: str, limit: int, now: int, lease_us: int, limits: Limits
+    ) -> list[JobRow]:
+        params = {"now": now, "owner": owner, "lease": now + lease_us, "limit": limit}
+        if not _has_limits(limits):
+            rows = await self._fetch_jobs(_CLAIM_FREE, params)
+        else:
+            rows = await self._claim_limited(params, limits)
+        rows.sort(key=lambda r: (r.run_at, r.id))
+        return rows
+
+    async def _claim_limited(self, params: dict[str, Any], limits: Limits) -> list[JobRow]:
+        """Claims under the advisory lock: the running counts cannot change while we pick."""
+        now, limit = params["now"], params["limit"]
+        async with self._pool.connection() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
+            cur = await conn.execute(
+                "SELECT user_id, concurrency_key, COUNT(*) FROM jobs WHERE status = 'running'"
+                " GROUP BY user_id, concurrency_key"
+            )
+            users: dict[str, int] = {}
+            keys: dict[str, int] = {}
+            for user_id, key, n in await cur.fetchall():
+                users[user_id] = users.get(user_id, 0) + n
+                if key is not None:
+                    keys[key] = keys.get(key, 0) + n
+            full_users = [u for u, n in users.items() if _full(n, limits.per_user)]
+            full_keys = [k for k, n in keys.items() if _full(n, limits.key_limit(k))]
+            cur = await conn.execute(
+                "SELECT id, user_id, concurrency_key FROM jobs WHERE status = 'pending'"
+                " AND run_at <= %s AND (lease_expires_at IS NULL OR lease_expires_at < %s)"
+                " AND NOT (user_id = ANY(%s))"
+                " AND (concurrency_key IS NULL OR NOT (concurrency_key = ANY(%s)))"
+                " ORDER BY run_at, id LIMIT %s FOR UPDATE SKIP LOCKED",
+                (now, now, full_users, full_keys, limit * 4),
+            )
+            picked: list[str] = []
+            for job_id, user_id, key in await cur.fetchall():
+                if _full(users.get(user_id, 0), limits.per_user):
+                    continue
+                if key is not None and _full(keys.get(key, 0), limits.key_limit(key)):
+                    continue
+                users[user_id] = users.get(user_id, 0) + 1
+                if key is not None:
+                    keys[key] = keys.get(key, 0) + 1
+                picked.append(job_id)
+                if len(picked) >= limit:
+                    break
+            if not picked:
+                return []
+            cur = await conn.execute(_CLAIM_IDS, {**params, "ids": picked})
+            return _rows(await cur.fetchall())
+
+    async def next_run_at(self) -> int | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT run_at FROM jobs WHERE status = 'pending' ORDER BY run_at, id LIMIT 1"
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None:
+        if not job_ids:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND id = ANY(%s)",
+                (until, owner, job_ids),
+            )
+
+    async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
+        if owner is None:
+            # Only a store that is ours alone may treat every running job as orphaned.
+            raise ValueError("PostgreSQL is shared between servers: requeue by lease only")
+        return await self._fetch_jobs(
+            _announcing(
+                "U",
+                "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
+                " lease_expires_at = NULL, updated_at = %s, run_at = %s,"
+                " message = 'Resuming after a lost worker'"
+                " WHERE status = 'running' AND lease_expires_at < %s",
+            ),
+            (now, now, now),
+        )
+
+    async def set_progress(
+        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+    ) -> JobRow | None:
+        rows = await self._fetch_jobs(
+            _announcing(
+                "U",
+                "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s, updated_at = %s"
+                " WHERE id = %s AND status = 'running' AND lease_owner = %s",
+            ),
+            (progress, message, now, job_id, owner),
+        )
+        return rows[0] if rows else None
+
+    async def finish_job(
+        self,
+        job_id: str,
+        owner: str,
+        status: str,
+        output: str | None,
+        error: str | None,
+        message: str | None,
+        now: int,
+    ) -> JobRow | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                _announcing(
+                    "U",
+                    "UPDATE jobs SET status = %(status)s, output = %(output)s,"
+                    " error = %(error)s, message = %(message)s,"
+                    " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
+                    " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
+                    " lease_expires_at = NULL"
+                    " WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s",
+                ),
+                {"status": status, "output": output, "error": error, "message": message,
+                 "now": now, "id": job_id, "owner": owner},
+            )  # fmt: skip
+            rows = _rows(await cur.fetchall())
+            if not rows:
+                # Cancelled or expired meanwhile: let go of the lease all the same.
+                await conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE id = %s AND lease_owner = %s",
+                    (job_id, owner),
+                )
+        return rows[0] if rows else None
+
+    async def suspend_job(
+        self, job_id: str, owner: str, run_at: int, message: str, now: int
+    ) -> JobRow | None:
+        rows = await self._fetch_jobs(
+            _announcing(
+                "U",
+                "UPDATE jobs SET status = 'pending', run_at = %s, message = %s, updated_at = %s,"
+                " lease_owner = NULL, lease_expires_at = NULL"
+                " WHERE id = %s AND status = 'running' AND lease_owner = %s",
+            ),
+            (run_at, message, now, job_id, owner),
+        )
+        return rows[0] if rows else None
+
+    async def cancel_job(self, job_id: str, user_id: str | None, now: int) -> JobRow:
+        sql = (
+            "UPDATE jobs SET status = 'cancelled', message = 'Cancelled',"
+            " error = 'cancelled by request', completed_at = %s, updated_at = %s"
+            " WHERE id = %s AND status IN ('pending', 'running')"
+        )
+        args: list[Any] = [now, now, job_id]
+        if user_id is not None:
+            sql += " AND user_id = %s"
+            args.append(user_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(_announcing("U", sql), args)  # type: ignore[arg-type]
+            rows = _rows(await cur.fetchall())
+            if rows:
+                return rows[0]
+            current = await self._select_job(conn, job_id, user_id)
+        if current is None:
+            raise JobNotFound(job_id)
+        raise JobConflict(f"job {job_id} already {current.status}; nothing to cancel")
+
+    async def retry_job(
+        self, job_id: str, user_id: str | None, from_start: bool, now: int
+    ) -> JobRow:
+        async with self._pool.connection() as conn, conn.transaction():
+            current = await self._select_job(conn, job_id, user_id, lock=True)
+            if current is None:
+                raise JobNotFound(job_id)
+            if current.status not in (FAILED, CANCELLED):
+                raise JobConflict(
+                    f"job {job_id} is {current.status}; only failed or cancelled jobs can be retried"
+                )
+            if from_start:
+                await conn.execute("DELETE FROM steps WHERE job_id = %s", (job_id,))
+            else:
+                await conn.execute(
+                    "DELETE FROM steps WHERE job_id = %s AND status != 'completed'", (job_id,)
+                )
+            cur = await conn.execute(
+                _announcing(
+                    "U",
+                    "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
+                    " max_attempts = GREATEST(max_attempts, attempt + 1), progress = 0,"
+                    " message = %s, output = NULL, error = NULL, started_at = NULL,"
+                    " completed_at = NULL, run_at = %s, updated_at = %s WHERE id = %s",
+                ),
+                ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
+            )
+            return _rows(await cur.fetchall())[0]
+
+    async def fail_jobs(self, job_ids: list[str], error: str, now: int) -> list[JobRow]:
+        if not job_ids:
+            return []
+        return await self._fetch_jobs(
+            _announcing(
+                "U",
+                "UPDATE jobs SET status = 'failed', error = %s, message = %s, completed_at = %s,"
+                " updated_at = %s WHERE status IN ('pending', 'running') AND id = ANY(%s)",
+            ),
+            (error, error, now, now, job_ids),
+        )
+
+    async def active_jobs_older_than(
+        self, started_before: int, created_before: int
+    ) -> list[JobRow]:
+        return await self._fetch_jobs(
+            f"SELECT {JOB_SELECT} FROM jobs WHERE"
+            " (status = 'running' AND started_at < %s)"
+            " OR (status = 'pending' AND started_at IS NULL AND created_at < %s)",
+            (started_before, created_before),
+        )
+
+    async def sweep(self, completed_before: int, failed_before: int) -> int:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "SELECT id FROM jobs WHERE (status = %s AND completed_at < %s)"
+                " OR (status IN (%s, %s) AND completed_at < %s) LIMIT 10000 FOR UPDATE SKIP LOCKED",
+                (COMPLETED, completed_before, FAILED, CANCELLED, failed_before),
+            )
+            ids = [r[0] for r in await cur.fetchall()]
+            if ids:
+                await conn.execute("DELETE FROM steps WHERE job_id = ANY(%s)", (ids,))
+                await conn.execute("DELETE FROM job_logs WHERE job_id = ANY(%s)", (ids,))
+                await conn.execute("DELETE FROM idempotency_keys WHERE job_id = ANY(%s)", (ids,))
+                await conn.execute("DELETE FROM jobs WHERE id = ANY(%s)", (ids,))
+        return len(ids)
+
+    # steps ----------------------------------------------------------------
+    async def load_steps(self, job_id: str) -> list[StepRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {STEP_SELECT} FROM steps WHERE job_id = %s ORDER BY position, started_at",
+                (job_id,),
+            )
+            return [StepRow(*r) for r in await cur.fetchall()]
+
+    async def save_step(self, step: StepRow) -> None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                f"INSERT INTO steps ({STEP_SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (job_id, step_id) DO UPDATE SET name = excluded.name,"
+                " position = excluded.position, status = excluded.status,"
+                " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
+                " started_at = excluded.started_at, completed_at = excluded.completed_at",
+                (step.job_id, step.step_id, step.name, step.position, step.status, step.attempt,
+                 step.output, step.error, step.started_at, step.completed_at),
+            )  # fmt: skip
+
+    # logs -----------------------------------------------------------------
+    async def append_logs(self, lines: list[LogRow]) -> None:
+        if not lines:
+            return
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                _LOG_NOTIFY,
+                (
+                    [ln.job_id for ln in lines],
+                    [ln.seq for ln in lines],
+                    [ln.ts for ln in lines],
+                    [ln.level for ln in lines],
+                    [ln.step for ln in lines],
+                    [ln.message for ln in lines],
+                ),
+            )
+
+    async def last_log_seq(self, job_id: str) -> int:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT COALESCE(MAX(seq), 0) FROM job_logs WHERE job_id = %s", (job_id,)
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def list_logs(self, job_id: str, after: int, limit: int) -> list[LogRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT job_id, seq, ts, level, step, message FROM job_logs"
+                " WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s",
+                (job_id, after, limit),
+            )
+            return [LogRow(*r) for r in await cur.fetchall()]
+
+    # monitoring -----------------------------------------------------------
+    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
+        sql = "SELECT type, status, COUNT(*) FROM jobs"
+        args: list[Any] = []
+        if user_id is not None:
+            sql += " WHERE user_id = %s"
+            args.append(user_id)
+        sql += " GROUP BY type, status"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            return [(str(t), str(s), int(n)) for t, s, n in await cur.fetchall()]
+
+    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]:
+        sql = (
+            "SELECT type, status, created_at, started_at, completed_at FROM jobs"
+            " WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at >= %s"
+        )
+        args: list[Any] = [since]
+        if user_id is not None:
+            sql += " AND user_id = %s"
+            args.append(user_id)
+        sql += " ORDER BY completed_at DESC LIMIT 50000"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            return [FinishedJob(*r) for r in await cur.fetchall()]
+
+    async def created_since(self, user_id: str | None, since: int) -> int:
+        sql = "SELECT COUNT(*) FROM jobs WHERE created_at >= %s"
+        args: list[Any] = [since]
+        if user_id is not None:
+            sql += " AND user_id = %s"
+            args.append(user_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _has_limits(limits: Limits) -> bool:
+    return (
+        limits.per_user is not None or limits.default_key is not None or bool(limits.per_key)
+    )
+
+
+def _full(count: int, limit: int | None) -> bool:
+    return limit is not None and count >= limit
+
+
+def _redact(url: str) -> str:
+    """The URL without its password."""
+    if "://" in url and "@" in url.split("?", 1)[0]:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}@{host}"
+    return url
+
+
+__all__ = ["CHANNEL", "PostgresStore"]
