@@ -26,7 +26,9 @@ from jobctl.server.records import (
     CANCELLED,
     COMPLETED,
     FAILED,
+    PENDING,
     RUNNING,
+    TERMINAL,
     Change,
     JobRow,
     Limits,
@@ -104,6 +106,7 @@ class Engine:
         self._stopping = False
         self._next_due: int | None = 0
         self._version: int | None = None
+        self._held_back = False  # due jobs were left pending by limits at the last claim
         self.jobs_started = 0
         store.changes.add_listener(self._on_change)
 
@@ -183,7 +186,12 @@ class Engine:
                 nxt = await self.store.next_run_at()
                 # Jobs held back by limits are due already: look again when a slot frees
                 # (wake), or after a second at most.
+                self._held_back = nxt is not None and nxt <= now
                 self._next_due = None if nxt is None else max(nxt, now + US)
+                if self._next_due is None and not settings.single_process:
+                    # A shared store wakes us through its change feed; should a notification
+                    # be missed (a reconnect), look anyway once a second.
+                    self._next_due = now + US
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=settings.poll_interval)
@@ -306,12 +314,20 @@ class Engine:
 
     # cancellation, leases, expiry, retention ---------------------------------
     def _on_change(self, change: Change) -> None:
-        if change.table != "jobs":
+        if change.table != "jobs" or not isinstance(change.row, JobRow):
             return
+        row = change.row
+        if row.status == PENDING or (row.status in TERMINAL and self._held_back):
+            # New or re-queued work, or a freed limit, possibly from another server.
+            self.wake()
         job = self.running.get(change.job_id)
-        if job is None or not isinstance(change.row, JobRow):
+        if job is None:
             return
-        if change.row.status != RUNNING and not job.cancel_event.is_set():
+        if row.lease_owner != self.owner or row.attempt != job.row.attempt:
+            # Not about our claim: a shared store can deliver a change committed before
+            # we claimed the job (its insert, an earlier run) after the claim.
+            return
+        if row.status != RUNNING and not job.cancel_event.is_set():
             job.cancel_event.set()
             asyncio.get_running_loop().call_later(
                 self.settings.cancel_grace, self._hard_cancel, change.job_id, job
@@ -331,7 +347,9 @@ class Engine:
                 until = now_us() + int(self.settings.lease_seconds * US)
                 await self.store.renew_leases(self.owner, list(self.running), until)
                 if not self.settings.single_process:
-                    await self.store.requeue_orphans(now_us(), self.owner)
+                    orphans = await self.store.requeue_orphans(now_us(), self.owner)
+                    if orphans:
+                        log.info("re-queued %d job(s) whose worker lease ran out", len(orphans))
             except Exception:
                 log.exception("renewing leases failed")
 

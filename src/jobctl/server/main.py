@@ -57,6 +57,15 @@ def build(settings: ServerSettings) -> Built:
     auth = Authenticator(token, secret)
     store = open_store(settings.db_target)
     settings.engine.single_process = not settings.db_target.startswith("postgres")
+    lease = os.environ.get("JOBCTL_LEASE_SECONDS")
+    if lease:
+        # How long a killed server's jobs wait before another server re-queues them.
+        try:
+            settings.engine.lease_seconds = float(lease)
+        except ValueError:
+            raise StartupError(f"JOBCTL_LEASE_SECONDS: not a number: {lease!r}") from None
+        if not 0.5 <= settings.engine.lease_seconds <= 3600:
+            raise StartupError("JOBCTL_LEASE_SECONDS: from 0.5 to 3600 seconds")
     engine = Engine(store, registry, settings.engine)
 
     def setup(app: Any) -> None:

@@ -1,0 +1,38 @@
+"""Job types for multi-server tests, loaded with `--functions pgjobs`.
+
+`counted` works like `demo` with instant steps, and appends one line per step body
+run, `JOB_ID STEP PID`, to $JOBCTL_TEST_EFFECTS with a single O_APPEND write (atomic
+on a local filesystem, even from several processes), so a test can count how many
+times each step really ran and in which server process.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from jobctl.server.context import JobContext
+from jobctl.server.registry import registry
+
+_fd: int | None = None
+
+
+def effect(job_id: str, step: int) -> None:
+    global _fd
+    if _fd is None:
+        _fd = os.open(os.environ["JOBCTL_TEST_EFFECTS"], os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    os.write(_fd, f"{job_id} {step} {os.getpid()}\n".encode())
+
+
+@registry.job("counted", retries=2, description="Test: instant steps with counted side effects")
+async def counted(ctx: JobContext) -> dict[str, Any]:
+    steps = int(ctx.input.get("steps", 1))
+    for i in range(1, steps + 1):
+
+        def work(i: int = i) -> int:
+            effect(ctx.job_id, i)
+            return i
+
+        await ctx.step.run(f"step-{i}", work)
+        await ctx.progress(100 * i // steps, f"Step {i}/{steps} done")
+    return {"steps": steps}
