@@ -30,13 +30,10 @@ LEASE = "3"  # seconds: how long the killed server's jobs wait before they are r
 
 def start_servers(make_server: Any, pg_url: str, effects: Path, n: int) -> list[ServerProcess]:
     env = {"JOBCTL_TEST_EFFECTS": str(effects), "JOBCTL_LEASE_SECONDS": LEASE}
-    return [
-        make_server(
-            "--db", pg_url, "--functions", "pgjobs", "--limit", "user=0", "--limit", "key=0",
-            "--limit", "org=0", "--limit", "decision=0", env=env,
-        )  # fmt: skip
-        for _ in range(n)
-    ]
+    no_limits = ["--limit", "user=0", "--limit", "key=0", "--limit", "org=0",
+                 "--limit", "decision=0"]  # fmt: skip
+    args = ["--db", pg_url, "--functions", "pgjobs", *no_limits]
+    return [make_server(*args, env=env) for _ in range(n)]
 
 
 def counts(pg_url: str) -> dict[str, int]:
@@ -65,7 +62,7 @@ def test_three_servers_one_killed_every_job_once(
     steps_of: dict[str, int] = {}
     t0 = time.monotonic()
     with first.client() as client:
-        for batch in range(5):
+        for _batch in range(5):
             events = [{"name": "counted", "data": {"steps": 1 + i % 2}} for i in range(1000)]
             answer = client.post("/e/key", json=events, timeout=120)
             assert answer.status_code == 200, answer.text

@@ -156,7 +156,7 @@ async def test_every_servers_changes_reach_every_bus_once_in_commit_order(
 
     ids_a, ids_b, _ = await asyncio.gather(writer(a, "alice"), writer(b, "bob"), claimer())
     with psycopg.connect(a.url, autocommit=True) as conn:
-        final = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
+        final: dict[str, str] = dict(conn.execute("SELECT id, status FROM jobs").fetchall())
     received = []
     for queue in queues:
         got: list[Change] = []
@@ -168,8 +168,13 @@ async def test_every_servers_changes_reach_every_bus_once_in_commit_order(
                 got.append(change)
         await asyncio.sleep(0.2)
         assert queue.empty(), "a change was delivered twice"
-        received.append([(ch.job_id, ch.type, ch.row.status, ch.row.updated_at,
-                          ch.row.lease_owner) for ch in got if isinstance(ch.row, JobRow)])  # fmt: skip
+        received.append(
+            [
+                (ch.job_id, ch.type, ch.row.status, ch.row.updated_at, ch.row.lease_owner)
+                for ch in got
+                if isinstance(ch.row, JobRow)
+            ]
+        )
     # all three buses saw the same changes in the same (commit) order
     assert received[0] == received[1] == received[2]
     per_job = collections.defaultdict(list)

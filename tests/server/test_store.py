@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,14 +52,14 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         await s.close()
 
 
-def new_job(user: str = "alice", **kw: object) -> NewJob:
+def new_job(user: str = "alice", **kw: Any) -> NewJob:
     fields: dict[str, object] = {"id": str(uuid.uuid4()), "type": "demo", "input": '{"steps":1}',
                                  "user_id": user, "max_attempts": 3}  # fmt: skip
     fields.update(kw)
     return NewJob(**fields)  # type: ignore[arg-type]
 
 
-async def make(store: Store, n: int = 1, now: int = T0, **kw: object) -> list[JobRow]:
+async def make(store: Store, n: int = 1, now: int = T0, **kw: Any) -> list[JobRow]:
     rows = []
     for i in range(n):
         row, created = await store.create_job(new_job(**kw), now + i, 3600 * US)
@@ -137,9 +138,7 @@ async def test_list_filters_order_and_cursor(store: Store) -> None:
 
 
 async def test_list_cursor_breaks_ties_on_id(store: Store) -> None:
-    rows = [
-        (await store.create_job(new_job(), T0, US))[0] for _ in range(5)
-    ]  # same created_at
+    rows = [(await store.create_job(new_job(), T0, US))[0] for _ in range(5)]  # same created_at
     seen: list[str] = []
     cursor = None
     for _ in range(10):
@@ -340,7 +339,7 @@ async def test_every_write_is_announced_once_in_order(store: Store) -> None:
 async def test_large_rows_are_announced_whole(store: Store) -> None:
     """NOTIFY payloads stop at 8000 bytes; a bigger row still reaches subscribers whole."""
     queue = store.changes.subscribe()
-    text = "x\u00e9\"\n" * 5000  # escapes and multi-byte characters: ~30 kB as JSON
+    text = 'x\u00e9"\n' * 5000  # escapes and multi-byte characters: ~30 kB as JSON
     (row,) = await make(store, input=json.dumps({"text": text}, ensure_ascii=False))
     await store.claim_jobs("w", 1, T0 + 1, 30 * US, NO_LIMITS)
     await store.finish_job(row.id, "w", COMPLETED, '{"big": "' + "y" * 9000 + '"}', None, None, 5)

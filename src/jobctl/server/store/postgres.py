@@ -197,7 +197,8 @@ class PostgresStore(Store):
             async with self._pool.connection() as conn:
                 await self._migrate(conn)
         except psycopg.OperationalError as exc:
-            raise RuntimeError(f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}")
+            msg = f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}"
+            raise RuntimeError(msg) from exc
         self._closed = False
         self._listener = asyncio.get_running_loop().create_task(
             self._listen_loop(), name="jobctl-pg-listen"
@@ -225,7 +226,9 @@ class PostgresStore(Store):
         # Several servers may start at once: one migrates, the others wait and then see it done.
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
-            await conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)"
+            )
             cur = await conn.execute("SELECT name FROM schema_migrations")
             done = {r[0] for r in await cur.fetchall()}
             for name, sql in migrations():
@@ -597,7 +600,8 @@ class PostgresStore(Store):
                 raise JobNotFound(job_id)
             if current.status not in (FAILED, CANCELLED):
                 raise JobConflict(
-                    f"job {job_id} is {current.status}; only failed or cancelled jobs can be retried"
+                    f"job {job_id} is {current.status};"
+                    " only failed or cancelled jobs can be retried"
                 )
             if from_start:
                 await conn.execute("DELETE FROM steps WHERE job_id = %s", (job_id,))
@@ -748,9 +752,7 @@ class PostgresStore(Store):
 
 
 def _has_limits(limits: Limits) -> bool:
-    return (
-        limits.per_user is not None or limits.default_key is not None or bool(limits.per_key)
-    )
+    return limits.per_user is not None or limits.default_key is not None or bool(limits.per_key)
 
 
 def _full(count: int, limit: int | None) -> bool:
