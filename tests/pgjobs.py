@@ -8,7 +8,9 @@ times each step really ran and in which server process.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from typing import Any
 
 from jobctl.server.context import JobContext
@@ -24,8 +26,18 @@ def effect(job_id: str, step: int) -> None:
     os.write(_fd, f"{job_id} {step} {os.getpid()}\n".encode())
 
 
+async def wait_for_gate() -> None:
+    """With $JOBCTL_TEST_GATE set, hold every job until that file exists (at most 60 s),
+    so that a test can build a backlog before the servers work through it."""
+    gate = os.environ.get("JOBCTL_TEST_GATE")
+    deadline = time.monotonic() + 60
+    while gate and not os.path.exists(gate) and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
+
+
 @registry.job("counted", retries=2, description="Test: instant steps with counted side effects")
 async def counted(ctx: JobContext) -> dict[str, Any]:
+    await wait_for_gate()
     steps = int(ctx.input.get("steps", 1))
     for i in range(1, steps + 1):
 

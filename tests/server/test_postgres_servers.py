@@ -28,8 +28,12 @@ N_JOBS = 5000
 LEASE = "3"  # seconds: how long the killed server's jobs wait before they are re-queued
 
 
-def start_servers(make_server: Any, pg_url: str, effects: Path, n: int) -> list[ServerProcess]:
+def start_servers(
+    make_server: Any, pg_url: str, effects: Path, n: int, gate: Path | None = None
+) -> list[ServerProcess]:
     env = {"JOBCTL_TEST_EFFECTS": str(effects), "JOBCTL_LEASE_SECONDS": LEASE}
+    if gate is not None:
+        env["JOBCTL_TEST_GATE"] = str(gate)
     no_limits = ["--limit", "user=0", "--limit", "key=0", "--limit", "org=0",
                  "--limit", "decision=0"]  # fmt: skip
     args = ["--db", pg_url, "--functions", "pgjobs", *no_limits]
@@ -56,21 +60,20 @@ def test_three_servers_one_killed_every_job_once(
     make_server: Any, pg_url: str, tmp_path: Path
 ) -> None:
     effects = tmp_path / "effects.log"
-    # The first server takes the submissions (and starts working); the other two join
-    # once all 5,000 are accepted, so that there is a backlog when one of them is killed.
-    first = start_servers(make_server, pg_url, effects, 1)[0]
+    gate = tmp_path / "gate"  # jobs wait for it: all 5,000 are accepted before work starts
+    first, victim, third = start_servers(make_server, pg_url, effects, 3, gate=gate)
     steps_of: dict[str, int] = {}
     t0 = time.monotonic()
-    with first.client() as client:
-        for _batch in range(5):
+    with first.client() as c0, third.client() as c2:
+        for batch in range(5):
             events = [{"name": "counted", "data": {"steps": 1 + i % 2}} for i in range(1000)]
-            answer = client.post("/e/key", json=events, timeout=120)
+            answer = (c0, c2)[batch % 2].post("/e/key", json=events, timeout=120)
             assert answer.status_code == 200, answer.text
             ids = answer.json()["ids"]
             assert len(ids) == 1000
             steps_of.update((job_id, 1 + i % 2) for i, job_id in enumerate(ids))
     assert len(steps_of) == N_JOBS
-    victim, third = start_servers(make_server, pg_url, effects, 2)
+    gate.touch()
     assert victim.proc is not None
     victim_pid = victim.proc.pid
     owner_like = f"%:{victim_pid}:%"
