@@ -110,8 +110,15 @@ class ServerProcess:
 
 
 @pytest.fixture
-def make_server(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
-    """Factory: make_server(*args, env={...}) -> a started ServerProcess (stopped at teardown)."""
+def make_server(
+    tmp_path: Path,
+    server_db: str | None,  # noqa: F811 - the fixture imported below
+) -> Iterator[type[ServerProcess] | object]:
+    """Factory: make_server(*args, env={...}) -> a started ServerProcess (stopped at teardown).
+
+    In a test marked `both_stores`, servers without their own `--db` use the store of
+    the test's parameter (`server_db`, passed as JOBCTL_DB): SQLite, then PostgreSQL.
+    """
     started: list[ServerProcess] = []
 
     def factory(*args: str, env: dict[str, str] | None = None, start: bool = True) -> ServerProcess:
@@ -119,6 +126,11 @@ def make_server(tmp_path: Path) -> Iterator[type[ServerProcess] | object]:
         data_dir = Path(os.environ["JOBCTL_DATA_DIR"])
         full_env = dict(os.environ)
         full_env["PYTHONPATH"] = str(ROOT / "tests") + os.pathsep + full_env.get("PYTHONPATH", "")
+        if server_db is not None:
+            full_env["JOBCTL_DB"] = server_db
+            # Shared stores re-queue a killed server's jobs when its lease runs out (30 s
+            # by default); restart tests want that sooner.
+            full_env.setdefault("JOBCTL_LEASE_SECONDS", "3")
         full_env.update(env or {})
         server = ServerProcess(
             config_dir, data_dir, list(args), full_env, tmp_path / f"server-{len(started)}.log"
@@ -160,5 +172,12 @@ def wait_job(
     return wait_for(done, timeout)  # type: ignore[return-value]
 
 
-# PostgreSQL: a session cluster, `pg_url` (a fresh database) and `store_url` (both stores).
-from tests.pgfixtures import pg_cluster, pg_url, store_url  # noqa: E402, F401
+# PostgreSQL: a session cluster, `pg_url` (a fresh database), `store_url` (both stores), and
+# the `both_stores` marker (every server of the test on SQLite, then on PostgreSQL).
+from tests.pgfixtures import (  # noqa: E402, F401
+    pg_cluster,
+    pg_url,
+    pytest_generate_tests,
+    server_db,
+    store_url,
+)

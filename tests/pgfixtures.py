@@ -3,9 +3,12 @@
 - `pg_url`: a `postgresql://` URL to a new, migrated database (skips only when the
   PostgreSQL binaries are not installed; `.ci/run` installs them).
 - `store_url`: parametrized over both stores, "sqlite" (a file in tmp_path) and
-  "postgres" (a fresh database). A server test adopts it with
-  `make_server("--db", store_url)`; `JOBCTL_TEST_STORES=sqlite` (or `postgres`)
-  narrows the run.
+  "postgres" (a fresh database), for tests that pass it on: `make_server("--db", store_url)`.
+- `@pytest.mark.both_stores` (on a test, or `pytestmark` on a module): every server that
+  `make_server` starts without its own `--db` uses SQLite in one run of the test and a
+  fresh PostgreSQL database in another (passed as JOBCTL_DB, shared by all servers of
+  the test, so restarts find their data). `server.env["JOBCTL_DB"]` is the URL.
+`JOBCTL_TEST_STORES=sqlite` (or `postgres`) narrows both to one store.
 """
 
 from __future__ import annotations
@@ -78,3 +81,19 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return str(tmp_path / "jobctl.db")
     cluster: PgCluster = request.getfixturevalue("pg_cluster")
     return new_database(cluster)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if metafunc.definition.get_closest_marker("both_stores") and (
+        "server_db" in metafunc.fixturenames
+    ):
+        metafunc.parametrize("server_db", _stores(), indirect=True)
+
+
+@pytest.fixture
+def server_db(request: pytest.FixtureRequest) -> str | None:
+    """The database for `make_server`: None (the server's default SQLite file) unless the
+    test is marked `both_stores` and this is its PostgreSQL run."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return None
+    return new_database(request.getfixturevalue("pg_cluster"))

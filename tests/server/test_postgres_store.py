@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 
-from jobctl.server.records import COMPLETED, RUNNING, Change, JobRow, Limits, NewJob
+from jobctl.server.records import COMPLETED, RUNNING, Change, JobRow, Limits, NewJob, now_us
 from jobctl.server.store.postgres import _CLAIM_FREE, PostgresStore
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
@@ -19,7 +19,9 @@ from tests.pgfixtures import new_database
 pytestmark = pytest.mark.postgres
 
 US = 1_000_000
-T0 = 1_700_000_000 * US
+# An hour ahead: a claim may stamp the later of `now` and the store's clock (PostgreSQL
+# does, after waiting for the claim lock), and these tests want their own times kept.
+T0 = (now_us() // US + 3600) * US
 NO_LIMITS = Limits(None, (), None)
 
 

@@ -28,6 +28,7 @@ from jobctl.server.records import (
     LogRow,
     NewJob,
     StepRow,
+    now_us,
 )
 from jobctl.server.store import open_store
 from jobctl.server.store.base import ListQuery, Store
@@ -35,7 +36,9 @@ from tests.pgfixtures import _stores
 
 US = 1_000_000
 NO_LIMITS = Limits(None, (), None)
-T0 = 1_700_000_000 * US
+# An hour ahead: a claim may stamp the later of `now` and the store's clock (PostgreSQL
+# does, after waiting for the claim lock), and these tests want their own times kept.
+T0 = (now_us() // US + 3600) * US
 
 
 @pytest.fixture(params=_stores())
@@ -246,6 +249,16 @@ async def test_cancel_retry_suspend_fail(store: Store) -> None:
     failed = await store.fail_jobs([rows[2].id, rows[1].id, str(uuid.uuid4())], "expired", T0)
     assert {r.id for r in failed} == {rows[1].id, rows[2].id}
     assert all(r.status == FAILED and r.error == "expired" for r in failed)
+
+
+async def test_finish_without_a_message_keeps_the_last_one(store: Store) -> None:
+    rows = await make(store, 2, now=T0 - 10)
+    await store.claim_jobs("w", 2, T0, 30 * US, NO_LIMITS)
+    await store.set_progress(rows[0].id, "w", 90, "5 events found", T0 + 1)
+    kept = await store.finish_job(rows[0].id, "w", COMPLETED, "{}", None, None, T0 + 2)
+    assert kept is not None and kept.message == "5 events found"
+    plain = await store.finish_job(rows[1].id, "w", COMPLETED, "{}", None, None, T0 + 2)
+    assert plain is not None and plain.message == COMPLETED
 
 
 async def test_expiry_candidates_and_sweep(store: Store) -> None:

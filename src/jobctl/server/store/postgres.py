@@ -52,6 +52,7 @@ from jobctl.server.records import (
     LogRow,
     NewJob,
     StepRow,
+    now_us,
 )
 from jobctl.server.store.base import (
     FinishedJob,
@@ -451,6 +452,10 @@ class PostgresStore(Store):
                 users[user_id] = users.get(user_id, 0) + n
                 if key is not None:
                     keys[key] = keys.get(key, 0) + n
+            # Stamp the claim with a time after every finish that the counts above saw:
+            # waiting for the lock took a while, and a start stamped before the finish
+            # that freed its slot would look like a broken limit in the stored times.
+            params = {**params, "now": max(now, now_us())}
             full_users = [u for u, n in users.items() if _full(n, limits.per_user)]
             full_keys = [k for k, n in keys.items() if _full(n, limits.key_limit(k))]
             cur = await conn.execute(
@@ -538,7 +543,7 @@ class PostgresStore(Store):
                 _announcing(
                     "U",
                     "UPDATE jobs SET status = %(status)s, output = %(output)s,"
-                    " error = %(error)s, message = %(message)s,"
+                    " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
                     " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
                     " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
                     " lease_expires_at = NULL"
