@@ -83,6 +83,12 @@ def expired_message(job_type: str, seconds: float) -> str:
     return f"expired: not started within {format_seconds(seconds)} (the limit for {job_type})"
 
 
+def _first_start(row: JobRow) -> bool:
+    """The claim that returned `row` was the job's first start: attempt 1, and the claim
+    stamped started_at (it keeps an earlier start after a re-queue or a long sleep)."""
+    return row.attempt == 1 and row.started_at == row.updated_at
+
+
 @dataclass
 class RunningJob:
     row: JobRow
@@ -193,8 +199,16 @@ class Engine:
                     # be missed (a reconnect), look anyway once a second.
                     self._next_due = now + US
             self._wake.clear()
+            timeout = settings.poll_interval
+            if data_version is None:
+                # The store announces new work through its change feed (wake): sleep until
+                # the next job is due, or a second, rather than polling.
+                nxt = self._next_due
+                free = settings.slots - len(self.running)
+                timeout = 1.0 if nxt is None or free <= 0 else (nxt - now_us()) / US
+                timeout = min(1.0, max(timeout, settings.poll_interval))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=settings.poll_interval)
+                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
     def _start(self, row: JobRow) -> None:
         job_type = self.registry.get(row.type)
@@ -223,8 +237,9 @@ class Engine:
         row = job.row
         store = self.store
         try:
-            job.steps = {s.step_id: s for s in await store.load_steps(row.id)}
-            job.last_log_seq = await store.last_log_seq(row.id)
+            if not _first_start(row):  # a first start has no steps or logs to replay
+                job.steps = {s.step_id: s for s in await store.load_steps(row.id)}
+                job.last_log_seq = await store.last_log_seq(row.id)
             timeout = job.job_type.timeout
             started = row.started_at or now_us()
             remaining = timeout - (now_us() - started) / US

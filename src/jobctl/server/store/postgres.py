@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -82,15 +83,16 @@ def _notify_jobs(kind: str) -> str:
     """`pg_notify(...)` for every row of the CTE `c` (a job row), plus its lateral `n`."""
     full = f"json_build_array('{kind}', {', '.join('c.' + col for col in JOB_COLUMNS)})::text"
     slim_cols = ", ".join("NULL" if col in BIG_JOB_FIELDS else "c." + col for col in JOB_COLUMNS)
-    slim = f"json_build_array('{kind}s', {slim_cols})::text"
+    slim = f"json_build_array('{kind}s', {slim_cols})::text"  # built only for big rows
     tiny = f"json_build_array('{kind}x', c.id)::text"
     return (
         f"pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX} THEN n.full_"
-        f" WHEN octet_length(n.slim) <= {PAYLOAD_MAX} THEN n.slim ELSE {tiny} END)"
-        f" FROM c CROSS JOIN LATERAL (SELECT {full} AS full_, {slim} AS slim) n"
+        f" WHEN octet_length({slim}) <= {PAYLOAD_MAX} THEN {slim} ELSE {tiny} END)"
+        f" FROM c CROSS JOIN LATERAL (SELECT {full} AS full_) n"
     )
 
 
+@functools.cache
 def _announcing(kind: str, dml: str) -> str:
     """Wrap a DML statement that returns job rows so that it also notifies each row."""
     cols = ", ".join("c." + col for col in JOB_COLUMNS)
@@ -142,15 +144,16 @@ _LOG_NOTIFY = (
 class _Pool:
     """A fixed number of lazily (re)connected autocommit connections."""
 
-    def __init__(self, url: str, size: int) -> None:
+    def __init__(self, url: str, size: int, options: dict[str, Any] | None = None) -> None:
         self.url = url
+        self._options = options or {}
         self._idle: asyncio.Queue[AsyncConnection[Any] | None] = asyncio.Queue()
         for _ in range(size):
             self._idle.put_nowait(None)
         self._all: set[AsyncConnection[Any]] = set()
 
     async def _connect(self) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.url, autocommit=True)
+        conn = await AsyncConnection.connect(self.url, autocommit=True, **self._options)
         self._all.add(conn)
         return conn
 
@@ -183,11 +186,24 @@ class _Pool:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, pool_size: int = 6) -> None:
+    def __init__(self, url: str, *, pool_size: int = 6, listen: bool = True) -> None:
+        """`listen=False`: a store that only writes (a producer enqueueing jobs) and does
+        not publish changes, so it does not read every notification of the database."""
         self.url = url
+        self._listen = listen
         self.description = "postgresql:" + _redact(url)
         self.changes = ChangeBus()
         self._pool = _Pool(url, pool_size)
+        # Relaxed writes commit without waiting for the WAL flush: claims, progress, logs,
+        # finishing, suspending and re-queueing jobs. Only a crash of PostgreSQL itself
+        # can lose them, and that is safe: WAL is replayed in order, so what survives is
+        # a prefix, and every durable commit (a new job, a completed step, a cancel or
+        # retry) flushes the WAL up to itself. A lost claim leaves the job pending; a lost
+        # finish leaves it running until its lease runs out, and then the job replays on
+        # its durable steps to the same result (Inngest's model: only steps are
+        # exactly-once). Why it matters: a commit that notifies holds a cluster-wide lock
+        # until it is flushed, so durable notifying commits run one at a time.
+        self._relaxed = _Pool(url, 3, {"options": "-c synchronous_commit=off"})
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
@@ -201,6 +217,8 @@ class PostgresStore(Store):
             msg = f"cannot connect to PostgreSQL at {_redact(self.url)}: {exc}"
             raise RuntimeError(msg) from exc
         self._closed = False
+        if not self._listen:
+            return
         self._listener = asyncio.get_running_loop().create_task(
             self._listen_loop(), name="jobctl-pg-listen"
         )
@@ -222,6 +240,7 @@ class PostgresStore(Store):
                 await self._listener
             self._listener = None
         await self._pool.close()
+        await self._relaxed.close()
 
     async def _migrate(self, conn: AsyncConnection[Any]) -> None:
         # Several servers may start at once: one migrates, the others wait and then see it done.
@@ -321,8 +340,10 @@ class PostgresStore(Store):
         await asyncio.wait_for(self._listening.wait(), timeout)
 
     # helpers --------------------------------------------------------------
-    async def _fetch_jobs(self, sql: str, args: Sequence[Any] | dict[str, Any]) -> list[JobRow]:
-        async with self._pool.connection() as conn:
+    async def _fetch_jobs(
+        self, sql: str, args: Sequence[Any] | dict[str, Any], *, relaxed: bool = False
+    ) -> list[JobRow]:
+        async with (self._relaxed if relaxed else self._pool).connection() as conn:
             cur = await conn.execute(sql, args)  # type: ignore[arg-type]
             return _rows(await cur.fetchall())
 
@@ -431,7 +452,9 @@ class PostgresStore(Store):
     ) -> list[JobRow]:
         params = {"now": now, "owner": owner, "lease": now + lease_us, "limit": limit}
         if not _has_limits(limits):
-            rows = await self._fetch_jobs(_CLAIM_FREE, params)
+            async with self._relaxed.connection() as conn:
+                cur = await conn.execute(_CLAIM_FREE, params)
+                rows = _rows(await cur.fetchall())
         else:
             rows = await self._claim_limited(params, limits)
         rows.sort(key=lambda r: (r.run_at, r.id))
@@ -440,7 +463,7 @@ class PostgresStore(Store):
     async def _claim_limited(self, params: dict[str, Any], limits: Limits) -> list[JobRow]:
         """Claims under the advisory lock: the running counts cannot change while we pick."""
         now, limit = params["now"], params["limit"]
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._relaxed.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (CLAIM_LOCK,))
             cur = await conn.execute(
                 "SELECT user_id, concurrency_key, COUNT(*) FROM jobs WHERE status = 'running'"
@@ -494,7 +517,7 @@ class PostgresStore(Store):
     async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None:
         if not job_ids:
             return
-        async with self._pool.connection() as conn:
+        async with self._relaxed.connection() as conn:
             await conn.execute(
                 "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND id = ANY(%s)",
                 (until, owner, job_ids),
@@ -513,6 +536,7 @@ class PostgresStore(Store):
                 " WHERE status = 'running' AND lease_expires_at < %s",
             ),
             (now, now, now),
+            relaxed=True,
         )
 
     async def set_progress(
@@ -525,6 +549,7 @@ class PostgresStore(Store):
                 " WHERE id = %s AND status = 'running' AND lease_owner = %s",
             ),
             (progress, message, now, job_id, owner),
+            relaxed=True,
         )
         return rows[0] if rows else None
 
@@ -538,7 +563,7 @@ class PostgresStore(Store):
         message: str | None,
         now: int,
     ) -> JobRow | None:
-        async with self._pool.connection() as conn:
+        async with self._relaxed.connection() as conn:
             cur = await conn.execute(
                 _announcing(
                     "U",
@@ -573,6 +598,7 @@ class PostgresStore(Store):
                 " WHERE id = %s AND status = 'running' AND lease_owner = %s",
             ),
             (run_at, message, now, job_id, owner),
+            relaxed=True,
         )
         return rows[0] if rows else None
 
@@ -688,7 +714,7 @@ class PostgresStore(Store):
     async def append_logs(self, lines: list[LogRow]) -> None:
         if not lines:
             return
-        async with self._pool.connection() as conn:
+        async with self._relaxed.connection() as conn:
             await conn.execute(
                 _LOG_NOTIFY,
                 (
