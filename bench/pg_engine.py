@@ -17,8 +17,9 @@ with one database for jobctl and one for Procrastinate, and stops it at the end.
 jobctl runs as K processes of `jobctl server run --slots 2` on the same database, with no
 concurrency limits (Procrastinate has none; with limits, claims take an advisory lock).
 Two ways in:
-  store  the producer inserts the job with jobctl's store API (INSERT + NOTIFY, one
-         round trip), as Procrastinate's `defer` does: the like-for-like comparison;
+  store  the producer inserts the job with jobctl's store API from synchronous code
+         (`PostgresStore.create_job_sync`: INSERT + NOTIFY, one round trip), as
+         Procrastinate's `defer` does: the like-for-like comparison;
   http   the producer POSTs /api/jobs, round-robin over the K servers (what apps do).
 Procrastinate: the peer script bench_procrastinate.py, in a throwaway venv with
 Procrastinate from PyPI (never committed), `worker --concurrency=2`.
@@ -148,21 +149,15 @@ def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int) -> dict[st
 
     def make_enqueuer():  # type: ignore[no-untyped-def]
         if mode == "store":
-            loop = asyncio.new_event_loop()
-            store = PostgresStore(url, pool_size=1, listen=False)
-            loop.run_until_complete(store.open())
+            store = PostgresStore(url, listen=False)
 
             def enq(seq: int, ts: float) -> None:
                 new = NewJob(
                     str(uuid.uuid4()), "noop", dumps({"seq": seq, "enq_ts": ts}), "local", 1
                 )
-                loop.run_until_complete(store.create_job(new, now_us(), 0))
+                store.create_job_sync(new, now_us(), 0)
 
-            def close() -> None:
-                loop.run_until_complete(store.close())
-                loop.close()
-
-            return enq, close
+            return enq, store.close_sync
         token = (scratch / "config" / "server-token").read_text().strip()
         clients = [
             httpx.Client(base_url=u, headers={"Authorization": f"Bearer {token}"})

@@ -230,3 +230,23 @@ async def test_notification_payload_stays_under_the_limit(stores: list[PostgresS
         change = await asyncio.wait_for(queue.get(), 5)
         assert change is not None and isinstance(change.row, JobRow)
         assert change.row.input == text and change.row.id == row.id
+
+
+async def test_producers_in_sync_code_create_jobs_too(stores: list[PostgresStore]) -> None:
+    a, producer = stores[0], PostgresStore(stores[0].url, listen=False)
+    queue = a.changes.subscribe()
+    try:
+        row, created = producer.create_job_sync(new_job(), T0, US)
+        assert created and (await a.get_job(row.id, None)) == row
+        keyed = NewJob(str(uuid.uuid4()), "demo", "{}", "alice", 3, idempotency_key="k")
+        first, created = producer.create_job_sync(keyed, T0, 10 * US)
+        assert created
+        again = NewJob(str(uuid.uuid4()), "demo", "{}", "alice", 3, idempotency_key="k")
+        same, created = producer.create_job_sync(again, T0 + US, 10 * US)
+        assert not created and same.id == first.id
+        later, created = producer.create_job_sync(again, T0 + 11 * US, 10 * US)
+        assert created and later.id == again.id
+        got = [await asyncio.wait_for(queue.get(), 5) for _ in range(3)]
+        assert [c.job_id for c in got if c is not None] == [row.id, first.id, later.id]
+    finally:
+        producer.close_sync()

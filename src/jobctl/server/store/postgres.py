@@ -31,7 +31,7 @@ import contextlib
 import functools
 import json
 import logging
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -141,6 +141,43 @@ _LOG_NOTIFY = (
 )
 
 
+def _insert_args(new: NewJob, now: int) -> tuple[Any, ...]:
+    return (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
+            new.idempotency_key, now, now, now)  # fmt: skip
+
+
+_Steps = Generator[tuple[str, Sequence[Any]], list[Any], "tuple[JobRow, bool] | None"]
+
+
+def _idempotent_create(new: NewJob, now: int, ttl_us: int) -> _Steps:
+    """The statements of a create with an idempotency key, in one transaction, written
+    once for the async and the sync connection: yields (sql, args), receives the rows.
+    Returns (row, created), or None when another server took the key meanwhile (the
+    caller runs it again in a new transaction)."""
+    key = (new.user_id, new.idempotency_key)
+    hit = yield (
+        "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = %s AND key = %s"
+        " FOR UPDATE",
+        key,
+    )
+    if hit:
+        job_id, expires_at = hit[0]
+        existing = yield (f"SELECT {JOB_SELECT} FROM jobs WHERE id = %s AND user_id = %s",
+                          (job_id, new.user_id))  # fmt: skip
+        if existing and expires_at > now:
+            return JobRow(*existing[0]), False
+        yield ("DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s", key)
+    taken = yield (
+        "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
+        " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING job_id",
+        (*key, new.id, now + ttl_us),
+    )
+    if not taken:
+        return None
+    inserted = yield (_INSERT_JOB, _insert_args(new, now))
+    return _rows(inserted)[0], True
+
+
 class _Pool:
     """A fixed number of lazily (re)connected autocommit connections."""
 
@@ -207,6 +244,7 @@ class PostgresStore(Store):
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
+        self._sync_conn: psycopg.Connection[Any] | None = None
 
     # lifecycle ------------------------------------------------------------
     async def open(self) -> None:
@@ -241,6 +279,7 @@ class PostgresStore(Store):
             self._listener = None
         await self._pool.close()
         await self._relaxed.close()
+        self.close_sync()
 
     async def _migrate(self, conn: AsyncConnection[Any]) -> None:
         # Several servers may start at once: one migrates, the others wait and then see it done.
@@ -365,36 +404,50 @@ class PostgresStore(Store):
     async def create_job(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
-        args = (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
-                new.idempotency_key, now, now, now)  # fmt: skip
         if new.idempotency_key is None:
-            return (await self._fetch_jobs(_INSERT_JOB, args))[0], True
+            return (await self._fetch_jobs(_INSERT_JOB, _insert_args(new, now)))[0], True
         for _ in range(5):  # another server racing on the same key: look again
             async with self._pool.connection() as conn, conn.transaction():
-                cur = await conn.execute(
-                    "SELECT job_id, expires_at FROM idempotency_keys"
-                    " WHERE user_id = %s AND key = %s FOR UPDATE",
-                    (new.user_id, new.idempotency_key),
-                )
-                hit = await cur.fetchone()
-                if hit is not None:
-                    existing = await self._select_job(conn, hit[0], new.user_id)
-                    if existing is not None and hit[1] > now:
-                        return existing, False
-                    await conn.execute(
-                        "DELETE FROM idempotency_keys WHERE user_id = %s AND key = %s",
-                        (new.user_id, new.idempotency_key),
-                    )
-                cur = await conn.execute(
-                    "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
-                    " VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING job_id",
-                    (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
-                )
-                if await cur.fetchone() is None:
-                    continue  # another server took the key meanwhile: read it next time
-                cur = await conn.execute(_INSERT_JOB, args)
-                return _rows(await cur.fetchall())[0], True
+                steps = _idempotent_create(new, now, idempotency_ttl_us)
+                rows: list[Any] | None = None  # a generator starts on None
+                try:
+                    while True:
+                        sql, args = steps.send(rows)  # type: ignore[arg-type]
+                        cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+                        rows = await cur.fetchall() if cur.description else []
+                except StopIteration as done:
+                    if done.value is not None:
+                        return done.value  # type: ignore[no-any-return]
         raise RuntimeError("idempotency key kept changing under us; try again")
+
+    def create_job_sync(
+        self, new: NewJob, now: int, idempotency_ttl_us: int
+    ) -> tuple[JobRow, bool]:
+        """`create_job` for producers in synchronous code (a request handler, a script):
+        the same statements over a plain connection, opened on first use (`close_sync`)."""
+        if self._sync_conn is None or self._sync_conn.closed:
+            self._sync_conn = psycopg.connect(self.url, autocommit=True)
+        conn = self._sync_conn
+        if new.idempotency_key is None:
+            return _rows(conn.execute(_INSERT_JOB, _insert_args(new, now)).fetchall())[0], True
+        for _ in range(5):
+            with conn.transaction():
+                steps = _idempotent_create(new, now, idempotency_ttl_us)
+                rows: list[Any] | None = None
+                try:
+                    while True:
+                        sql, args = steps.send(rows)  # type: ignore[arg-type]
+                        cur = conn.execute(sql, args)  # type: ignore[arg-type]
+                        rows = cur.fetchall() if cur.description else []
+                except StopIteration as done:
+                    if done.value is not None:
+                        return done.value  # type: ignore[no-any-return]
+        raise RuntimeError("idempotency key kept changing under us; try again")
+
+    def close_sync(self) -> None:
+        if self._sync_conn is not None:
+            self._sync_conn.close()
+            self._sync_conn = None
 
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
         async with self._pool.connection() as conn:
