@@ -256,3 +256,15 @@ async def test_producers_in_sync_code_create_jobs_too(stores: list[PostgresStore
         assert [c.job_id for c in got if c is not None] == [row.id, first.id, later.id]
     finally:
         producer.close_sync()
+
+
+async def test_only_worker_bookkeeping_skips_the_wal_flush(pg_url: str) -> None:
+    store = PostgresStore(pg_url)
+    await store.open()
+    try:
+        async with store._pool.connection() as conn:  # new jobs, steps, cancel, retry
+            assert await (await conn.execute("SHOW synchronous_commit")).fetchone() == ("on",)
+        async with store._relaxed.connection() as conn:  # claims, progress, logs, finish
+            assert await (await conn.execute("SHOW synchronous_commit")).fetchone() == ("off",)
+    finally:
+        await store.close()

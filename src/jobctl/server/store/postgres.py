@@ -20,8 +20,12 @@ The database is the only coordination between servers:
   been published (SQLite publishes before returning); nothing relies on that order.
 
 Statements that write run in autocommit mode as one statement (one round trip) where
-they can; the rest use explicit transactions. Connections come from a small pool
-(psycopg_pool is not a dependency; this needs only a queue).
+they can; the rest use explicit transactions. Connections come from two small pools
+(psycopg_pool is not a dependency; this needs only a queue): durable commits for what
+must survive a crash of PostgreSQL (new jobs, completed steps, cancel, retry, expiry),
+and relaxed ones (`synchronous_commit=off`) for the workers' bookkeeping; see
+PostgresStore.__init__ for why that is safe. Producers outside a server (an app, a
+script) use `PostgresStore(url, listen=False)` and `create_job_sync`.
 """
 
 from __future__ import annotations
@@ -181,16 +185,18 @@ def _idempotent_create(new: NewJob, now: int, ttl_us: int) -> _Steps:
 class _Pool:
     """A fixed number of lazily (re)connected autocommit connections."""
 
-    def __init__(self, url: str, size: int, options: dict[str, Any] | None = None) -> None:
+    def __init__(self, url: str, size: int, setup: str | None = None) -> None:
         self.url = url
-        self._options = options or {}
+        self._setup = setup  # a SET statement for every new connection
         self._idle: asyncio.Queue[AsyncConnection[Any] | None] = asyncio.Queue()
         for _ in range(size):
             self._idle.put_nowait(None)
         self._all: set[AsyncConnection[Any]] = set()
 
     async def _connect(self) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.url, autocommit=True, **self._options)
+        conn = await AsyncConnection.connect(self.url, autocommit=True)
+        if self._setup:
+            await conn.execute(self._setup)  # type: ignore[arg-type]
         self._all.add(conn)
         return conn
 
@@ -240,7 +246,7 @@ class PostgresStore(Store):
         # its durable steps to the same result (Inngest's model: only steps are
         # exactly-once). Why it matters: a commit that notifies holds a cluster-wide lock
         # until it is flushed, so durable notifying commits run one at a time.
-        self._relaxed = _Pool(url, 3, {"options": "-c synchronous_commit=off"})
+        self._relaxed = _Pool(url, 3, "SET synchronous_commit = off")
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
