@@ -259,6 +259,8 @@ async def test_producers_in_sync_code_create_jobs_too(stores: list[PostgresStore
 
 
 async def test_only_worker_bookkeeping_skips_the_wal_flush(pg_url: str) -> None:
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # the test cluster runs with off
+        conn.execute("ALTER DATABASE " + pg_url.rsplit("/", 1)[1] + " SET synchronous_commit = on")
     store = PostgresStore(pg_url)
     await store.open()
     try:
