@@ -362,3 +362,15 @@ async def test_large_rows_are_announced_whole(store: Store) -> None:
     assert got[2].record is not None and got[2].record["output"] == {"big": "y" * 9000}
     assert got[3].record is not None and got[3].record["message"] == "z" * 9000
     await assert_quiet(queue)
+
+
+async def test_log_lines_are_announced_in_their_order(store: Store) -> None:
+    queue = store.changes.subscribe()
+    jobs = await make(store, 2)
+    await next_changes(queue, 2)
+    lines = [LogRow(jobs[i % 2].id, i // 2 + 1, T0 + i, "info", None, f"l{i}") for i in range(40)]
+    await store.append_logs(lines)
+    got = await next_changes(queue, 40)
+    assert [c.row for c in got] == lines
+    assert [c.user_id for c in got] == ["alice"] * 40
+    await assert_quiet(queue)

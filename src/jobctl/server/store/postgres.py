@@ -134,14 +134,17 @@ _CLAIM_IDS = _announcing(
 )
 
 _LOG_NOTIFY = (
+    # One notification per line, in the order of the lines: the user id comes from a
+    # scalar sub-select (a join could hand the rows out in another order).
     "WITH c AS (INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
     " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[],"
     " %s::text[]) RETURNING job_id, seq, ts, level, step, message)"
     f" SELECT pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX}"
     " THEN n.full_ ELSE json_build_array('Ls', c.job_id, c.seq, c.ts, c.level, NULL, NULL,"
-    " j.user_id)::text END) FROM c LEFT JOIN jobs j ON j.id = c.job_id CROSS JOIN LATERAL"
-    " (SELECT json_build_array('L', c.job_id, c.seq, c.ts, c.level, c.step, c.message,"
-    " j.user_id)::text AS full_) n"
+    " n.user_id)::text END) FROM c CROSS JOIN LATERAL (SELECT u.user_id,"
+    " json_build_array('L', c.job_id, c.seq, c.ts, c.level, c.step, c.message,"
+    " u.user_id)::text AS full_ FROM (SELECT (SELECT user_id FROM jobs WHERE id = c.job_id)"
+    " AS user_id) u) n"
 )
 
 
@@ -251,6 +254,7 @@ class PostgresStore(Store):
         self._listening = asyncio.Event()
         self._closed = False
         self._sync_conn: psycopg.Connection[Any] | None = None
+        self._last_commit_us = 0
 
     # lifecycle ------------------------------------------------------------
     async def open(self) -> None:
@@ -346,7 +350,10 @@ class PostgresStore(Store):
                     return
                 step, message = found
             line = LogRow(job_id, seq, ts, level, step, message)
-            bus.publish(Change(bus.next_seq(), "job_logs", INSERT, line, None, ts, user_id or ""))
+            commit_us = self._commit_time(ts)
+            bus.publish(
+                Change(bus.next_seq(), "job_logs", INSERT, line, None, commit_us, user_id or "")
+            )
             return
         kind = _KINDS[tag[0]]
         if len(tag) == 1:
@@ -356,8 +363,15 @@ class PostgresStore(Store):
             if row_or_none is None:
                 return  # deleted since; nothing left to announce
             row = row_or_none
-        bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, row.updated_at,
+        commit_us = self._commit_time(row.updated_at)
+        bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, commit_us,
                            row.user_id))  # fmt: skip
+
+    def _commit_time(self, stamped: int) -> int:
+        """A change's commit time that never goes backwards in commit order. Rows carry the
+        time their writer took before the commit, and writers (tasks, servers) interleave."""
+        self._last_commit_us = max(self._last_commit_us, stamped)
+        return self._last_commit_us
 
     async def _reread(self, how: str, data: list[Any]) -> JobRow | None:
         """A row too large for a notification: read back what was left out.
