@@ -186,3 +186,46 @@ def test_changes_from_server_processes_reach_another_process(
         # insert, claim, 2 x progress, completion: each once and in commit order
         assert statuses == ["pending", "running", "running", "running", "completed"], statuses
     assert len(owners) == 2, "both servers should have run some of the jobs"
+
+
+def test_a_watcher_on_the_first_server_sees_what_the_third_completes(
+    make_server: Any, pg_url: str, tmp_path: Path
+) -> None:
+    """Realtime on one server carries, live, the changes that other servers commit."""
+    from realtime import AsyncRealtimeClient
+
+    from tests.server.realtime.conftest import subscribe, ws_url
+
+    effects = tmp_path / "effects.log"
+    first, _second, third = start_servers(make_server, pg_url, effects, 3)
+    assert third.proc is not None
+
+    async def scenario() -> tuple[list[str], list[dict[str, Any]]]:
+        client = AsyncRealtimeClient(ws_url(first.url), first.token)
+        try:
+            done = await subscribe(
+                client, "done", [{"event": "UPDATE", "filter": "status=eq.completed"}]
+            )
+            ids = []
+            async with httpx.AsyncClient(
+                base_url=third.url, headers={"Authorization": f"Bearer {third.token}"}
+            ) as http:
+                for _ in range(40):  # submitted to the third server
+                    answer = await http.post(
+                        "/api/jobs", json={"type": "counted", "input": {"steps": 2}}
+                    )
+                    assert answer.status_code == 201, answer.text
+                    ids.append(answer.json()["id"])
+            await done.wait(lambda: len(done.events) >= len(ids), timeout=30)
+            await asyncio.sleep(0.2)  # and nothing twice
+            return ids, done.records()
+        finally:
+            await client.close()
+
+    ids, records = asyncio.run(scenario())
+    assert sorted(r["id"] for r in records) == sorted(ids)
+    assert all(r["status"] == COMPLETED and r["output"] == {"steps": 2} for r in records)
+    ran_on = {job_id: pid for job_id, _step, pid in read_effects(effects)}
+    by_third = [job_id for job_id, pid in ran_on.items() if pid == third.proc.pid]
+    assert by_third, "the third server should have completed some of the jobs itself"
+    assert set(by_third) <= {r["id"] for r in records}
