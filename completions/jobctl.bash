@@ -10,11 +10,11 @@ _jobctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$path $w" in
-            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
+            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schema"|" schema supabase"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
         esac
     done
     case "$path" in
-        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config help list logs retry server show stats submit tui watch" ;;
+        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config help list logs retry schema server show stats submit tui watch" ;;
         " auth") opts="--help"; subs="login logout status token" ;;
         " auth login") opts="--token --verify --no-verify --help"; subs="" ;;
         " auth logout") opts="--help"; subs="" ;;
@@ -34,6 +34,8 @@ _jobctl() {
         " list") opts="--status -s --type -t --since --limit -L --all -a --json --jsonl --help"; subs="" ;;
         " logs") opts="--follow -f --jsonl --timeout --help"; subs="" ;;
         " retry") opts="--all-failed --type -t --from-start --yes -y --help"; subs="" ;;
+        " schema") opts="--help"; subs="supabase" ;;
+        " schema supabase") opts="--help"; subs="" ;;
         " server") opts="--help"; subs="run start status stop" ;;
         " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --help"; subs="" ;;
         " server start") opts="--port --json --help"; subs="" ;;

@@ -16,7 +16,18 @@ from typing import IO, Annotated, Any
 import typer
 
 from jobctl import __version__
-from jobctl.commands import auth, cancel, completion, config, help, logs, retry, server, show
+from jobctl.commands import (
+    auth,
+    cancel,
+    completion,
+    config,
+    help,
+    logs,
+    retry,
+    schema,
+    server,
+    show,
+)
 from jobctl.commands import list as list_cmd
 from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
@@ -89,6 +100,7 @@ app.command("tui")(tui_cmd.tui)
 app.add_typer(server.app, name="server")
 app.add_typer(config.app, name="config")
 app.add_typer(auth.app, name="auth")
+app.add_typer(schema.app, name="schema")
 app.command("completion")(completion.completion)
 app.add_typer(help.app, name="help")
 

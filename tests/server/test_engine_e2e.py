@@ -14,6 +14,29 @@ import pytest
 
 from tests.conftest import EXAMPLES, ServerProcess, wait_for, wait_job
 
+# Every test here runs twice: on SQLite, then with every server on one PostgreSQL database.
+pytestmark = pytest.mark.both_stores
+
+
+def db_of(server: ServerProcess) -> str:
+    """The server's database: its JOBCTL_DB (PostgreSQL run) or its default SQLite file."""
+    return server.env.get("JOBCTL_DB") or str(server.data_dir / "jobctl.db")
+
+
+def outside_store(server: ServerProcess) -> Any:
+    """A second, write-only connection to the server's database, as another process has."""
+    from jobctl.server.store import open_store
+    from jobctl.server.store.postgres import PostgresStore
+    from jobctl.server.store.sqlite import SQLiteStore
+
+    db = db_of(server)
+    if db.startswith("postgresql://"):
+        return PostgresStore(db, listen=False)
+    store = open_store(db)
+    assert isinstance(store, SQLiteStore)
+    store.open_sync(lock=False)
+    return store
+
 
 @pytest.fixture
 def effects(tmp_path: Path) -> Path:
@@ -138,12 +161,19 @@ def test_on_failure_hook_runs(fn_server: ServerProcess, effects: Path) -> None:
         assert len(hooks) == 1 and "bad things" in hooks[0][1]
 
 
-def _completed_steps_in_db(db: Path) -> dict[str, set[str]]:
-    conn = sqlite3.connect(db)
-    try:
-        rows = conn.execute("SELECT job_id, name FROM steps WHERE status = 'completed'").fetchall()
-    finally:
-        conn.close()
+def _completed_steps_in_db(db: str) -> dict[str, set[str]]:
+    query = "SELECT job_id, name FROM steps WHERE status = 'completed'"
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(db) as pg:
+            rows = pg.execute(query).fetchall()
+    else:
+        conn = sqlite3.connect(db)
+        try:
+            rows = conn.execute(query).fetchall()
+        finally:
+            conn.close()
     done: dict[str, set[str]] = collections.defaultdict(set)
     for job_id, name in rows:
         done[job_id].add(name)
@@ -164,7 +194,7 @@ def test_sigkill_mid_run_loses_nothing_and_repeats_no_completed_step(
         # wait until work is in flight: some steps done, nothing finished
         wait_for(lambda: sum(count_effects(effects).values()) >= 10, timeout=20)
     first.kill()
-    done_before = _completed_steps_in_db(first.data_dir / "jobctl.db")
+    done_before = _completed_steps_in_db(db_of(first))
     assert any(done_before.values()), "the kill should land after some steps completed"
 
     second: ServerProcess = make_server("--functions", "jobfns", "--slots", "8", env=env)
@@ -361,10 +391,8 @@ def test_jobs_written_by_another_process_are_picked_up(server: ServerProcess) ->
     import uuid
 
     from jobctl.server.records import NewJob, dumps, now_us
-    from jobctl.server.store.sqlite import SQLiteStore
 
-    other = SQLiteStore(str(server.data_dir / "jobctl.db"))
-    other.open_sync(lock=False)
+    other = outside_store(server)
     try:
         ids = []
         for _ in range(30):
