@@ -45,6 +45,7 @@ class ServerProcess:
     url: str = ""
     port: int = 0
     extra: dict[str, str] = field(default_factory=dict)
+    ended: bool = False  # stopped or killed by the test (not a crash)
 
     @property
     def token(self) -> str:
@@ -55,6 +56,7 @@ class ServerProcess:
         return self.data_dir / "server.json"
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
+        self.ended = False
         if self.state_file.exists():
             self.state_file.unlink()
         port_args = ["--port", str(self.port)]
@@ -83,11 +85,13 @@ class ServerProcess:
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs."""
+        self.ended = True
         assert self.proc is not None
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def stop(self) -> None:
+        self.ended = True
         if self.proc is None or self.proc.poll() is not None:
             return
         os.kill(self.proc.pid, signal.SIGTERM)
@@ -139,8 +143,13 @@ def make_server(
         return server.start() if start else server
 
     yield factory
+    died = [s for s in started if s.proc is not None and s.proc.poll() is not None and not s.ended]
     for server in started:
         server.stop()
+    # A server that exited by itself during a test is a bug even if the test passed.
+    assert not died, "a server process exited on its own:\n" + "\n".join(
+        s.log[-3000:] for s in died
+    )
 
 
 @pytest.fixture
