@@ -3,8 +3,8 @@
     python bench/latency.py                  # 1 and 100 subscribers, both modes, ~2 min
     python bench/latency.py --subscribers 1,20 --seconds 5
 
-A `demo` job on a real `jobctl server run` reports progress about 20 times a
-second. Subscribers are `JobFeed`s (the client path `watch` and the dashboard
+A `demo` job on a real `jobctl server run` reports progress `--rate` times a
+second (5 by default: brisk for a job's progress; `--rate 20` for a stress run). Subscribers are `JobFeed`s (the client path `watch` and the dashboard
 use), spread over several processes because the official realtime client spends
 ~160 us validating each frame and one Python process cannot serve 100 of them in
 time. Latency = wall clock at the feed's JobChanged - the row's `updated_at`,
@@ -31,6 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 PER_PROCESS = 25
+RAW_PER_PROCESS = 50
 
 
 def pct(values: list[float], p: float) -> float:
@@ -91,6 +92,58 @@ async def subscriber_main(args: argparse.Namespace) -> None:
     Path(args.out).write_text(json.dumps(seen))
 
 
+async def raw_subscriber_main(args: argparse.Namespace) -> None:
+    """`count` bare WebSocket subscribers: join, then read frames (no client library),
+    so that 100 sockets cost the server what 100 remote clients would, and this
+    machine's two cores are left to the server and the probe feeds."""
+    from datetime import datetime
+
+    import websockets
+
+    ws_url = args.url.replace("http://", "ws://") + "/realtime/v1/websocket"
+    query = f"?apikey={args.token}&vsn=1.0.0"
+    seen: list[list[tuple[float, float]]] = [[] for _ in range(args.count)]
+    joined = 0
+    stop = asyncio.Event()
+
+    async def one(i: int) -> None:
+        nonlocal joined
+        async with websockets.connect(ws_url + query, max_size=2**20) as ws:
+            binding = {
+                "event": "*",
+                "schema": "public",
+                "table": "jobs",
+                "filter": f"id=eq.{args.job}",
+            }
+            await ws.send(json.dumps({
+                "topic": f"realtime:bench-{i}", "event": "phx_join", "ref": "1", "join_ref": "1",
+                "payload": {"config": {"postgres_changes": [binding]}, "access_token": args.token},
+            }))  # fmt: skip
+            while not stop.is_set():
+                try:
+                    text = await asyncio.wait_for(ws.recv(), timeout=0.5)
+                except TimeoutError:
+                    continue
+                now = time.time()
+                frame = json.loads(text)
+                if frame["event"] == "phx_reply" and frame["ref"] == "1":
+                    joined += 1
+                elif frame["event"] == "postgres_changes":
+                    stamp = frame["payload"]["data"]["record"]["updated_at"]
+                    seen[i].append((now, datetime.fromisoformat(stamp).timestamp()))
+
+    tasks = [asyncio.create_task(one(i)) for i in range(args.count)]
+    deadline = time.monotonic() + 60
+    while joined < args.count and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    Path(args.ready_file).write_text(str(joined))
+    start_at = float(Path(args.go_file).read_text()) if await _wait_file(args.go_file) else 0
+    await asyncio.sleep(max(0.0, start_at + args.seconds + 3 - time.time()))
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    Path(args.out).write_text(json.dumps(seen))
+
+
 async def _wait_file(path: str, timeout: float = 120) -> bool:
     deadline = time.monotonic() + timeout
     while not (Path(path).exists() and Path(path).read_text()):
@@ -118,23 +171,41 @@ def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
     return proc, url, (work / "c" / "server-token").read_text().strip()
 
 
+RAW_RESULTS: dict[int, list[float]] = {}
+
+
 def run_case(
-    url: str, token: str, mode: str, subscribers: int, seconds: float, work: Path
+    url: str,
+    token: str,
+    mode: str,
+    subscribers: int,
+    seconds: float,
+    rate: float,
+    work: Path,
+    full_clients: bool = False,
 ) -> list[float]:
     import bisect
 
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
-    steps = int(seconds * 20) + 200
+    steps = int((seconds + 30) * rate)
     job = httpx.post(f"{url}/api/jobs", headers=headers, timeout=10, json={
-        "type": "demo", "input": {"steps": steps, "step_seconds": 0.05}}).json()["id"]  # fmt: skip
+        "type": "demo", "input": {"steps": steps, "step_seconds": 1 / rate}}).json()["id"]  # fmt: skip
     case = work / f"{mode}-{subscribers}"
     case.mkdir()
     go = case / "go"
-    groups = [
-        ("sub", mode, min(PER_PROCESS, subscribers - i)) for i in range(0, subscribers, PER_PROCESS)
-    ]
+    if mode == "realtime" and subscribers > 1 and not full_clients:
+        # one feed (the probe) among bare sockets: what a client sees when 100 are connected
+        groups = [("sub", "realtime", 1)] + [
+            ("raw", "raw", min(RAW_PER_PROCESS, subscribers - 1 - i))
+            for i in range(0, subscribers - 1, RAW_PER_PROCESS)
+        ]
+    else:
+        groups = [
+            ("sub", mode, min(PER_PROCESS, subscribers - i))
+            for i in range(0, subscribers, PER_PROCESS)
+        ]
     if mode == "polling":
         groups.append(("ref", "realtime", 1))  # sees every commit, for the pollers' misses
     procs = []
@@ -151,7 +222,7 @@ def run_case(
         time.sleep(0.05)
     start = time.time() + 1.0
     go.write_text(str(start))
-    per_feed: dict[str, list[list[tuple[float, float]]]] = {"sub": [], "ref": []}
+    per_feed: dict[str, list[list[tuple[float, float]]]] = {"sub": [], "ref": [], "raw": []}
     for i, proc in enumerate(procs):
         proc.wait(timeout=seconds + 60)
         per_feed[groups[i][0]] += json.loads((case / f"out-{i}.json").read_text())
@@ -162,6 +233,12 @@ def run_case(
     if mode == "realtime":
         for events in per_feed["sub"]:
             latencies += [(r - u) * 1000 for r, u in events if window[0] <= u <= window[1]]
+        RAW_RESULTS[subscribers] = [
+            (r - u) * 1000
+            for events in per_feed["raw"]
+            for r, u in events
+            if window[0] <= u <= window[1]
+        ]
         return latencies
     commits = sorted({u for events in per_feed["ref"] for _, u in events})
     commits = [c for c in commits if window[0] <= c <= window[1]]
@@ -185,9 +262,15 @@ def main() -> int:
     ap.add_argument("--ready-file"), ap.add_argument("--go-file"), ap.add_argument("--out")
     ap.add_argument("--seconds", type=float, default=10.0)
     ap.add_argument("--subscribers", default="1,100")
+    ap.add_argument("--rate", type=float, default=5.0, help="changes per second")
+    ap.add_argument(
+        "--full-clients",
+        action="store_true",
+        help="every Realtime subscriber a JobFeed on this machine (client CPU bound)",
+    )
     args = ap.parse_args()
     if args.subscriber:
-        asyncio.run(subscriber_main(args))
+        asyncio.run(raw_subscriber_main(args) if args.mode == "raw" else subscriber_main(args))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="jobctl-latency-"))
@@ -196,19 +279,30 @@ def main() -> int:
     try:
         for n in [int(x) for x in args.subscribers.split(",")]:
             for mode in ("realtime", "polling"):
-                results[(mode, n)] = run_case(url, token, mode, n, args.seconds, work)
+                results[(mode, n)] = run_case(
+                    url, token, mode, n, args.seconds, args.rate, work, args.full_clients
+                )
     finally:
         proc.terminate()
         proc.wait(15)
-    print(f"\ncommitted change -> client callback, loopback, {args.seconds:g} s per case")
+    print(f"\ncommitted change -> client callback, loopback, {args.rate:g} changes/s,"
+          f" {args.seconds:g} s per case")  # fmt: skip
     print(
         f"{'mode':10} {'subscribers':>11} {'events':>8} {'p50 ms':>9} {'p99 ms':>9} {'mean ms':>9}"
     )
     for (mode, n), values in results.items():
         mean = statistics.mean(values) if values else float("nan")
+        label = mode if mode == "polling" or n == 1 or args.full_clients else "realtime*"
         print(
-            f"{mode:10} {n:11d} {len(values):8d} {pct(values, 50):9.2f} {pct(values, 99):9.2f} {mean:9.2f}"
+            f"{label:10} {n:11d} {len(values):8d} {pct(values, 50):9.2f} {pct(values, 99):9.2f} {mean:9.2f}"
         )
+        raw = RAW_RESULTS.get(n)
+        if mode == "realtime" and raw:
+            print(f"{'  sockets':10} {n - 1:11d} {len(raw):8d} {pct(raw, 50):9.2f} {pct(raw, 99):9.2f}"
+                  f" {statistics.mean(raw):9.2f}")  # fmt: skip
+    if not args.full_clients:
+        print("realtime* = one JobFeed (the probe) while the other subscribers are bare sockets;"
+              " 'sockets' = when their frames arrived")  # fmt: skip
     n_max = max(n for _, n in results)
     rt = results[("realtime", n_max)]
     poll_mean = statistics.mean(results[("polling", n_max)] or [float("nan")])
