@@ -108,3 +108,62 @@ async def test_jobs_inserted_by_another_server_start_at_once(pg_url: str) -> Non
         await engine.stop(grace=0.1)
         await store.close()
         await other.close()
+
+
+@pytest.mark.postgres
+async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str) -> None:
+    """Three engines, idle, on one PostgreSQL: once they know each other (from each other's
+    claims), a new job is claimed by the one its rendezvous hash ranks first, not by all."""
+    reg = Registry()
+
+    @reg.job("quick", retries=0)
+    async def quick(ctx: JobContext) -> Any:
+        return 1
+
+    stores = [open_store(pg_url) for _ in range(3)]
+    engines: list[Engine] = []
+    claims = [0]
+    for store in stores:
+        await store.open()
+        claim = store.claim_jobs
+
+        async def counted(*args: Any, _claim: Any = claim) -> Any:
+            claims[0] += 1
+            return await _claim(*args)
+
+        store.claim_jobs = counted  # type: ignore[method-assign]
+        engine = Engine(store, reg, EngineSettings(slots=2, limits=Limits(None, (), None),
+                                                   single_process=False))  # fmt: skip
+        engines.append(engine)
+        await engine.start()
+    try:
+
+        async def run(n: int) -> list[str]:
+            ids = []
+            for _ in range(n):
+                row, _ = await stores[0].create_job(
+                    NewJob(str(uuid.uuid4()), "quick", "{}", "alice", 1), now_us(), 10**9
+                )
+                ids.append(row.id)
+                await asyncio.sleep(0.02)
+            async with asyncio.timeout(10):
+                while True:
+                    rows = [await stores[0].get_job(i, None) for i in ids]
+                    if all(r is not None and r.status == "completed" for r in rows):
+                        return [r.lease_owner or "" for r in rows if r is not None]
+                    await asyncio.sleep(0.02)
+
+        await run(15)  # they learn of each other
+        assert all(len(e._peers) == 2 for e in engines), [e._peers for e in engines]
+        claims[0] = 0
+        await run(30)
+        # Each job once, plus a second look when a claim is slower than a rank's step, and
+        # the once-a-second look-ups; before, every idle server claimed every job (3 per job).
+        assert claims[0] < 30 * 2, claims[0]
+        assert sum(e.jobs_started for e in engines) == 45
+        assert all(e.jobs_started > 0 for e in engines)  # the hash spreads them
+    finally:
+        for engine in engines:
+            await engine.stop(grace=0.1)
+        for store in stores:
+            await store.close()

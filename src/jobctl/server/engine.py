@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +47,13 @@ DEV_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 INNGEST_BACKOFF = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0)
 
 US = 1_000_000
+PEER_TTL = 5.0  # seconds: a server not seen holding a job for this long is forgotten
+RENDEZVOUS_STEP = 0.001  # seconds between the claims of successive ranks
+
+
+def _rendezvous(job_id: str, owner: str) -> bytes:
+    """The same on every server (hash() of a str is salted per process)."""
+    return hashlib.blake2b(f"{job_id} {owner}".encode(), digest_size=8).digest()
 
 
 @dataclass
@@ -113,6 +122,13 @@ class Engine:
         self._next_due: int | None = 0
         self._version: int | None = None
         self._held_back = False  # due jobs were left pending by limits at the last claim
+        # The last claim came back short: the queue looked empty, so new work must wake us.
+        # (After a full claim we claim again as soon as a slot frees anyway.)
+        self._short = True
+        # Other servers on a shared store, by owner id -> when we last saw them hold a job
+        # (monotonic seconds), and the new jobs we leave to them for a moment (see _on_pending).
+        self._peers: dict[str, float] = {}
+        self._deferred: dict[str, asyncio.TimerHandle] = {}
         self.jobs_started = 0
         store.changes.add_listener(self._on_change)
 
@@ -186,17 +202,27 @@ class Engine:
                     await asyncio.sleep(0.5)
                 for row in rows:
                     self._start(row)
-                if len(rows) == free:
+                self._short = len(rows) < free
+                if not self._short:
                     self._next_due = now  # there may be more: look again once a slot frees
                     continue
-                nxt = await self.store.next_run_at()
-                # Jobs held back by limits are due already: look again when a slot frees
-                # (wake), or after a second at most.
-                self._held_back = nxt is not None and nxt <= now
-                self._next_due = None if nxt is None else max(nxt, now + US)
-                if self._next_due is None and not settings.single_process:
-                    # A shared store wakes us through its change feed; should a notification
-                    # be missed (a reconnect), look anyway once a second.
+                if settings.single_process or settings.limits.active:
+                    nxt = await self.store.next_run_at()
+                    # Jobs held back by limits are due already: look again when a slot
+                    # frees (wake), or after a second at most.
+                    self._held_back = nxt is not None and nxt <= now
+                    self._next_due = None if nxt is None else max(nxt, now + US)
+                    if self._next_due is None and not settings.single_process:
+                        # A shared store wakes us through its change feed; should a
+                        # notification be missed (a reconnect), look anyway once a second.
+                        self._next_due = now + US
+                else:
+                    # A shared store without limits: a short claim left nothing due (rows
+                    # that other servers hold locked are theirs), and the change feed
+                    # announces every pending row (_on_pending), so skip the look-up (a
+                    # round trip per job when the queue runs empty) and look anyway once a
+                    # second, for a missed notification or a job scheduled for later.
+                    self._held_back = False
                     self._next_due = now + US
             self._wake.clear()
             timeout = settings.poll_interval
@@ -332,9 +358,16 @@ class Engine:
         if change.table != "jobs" or not isinstance(change.row, JobRow):
             return
         row = change.row
-        if row.status == PENDING or (row.status in TERMINAL and self._held_back):
-            # New or re-queued work, or a freed limit, possibly from another server.
-            self.wake()
+        if row.status == PENDING:
+            self._on_pending(row)  # new or re-queued work, possibly from another server
+        else:
+            deferred = self._deferred.pop(row.id, None)
+            if deferred is not None:
+                deferred.cancel()  # claimed (or cancelled) already
+            if row.lease_owner is not None and row.lease_owner != self.owner:
+                self._peers[row.lease_owner] = time.monotonic()
+            if row.status in TERMINAL and self._held_back:
+                self.wake()  # a freed limit
         job = self.running.get(change.job_id)
         if job is None:
             return
@@ -347,6 +380,42 @@ class Engine:
             asyncio.get_running_loop().call_later(
                 self.settings.cancel_grace, self._hard_cancel, change.job_id, job
             )
+
+    def _on_pending(self, row: JobRow) -> None:
+        """Wake for a pending row, but not every server at once on a shared store.
+
+        Only a server whose last claim came back short cares (the others claim again when
+        a slot frees). Among the servers seen holding jobs lately, the job's rendezvous
+        hash ranks who claims: rank 0 at once, rank k after k * RENDEZVOUS_STEP if the job
+        is still pending by then (no change of it seen). Every server ranks itself among
+        the peers it knows, so someone claims at once; a stale or busy peer costs a step.
+        """
+        if not self._short:
+            return
+        if row.run_at > now_us():  # scheduled for later (a long sleep): look then
+            if self._next_due is None or row.run_at < self._next_due:
+                self._next_due = row.run_at
+                self._wake.set()
+            return
+        if not self._peers:
+            self.wake()
+            return
+        now = time.monotonic()
+        for owner, seen in list(self._peers.items()):
+            if now - seen > PEER_TTL:
+                del self._peers[owner]
+        mine = _rendezvous(row.id, self.owner)
+        rank = sum(_rendezvous(row.id, owner) < mine for owner in self._peers)
+        if rank == 0:
+            self.wake()
+        elif row.id not in self._deferred:
+            self._deferred[row.id] = asyncio.get_running_loop().call_later(
+                rank * RENDEZVOUS_STEP, self._deferred_wake, row.id
+            )
+
+    def _deferred_wake(self, job_id: str) -> None:
+        self._deferred.pop(job_id, None)
+        self.wake()
 
     def _hard_cancel(self, job_id: str, job: RunningJob) -> None:
         if self.running.get(job_id) is job and job.task is not None and not job.task.done():

@@ -205,6 +205,11 @@ class Limits:
     per_key: tuple[tuple[str, int], ...] = (("org", 5), ("decision", 2))
     default_key: int | None = 5
 
+    @property
+    def active(self) -> bool:
+        """Some limit is set: claims may leave due jobs pending."""
+        return self.per_user is not None or self.default_key is not None or bool(self.per_key)
+
     def key_limit(self, key: str) -> int | None:
         prefix = key.split(":", 1)[0] if ":" in key else ""
         for name, limit in self.per_key:

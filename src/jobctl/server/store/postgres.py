@@ -524,7 +524,7 @@ class PostgresStore(Store):
         self, owner: str, limit: int, now: int, lease_us: int, limits: Limits
     ) -> list[JobRow]:
         params = {"now": now, "owner": owner, "lease": now + lease_us, "limit": limit}
-        if not _has_limits(limits):
+        if not limits.active:
             async with self._relaxed.connection() as conn:
                 cur = await conn.execute(_CLAIM_FREE, params)
                 rows = _rows(await cur.fetchall())
@@ -853,10 +853,6 @@ class PostgresStore(Store):
             cur = await conn.execute(sql, args)  # type: ignore[arg-type]
             row = await cur.fetchone()
         return int(row[0]) if row else 0
-
-
-def _has_limits(limits: Limits) -> bool:
-    return limits.per_user is not None or limits.default_key is not None or bool(limits.per_key)
 
 
 def _full(count: int, limit: int | None) -> bool:
