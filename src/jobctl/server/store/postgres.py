@@ -35,6 +35,7 @@ import contextlib
 import functools
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Generator, Iterable, Sequence
 from typing import Any
 
@@ -75,6 +76,7 @@ CHANNEL = "jobctl_changes"
 PAYLOAD_MAX = 7900  # NOTIFY payloads must stay under 8000 bytes
 CLAIM_LOCK = 0x6A6F6263746C01  # advisory lock keys (any bigint; ours are "jobctl" + n)
 MIGRATE_LOCK = 0x6A6F6263746C02
+LINGER, LINGER_AFTER = 0.002, 0.004  # seconds (see _read_notifications)
 BIG_JOB_FIELDS = ("message", "input", "output", "error")
 N_JOB = len(JOB_COLUMNS)
 
@@ -350,6 +352,7 @@ class PostgresStore(Store):
         fd = pgconn.socket
         readable = asyncio.Event()
         loop.add_reader(fd, readable.set)
+        last = 0.0
         try:
             while True:
                 await readable.wait()
@@ -359,6 +362,15 @@ class PostgresStore(Store):
                     raise psycopg.OperationalError("the listening connection went bad")
                 while (note := pgconn.notifies()) is not None:
                     await self._deliver_logged(note.extra.decode(encoding))
+                now = time.monotonic()
+                if now - last < LINGER_AFTER:
+                    # Changes are coming fast: let the next few gather and read them at
+                    # once, rather than waking for each (at most LINGER late, under load).
+                    loop.remove_reader(fd)
+                    await asyncio.sleep(LINGER)
+                    loop.add_reader(fd, readable.set)
+                    readable.set()
+                last = now
         finally:
             loop.remove_reader(fd)
 
