@@ -360,12 +360,17 @@ class PostgresStore(Store):
                 pgconn.consume_input()  # raises OperationalError on a lost connection
                 if pgconn.status != ConnStatus.OK:
                     raise psycopg.OperationalError("the listening connection went bad")
-                while (note := pgconn.notifies()) is not None:
+                note = pgconn.notifies()
+                if note is None:
+                    continue
+                while note is not None:
                     await self._deliver_logged(note.extra.decode(encoding))
+                    note = pgconn.notifies()
                 now = time.monotonic()
                 if now - last < LINGER_AFTER:
                     # Changes are coming fast: let the next few gather and read them at
-                    # once, rather than waking for each (at most LINGER late, under load).
+                    # once, rather than waking for each (at most LINGER late, under load;
+                    # a linger that gathers nothing ends it).
                     loop.remove_reader(fd)
                     await asyncio.sleep(LINGER)
                     loop.add_reader(fd, readable.set)
