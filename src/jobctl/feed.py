@@ -132,6 +132,7 @@ class JobFeed:
         self._poll_now = asyncio.Event()
         self._closed = False
         self.realtime_events = 0
+        self.poll_requests = 0
 
     # public ------------------------------------------------------------------
     @property
@@ -218,6 +219,7 @@ class JobFeed:
         return max(0.0, seconds * (1 + self.poll.jitter * (2 * self._rng() - 1)))
 
     async def _fetch(self) -> list[Job]:
+        self.poll_requests += 1
         if self.subscription.all_mine:
             return await self.source.fetch_active()
         wanted = [

@@ -129,6 +129,7 @@ class Engine:
         # (monotonic seconds), and the new jobs we leave to them for a moment (see _on_pending).
         self._peers: dict[str, float] = {}
         self._deferred: dict[str, asyncio.TimerHandle] = {}
+        self.jobs_started = 0
         store.changes.add_listener(self._on_change)
 
     @property
@@ -242,6 +243,7 @@ class Engine:
             return
         job = RunningJob(row, job_type, {}, row.input_obj(), 0)
         self.running[row.id] = job
+        self.jobs_started += 1
         job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{row.id}")
 
     async def _fail_unknown(self, row: JobRow) -> None:
