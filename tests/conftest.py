@@ -147,8 +147,14 @@ def make_server(
     for server in started:
         server.stop()
     # A server that exited by itself during a test is a bug even if the test passed.
-    assert not died, "a server process exited on its own:\n" + "\n".join(
-        s.log[-3000:] for s in died
+    assert not died, (
+        "a server process exited on its own:\n"
+        + "\n".join(
+            f"[pid {s.proc.pid if s.proc else '?'}, exit status {s.proc.returncode if s.proc else '?'}]"
+            for s in died
+        )
+        + "\n"
+        + "\n".join(s.log[-3000:] for s in died)
     )
 
 
