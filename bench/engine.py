@@ -81,6 +81,7 @@ def run_huey(args: argparse.Namespace) -> dict[str, object]:
 def run_jobctl(args: argparse.Namespace, mode: str) -> dict[str, object]:
     import common  # the peer harness (PEERS must be set before this import)
     import httpx
+    from _workers import Workers
 
     from jobctl.server.records import NewJob, dumps, now_us
     from jobctl.server.store.sqlite import SQLiteStore
@@ -105,7 +106,7 @@ def run_jobctl(args: argparse.Namespace, mode: str) -> dict[str, object]:
 
     def start_workers(rec: str) -> common.Workers:
         state.unlink(missing_ok=True)
-        workers = common.Workers(argv, {**env_extra, "BENCH_REC": rec}, f"jobctl-{mode}.log")
+        workers = Workers(argv, {**env_extra, "BENCH_REC": rec}, f"jobctl-{mode}.log")
         deadline = time.monotonic() + 30
         while not state.exists():
             if workers.proc.poll() is not None or time.monotonic() > deadline:

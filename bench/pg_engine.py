@@ -106,6 +106,7 @@ def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int) -> dict[st
     import common  # the peer harness (PEERS must be set before this import)
     import httpx
     import psycopg
+    from _workers import Workers
 
     from jobctl.server.records import NewJob, dumps, now_us
     from jobctl.server.store.postgres import PostgresStore
@@ -134,7 +135,7 @@ def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int) -> dict[st
             state.unlink(missing_ok=True)
             argv = [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--slots", "2",
                     "--db", url, "--functions", "noop_jobs", "--state-file", str(state), *limits]  # fmt: skip
-            w = common.Workers(argv, {**env_extra, "BENCH_REC": rec}, f"jobctl-pg-{mode}-{k}.log")
+            w = Workers(argv, {**env_extra, "BENCH_REC": rec}, f"jobctl-pg-{mode}-{k}.log")
             workers.append(w)
             deadline = time.monotonic() + 30
             while not state.exists():
