@@ -17,7 +17,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -122,11 +122,6 @@ class Engine:
         self._next_due: int | None = 0
         self._version: int | None = None
         self._held_back = False  # due jobs were left pending by limits at the last claim
-        # While work is held back, a finish anywhere may free it: hear every change (a
-        # shared store's bus carries finishes only on request), until a while after.
-        self._release_all: Callable[[], None] | None = None
-        self._held_back_at = 0.0
-        self._hearing: asyncio.Task[None] | None = None
         # The last claim came back short: the queue looked empty, so new work must wake us.
         # (After a full claim we claim again as soon as a slot frees anyway.)
         self._short = True
@@ -159,11 +154,6 @@ class Engine:
         """Stop claiming; give running jobs `grace` seconds, then put them back in the queue."""
         self._stopping = True
         self._wake.set()
-        if self._hearing is not None:
-            self._hearing.cancel()
-        if self._release_all is not None:
-            self._release_all()
-            self._release_all = None
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -234,7 +224,6 @@ class Engine:
                     # second, for a missed notification or a job scheduled for later.
                     self._held_back = False
                     self._next_due = now + US
-            self._hear_finishes()
             self._wake.clear()
             timeout = settings.poll_interval
             if data_version is None:
@@ -246,28 +235,6 @@ class Engine:
                 timeout = min(1.0, max(timeout, settings.poll_interval))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
-
-    def _hear_finishes(self) -> None:
-        """Ask for every change while limits hold work back, and for a second after (a
-        limit that binds on and off would otherwise switch the store's feed each claim)."""
-        if self._held_back:
-            self._held_back_at = time.monotonic()
-            if self._release_all is None:
-                self._release_all = self.changes.want_everything()
-                if not self.changes.everything.is_set():
-                    self._hearing = asyncio.get_running_loop().create_task(
-                        self._claim_when_hearing()
-                    )
-        elif self._release_all is not None and time.monotonic() - self._held_back_at > 1.0:
-            self._release_all()
-            self._release_all = None
-
-    async def _claim_when_hearing(self) -> None:
-        """A finish committed before the store heard every change may have been missed:
-        claim again once it does (bounded; the dispatcher looks each second anyway)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.changes.everything.wait(), 10)
-            self.wake()
 
     def _start(self, row: JobRow) -> None:
         job_type = self.registry.get(row.type)

@@ -72,15 +72,8 @@ async def serve_socket(hub: Hub, ws: WebSocket) -> None:
     except AuthFailed as exc:
         await _deny(ws, 401, f"{exc}" if apikey else "missing apikey")
         return
-    # A shared store publishes every change only while someone wants them: from before
-    # the socket is accepted (so before any join) until it closes.
-    release = hub.bus.want_everything()
-    try:
-        await hub.hearing_everything()
-        await ws.accept()
-        await Connection(hub, ws, principal, apikey).run()
-    finally:
-        release()
+    await ws.accept()
+    await Connection(hub, ws, principal, apikey).run()
 
 
 async def _deny(ws: WebSocket, status: int, message: str) -> None:

@@ -9,7 +9,6 @@ writer task, so a slow subscriber holds up nobody else.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -94,21 +93,11 @@ class PreparedChange:
 
 class Hub:
     def __init__(self, bus: ChangeBus, auth: Authenticator, settings: RealtimeSettings) -> None:
-        self.bus = bus
         self.auth = auth
         self.settings = settings
         self.connections: set[Connection] = set()
         self.delivered = 0  # frames queued since start (a counter for operators and tests)
         bus.add_listener(self.publish)
-
-    async def hearing_everything(self, timeout: float = 10.0) -> None:
-        """Wait until the bus carries every change (a shared store's bus may carry only
-        the engine's work changes while no socket is open; see ChangeBus)."""
-        try:
-            await asyncio.wait_for(self.bus.everything.wait(), timeout)
-        except TimeoutError:
-            log.warning("realtime: the store does not publish every change yet (is it"
-                        " connected?); changes may be missed until it does")  # fmt: skip
 
     def publish(self, change: Change) -> None:
         """Bus listener: must never raise into the store that published."""

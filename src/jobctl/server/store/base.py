@@ -58,10 +58,6 @@ class FinishedJob:
 class Store(abc.ABC):
     """Durable state. Every method commits before it returns, then announces on `changes`."""
 
-    # Every committed change, in commit order. A selective bus (PostgreSQL) carries only
-    # the work changes until someone wants everything: job rows left pending (new,
-    # re-queued, retried, suspended), claims, and cancels and expiries (the job's worker
-    # must stop); not finishes, progress or log lines.
     changes: ChangeBus
     description: str
 

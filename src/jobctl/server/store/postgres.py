@@ -72,12 +72,7 @@ from jobctl.server.store.base import (
 
 log = logging.getLogger("jobctl.store")
 
-# Notifications go to one of two channels, each change to exactly one: every server
-# listens to the work channel (what engines act on: rows left pending, claims, cancels
-# and expiries) and to the other only while it wants every change (Realtime subscribers;
-# limits holding work back). Listening to both, it hears every change once, in commit order.
-WORK_CHANNEL = "jobctl_work"
-CHANNEL = "jobctl_changes"  # the rest: finishes, progress, log lines
+CHANNEL = "jobctl_changes"
 PAYLOAD_MAX = 7900  # NOTIFY payloads must stay under 8000 bytes
 CLAIM_LOCK = 0x6A6F6263746C01  # advisory lock keys (any bigint; ours are "jobctl" + n)
 MIGRATE_LOCK = 0x6A6F6263746C02
@@ -90,26 +85,24 @@ INSERT, UPDATE = "INSERT", "UPDATE"
 _KINDS = {"I": INSERT, "U": UPDATE}
 
 
-def _notify_jobs(kind: str, channel: str) -> str:
+def _notify_jobs(kind: str) -> str:
     """`pg_notify(...)` for every row of the CTE `c` (a job row), plus its lateral `n`."""
     full = f"json_build_array('{kind}', {', '.join('c.' + col for col in JOB_COLUMNS)})::text"
     slim_cols = ", ".join("NULL" if col in BIG_JOB_FIELDS else "c." + col for col in JOB_COLUMNS)
     slim = f"json_build_array('{kind}s', {slim_cols})::text"  # built only for big rows
     tiny = f"json_build_array('{kind}x', c.id)::text"
     return (
-        f"pg_notify('{channel}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX} THEN n.full_"
+        f"pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX} THEN n.full_"
         f" WHEN octet_length({slim}) <= {PAYLOAD_MAX} THEN {slim} ELSE {tiny} END)"
         f" FROM c CROSS JOIN LATERAL (SELECT {full} AS full_) n"
     )
 
 
 @functools.cache
-def _announcing(kind: str, dml: str, *, work: bool = True) -> str:
-    """Wrap a DML statement that returns job rows so that it also notifies each row, on
-    the work channel unless `work=False` (a worker's own progress and finishes)."""
+def _announcing(kind: str, dml: str) -> str:
+    """Wrap a DML statement that returns job rows so that it also notifies each row."""
     cols = ", ".join("c." + col for col in JOB_COLUMNS)
-    notify = _notify_jobs(kind, WORK_CHANNEL if work else CHANNEL)
-    return f"WITH c AS ({dml} RETURNING {JOB_SELECT}) SELECT {cols}, {notify}"
+    return f"WITH c AS ({dml} RETURNING {JOB_SELECT}) SELECT {cols}, {_notify_jobs(kind)}"
 
 
 def _rows(raw: Iterable[Sequence[Any]]) -> list[JobRow]:
@@ -261,10 +254,6 @@ class PostgresStore(Store):
         self._relaxed = _Pool(url, 3, "SET synchronous_commit = off")
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
-        self._hearing_all = False  # LISTENing to CHANNEL too
-        self._poke: asyncio.Event | None = None  # wakes the listener's reading loop
-        if listen:
-            self.changes.make_selective(self._want_changed)
         self._closed = False
         self._sync_conn: psycopg.Connection[Any] | None = None
         self._last_commit_us = 0
@@ -340,50 +329,12 @@ class PostgresStore(Store):
             delay = min(delay * 2, 5.0)
 
     async def _listen_on(self, conn: AsyncConnection[Any], *, again: bool) -> None:
-        self._hearing_all = False
-        await self._run_listening(conn, f"LISTEN {WORK_CHANNEL}")
+        early: list[str] = []  # any that psycopg reads along with LISTEN's answer
+        conn.add_notify_handler(lambda note: early.append(note.payload))
+        await conn.execute(f"LISTEN {CHANNEL}")
         if again:
             log.warning("listening for changes again; changes meanwhile were missed")
         self._listening.set()
-        await self._follow_wants(conn)
-
-    async def _follow_wants(self, conn: AsyncConnection[Any]) -> None:
-        """LISTEN to the other channel while the bus wants every change, UNLISTEN after.
-
-        The connection's one queue position keeps its order: PostgreSQL filters by channel
-        when it reads the queue, so each change still arrives once, in commit order. From
-        the LISTEN's commit on every change is published (`everything`); a change committed
-        just before may or may not be, which is why a Realtime client reads current state
-        after it subscribes (its socket is accepted only once `everything` is set).
-        """
-        bus = self.changes
-        while self._hearing_all != bus.wants_everything:  # bounded: until it stops changing
-            if bus.wants_everything:
-                await self._run_listening(conn, f"LISTEN {CHANNEL}")
-                self._hearing_all = True
-                bus.everything.set()
-            else:
-                bus.everything.clear()
-                await self._run_listening(conn, f"UNLISTEN {CHANNEL}")
-                self._hearing_all = False
-
-    def _want_changed(self) -> None:
-        if self._poke is not None:
-            self._poke.set()
-
-    async def _run_listening(self, conn: AsyncConnection[Any], sql: str) -> None:
-        """Run (UN)LISTEN on the listening connection, then publish, in order, any change
-        psycopg read along with the answer (the reading loop has no reader on it now)."""
-        early: list[str] = []
-
-        def handler(note: psycopg.Notify) -> None:
-            early.append(note.payload)
-
-        conn.add_notify_handler(handler)
-        try:
-            await conn.execute(sql)  # type: ignore[arg-type]
-        finally:
-            conn.remove_notify_handler(handler)
         for payload in early:
             await self._deliver_logged(payload)
 
@@ -399,20 +350,13 @@ class PostgresStore(Store):
         pgconn = conn.pgconn
         encoding = conn.info.encoding
         fd = pgconn.socket
-        readable = self._poke = asyncio.Event()
-        readable.set()  # (a want may have changed since _listen_on)
+        readable = asyncio.Event()
         loop.add_reader(fd, readable.set)
         last = 0.0
         try:
             while True:
                 await readable.wait()
                 readable.clear()
-                if self._hearing_all != self.changes.wants_everything:
-                    loop.remove_reader(fd)
-                    await self._follow_wants(conn)
-                    loop.add_reader(fd, readable.set)
-                    readable.set()  # what psycopg left in libpq's buffer
-                    continue
                 pgconn.consume_input()  # raises OperationalError on a lost connection
                 if pgconn.status != ConnStatus.OK:
                     raise psycopg.OperationalError("the listening connection went bad")
@@ -433,8 +377,6 @@ class PostgresStore(Store):
                     readable.set()
                 last = now
         finally:
-            self._poke = None
-            self.changes.everything.clear()
             loop.remove_reader(fd)
 
     async def _deliver_logged(self, payload: str) -> None:
@@ -730,7 +672,6 @@ class PostgresStore(Store):
                 "U",
                 "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s, updated_at = %s"
                 " WHERE id = %s AND status = 'running' AND lease_owner = %s",
-                work=False,
             ),
             (progress, message, now, job_id, owner),
             relaxed=True,
@@ -757,7 +698,6 @@ class PostgresStore(Store):
                     " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
                     " lease_expires_at = NULL"
                     " WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s",
-                    work=False,
                 ),
                 {"status": status, "output": output, "error": error, "message": message,
                  "now": now, "id": job_id, "owner": owner},
