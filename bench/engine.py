@@ -2,6 +2,8 @@
 
     python bench/engine.py                 # jobctl (store + HTTP enqueue) and Huey
     python bench/engine.py --reps 1 -n 2000 --skip-huey
+    python bench/engine.py --db postgresql://...   # PostgreSQL, 1 and 3 servers, beside
+                                                   # Procrastinate: runs bench/pg_engine.py
 
 Methodology and code are the peer harness's (../shared/bench/peers/common.py,
 imported as is): 5,000 no-op jobs enqueued as fast as one producer can while the
@@ -154,6 +156,13 @@ def figures(result: dict[str, object]) -> tuple[float, float, float]:
 
 
 def main() -> int:
+    if any(a == "--db" or a.startswith("--db=") for a in sys.argv[1:]):
+        # The PostgreSQL benchmark has its own options (servers, Procrastinate); it takes
+        # --db URL for a database to run on (without it, a throwaway cluster of its own).
+        sys.path.insert(0, str(HERE))
+        import pg_engine
+
+        return pg_engine.main()
     args = parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     if not (args.peers_dir / "common.py").exists():
