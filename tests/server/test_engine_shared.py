@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from jobctl.server.context import JobContext
-from jobctl.server.engine import Engine, EngineSettings
+from jobctl.server.engine import Engine, EngineSettings, _rank_key
 from jobctl.server.records import CANCELLED, RUNNING, Change, Limits, NewJob, now_us
 from jobctl.server.registry import Registry
 from jobctl.server.store import open_store
@@ -112,12 +112,18 @@ async def test_jobs_inserted_by_another_server_start_at_once(pg_url: str) -> Non
 
 @pytest.mark.postgres
 async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str) -> None:
-    """Three engines, idle, on one PostgreSQL: once they know each other (from each other's
-    claims), a new job is claimed by the one its rendezvous hash ranks first, not by all."""
+    """Three engines on one PostgreSQL: once they know each other (from each other's
+    claims), new jobs go to the one ranked first while it has free slots, not to all,
+    and spill over to the others when it has none."""
     reg = Registry()
 
     @reg.job("quick", retries=0)
     async def quick(ctx: JobContext) -> Any:
+        return 1
+
+    @reg.job("slow", retries=0)
+    async def slow(ctx: JobContext) -> Any:
+        await asyncio.sleep(0.3)
         return 1
 
     stores = [open_store(pg_url) for _ in range(3)]
@@ -137,33 +143,49 @@ async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str
         engines.append(engine)
         await engine.start()
     try:
+        started_by: dict[str, str] = {}  # job id -> owner of the engine that claimed it
 
-        async def run(n: int) -> list[str]:
+        def seen(change: Change) -> None:
+            row = change.row
+            if change.table == "jobs" and getattr(row, "status", None) == RUNNING:
+                started_by[change.job_id] = row.lease_owner  # type: ignore[union-attr]
+
+        stores[0].changes.add_listener(seen)  # every server's changes, through one store
+
+        async def run(job_type: str, n: int, pause: float) -> list[str]:
+            """Submit n jobs `pause` apart, wait for them; -> who claimed each."""
             ids = []
             for _ in range(n):
                 row, _ = await stores[0].create_job(
-                    NewJob(str(uuid.uuid4()), "quick", "{}", "alice", 1), now_us(), 10**9
+                    NewJob(str(uuid.uuid4()), job_type, "{}", "alice", 1), now_us(), 10**9
                 )
                 ids.append(row.id)
-                await asyncio.sleep(0.02)
+                await asyncio.sleep(pause)
             async with asyncio.timeout(10):
                 while True:
                     rows = [await stores[0].get_job(i, None) for i in ids]
-                    if all(r is not None and r.status == "completed" for r in rows):
-                        return [r.lease_owner or "" for r in rows if r is not None]
+                    done = all(r is not None and r.status == "completed" for r in rows)
+                    if done and all(i in started_by for i in ids):
+                        return [started_by[i] for i in ids]
                     await asyncio.sleep(0.02)
 
+        # Six slow jobs at once fill every slot: each server claims, so all learn of all.
         warmup = 0
-        while warmup < 100 and not all(len(e._peers) == 2 for e in engines):
-            warmup += len(await run(10))  # they learn of each other from their claims
+        while warmup < 60 and not all(len(e._peers) == 2 for e in engines):
+            warmup += len(set(await run("slow", 6, 0.0)))
         assert all(len(e._peers) == 2 for e in engines), [e._peers for e in engines]
+        first = min(engines, key=lambda e: _rank_key(e.owner)).owner
+
         claims[0] = 0
-        await run(30)
-        # Each job once, plus a second look when a claim is slower than a rank's step, and
-        # the once-a-second look-ups; before, every idle server claimed every job (3 per job).
+        owners = await run("quick", 30, 0.02)
+        # One claim per job, plus a second look when a claim is slower than a rank's step,
+        # and the once-a-second look-ups; before ranking, every idle server claimed every
+        # job (3 per job).
         assert claims[0] < 30 * 2, claims[0]
-        assert sum(e.jobs_started for e in engines) == warmup + 30
-        assert all(e.jobs_started > 0 for e in engines)  # the hash spreads them
+        assert owners.count(first) >= 27, owners  # gathered on the first server
+
+        owners = await run("slow", 6, 0.0)  # more than one server's slots: spill over
+        assert len(set(owners)) == 3, owners
     finally:
         for engine in engines:
             await engine.stop(grace=0.1)

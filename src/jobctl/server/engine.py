@@ -48,12 +48,13 @@ INNGEST_BACKOFF = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0
 
 US = 1_000_000
 PEER_TTL = 5.0  # seconds: a server not seen holding a job for this long is forgotten
-RENDEZVOUS_STEP = 0.001  # seconds between the claims of successive ranks
+RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pending)
+RANK_TTL = 0.1  # seconds a computed rank is reused
 
 
-def _rendezvous(job_id: str, owner: str) -> bytes:
+def _rank_key(owner: str) -> bytes:
     """The same on every server (hash() of a str is salted per process)."""
-    return hashlib.blake2b(f"{job_id} {owner}".encode(), digest_size=8).digest()
+    return hashlib.blake2b(owner.encode(), digest_size=8).digest()
 
 
 @dataclass
@@ -126,9 +127,13 @@ class Engine:
         # (After a full claim we claim again as soon as a slot frees anyway.)
         self._short = True
         # Other servers on a shared store, by owner id -> when we last saw them hold a job
-        # (monotonic seconds), and the new jobs we leave to them for a moment (see _on_pending).
+        # (monotonic seconds); our rank among them; the new jobs we left to them, not yet
+        # seen claimed, and the timer of our look at those (see _on_pending).
         self._peers: dict[str, float] = {}
-        self._deferred: dict[str, asyncio.TimerHandle] = {}
+        self._rank = 0
+        self._ranked_at = -RANK_TTL
+        self._unclaimed: set[str] = set()
+        self._spill_timer: asyncio.TimerHandle | None = None
         self.jobs_started = 0
         store.changes.add_listener(self._on_change)
 
@@ -154,6 +159,8 @@ class Engine:
         """Stop claiming; give running jobs `grace` seconds, then put them back in the queue."""
         self._stopping = True
         self._wake.set()
+        if self._spill_timer is not None:
+            self._spill_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -361,9 +368,7 @@ class Engine:
         if row.status == PENDING:
             self._on_pending(row)  # new or re-queued work, possibly from another server
         else:
-            deferred = self._deferred.pop(row.id, None)
-            if deferred is not None:
-                deferred.cancel()  # claimed (or cancelled) already
+            self._unclaimed.discard(row.id)  # claimed (or cancelled) already
             if row.lease_owner is not None and row.lease_owner != self.owner:
                 self._peers[row.lease_owner] = time.monotonic()
             if row.status in TERMINAL and self._held_back:
@@ -385,10 +390,13 @@ class Engine:
         """Wake for a pending row, but not every server at once on a shared store.
 
         Only a server whose last claim came back short cares (the others claim again when
-        a slot frees). Among the servers seen holding jobs lately, the job's rendezvous
-        hash ranks who claims: rank 0 at once, rank k after k * RENDEZVOUS_STEP if the job
-        is still pending by then (no change of it seen). Every server ranks itself among
-        the peers it knows, so someone claims at once; a stale or busy peer costs a step.
+        a slot frees). The servers seen holding jobs lately are ranked the same way on
+        every server, by a hash of their ids: the first claims at once, and the k-th
+        looks after k * RANK_STEP, once for all the jobs announced meanwhile, if one of
+        them has not been seen claimed by then. So work gathers on one server while it
+        has free slots (one process wakes per job, not all) and spills over to the next
+        when it has none. Every server ranks itself among the peers it knows, so someone
+        claims at once; a peer not known yet only adds a claim, a stale one a step.
         """
         if not self._short:
             return
@@ -397,25 +405,30 @@ class Engine:
                 self._next_due = row.run_at
                 self._wake.set()
             return
-        if not self._peers:
-            self.wake()
-            return
-        now = time.monotonic()
-        for owner, seen in list(self._peers.items()):
-            if now - seen > PEER_TTL:
-                del self._peers[owner]
-        mine = _rendezvous(row.id, self.owner)
-        rank = sum(_rendezvous(row.id, owner) < mine for owner in self._peers)
+        rank = self._my_rank()
         if rank == 0:
             self.wake()
-        elif row.id not in self._deferred:
-            self._deferred[row.id] = asyncio.get_running_loop().call_later(
-                rank * RENDEZVOUS_STEP, self._deferred_wake, row.id
-            )
+            return
+        self._unclaimed.add(row.id)
+        if self._spill_timer is None:
+            self._spill_timer = asyncio.get_running_loop().call_later(rank * RANK_STEP, self._spill)
 
-    def _deferred_wake(self, job_id: str) -> None:
-        self._deferred.pop(job_id, None)
-        self.wake()
+    def _my_rank(self) -> int:
+        now = time.monotonic()
+        if now - self._ranked_at >= RANK_TTL:
+            for owner, seen in list(self._peers.items()):
+                if now - seen > PEER_TTL:
+                    del self._peers[owner]
+            mine = _rank_key(self.owner)
+            self._rank = sum(_rank_key(owner) < mine for owner in self._peers)
+            self._ranked_at = now
+        return self._rank
+
+    def _spill(self) -> None:
+        self._spill_timer = None
+        if self._unclaimed:  # left pending by the servers ranked before us: claim
+            self._unclaimed.clear()
+            self.wake()
 
     def _hard_cancel(self, job_id: str, job: RunningJob) -> None:
         if self.running.get(job_id) is job and job.task is not None and not job.task.done():
