@@ -72,6 +72,13 @@ def parse_args() -> argparse.Namespace:
     )
     ap.add_argument("--skip-procrastinate", action="store_true")
     ap.add_argument(
+        "--bare-listeners",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also measure 1 server beside N processes that only LISTEN (bare_listener.py)",
+    )
+    ap.add_argument(
         "--db",
         help="a scratch PostgreSQL database (postgresql://...) instead of a throwaway cluster",
     )
@@ -116,7 +123,9 @@ class Servers:
             w.stop()
 
 
-def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int, reps: int) -> dict[str, Any]:
+def run_jobctl(
+    args: argparse.Namespace, url: str, mode: str, k: int, reps: int, listeners: int = 0
+) -> dict[str, Any]:
     import common  # the peer harness (PEERS must be set before this import)
     import httpx
     import psycopg
@@ -159,6 +168,18 @@ def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int, reps: int)
                     raise RuntimeError("jobctl server did not start; see " + common.LOG_DIR)
                 time.sleep(0.01)
             urls.append(json.loads(state.read_text())["url"])
+        for i in range(listeners):
+            ready = scratch / f"listener-{i}.ready"
+            ready.unlink(missing_ok=True)
+            argv = [sys.executable, str(HERE / "bare_listener.py"), url, str(ready)]
+            workers.append(Workers(argv, env_extra, f"jobctl-pg-listener-{i}.log"))
+            deadline = time.monotonic() + 30
+            while not ready.exists():
+                if workers[-1].proc.poll() is not None or time.monotonic() > deadline:
+                    for started in workers:
+                        started.stop()
+                    raise RuntimeError("bare listener did not start; see " + common.LOG_DIR)
+                time.sleep(0.01)
         current[:] = [Servers(workers, urls)]
         return current[0]
 
@@ -193,7 +214,7 @@ def run_jobctl(args: argparse.Namespace, url: str, mode: str, k: int, reps: int)
         return post, close_all
 
     return common.run_suite(  # type: ignore[no-any-return]
-        f"jobctl-pg-{mode}-{k}srv", make_enqueuer, reset, start_workers, reps=reps,
+        f"jobctl-pg-{mode}-{k}srv{f'-{listeners}listen' if listeners else ''}", make_enqueuer, reset, start_workers, reps=reps,
         n=args.n, lat_m=args.lat_m, lat_warmup=args.lat_warmup, lat_rate=args.lat_rate,
         only=["throughput", "latency"],
         extra={"worker": f"{k} x jobctl server run --slots 2 {' '.join(limits)}"},
@@ -279,6 +300,11 @@ def main() -> int:
             for k, mode in configs:
                 name = f"jobctl, {k} server{'s' if k > 1 else ''} ({mode} enqueue)"
                 rounds.setdefault(name, []).append(run_jobctl(args, url, mode, k, 1))
+            if args.bare_listeners:
+                name = f"jobctl, 1 server + {args.bare_listeners} bare listeners (store)"
+                rounds.setdefault(name, []).append(
+                    run_jobctl(args, url, "store", 1, 1, args.bare_listeners)
+                )
             if not args.skip_procrastinate:
                 name = "Procrastinate (worker --concurrency=2)"
                 rounds.setdefault(name, []).append(run_procrastinate(args, dsn, 1))
