@@ -394,9 +394,10 @@ class Engine:
         every server, by a hash of their ids: the first claims at once, and the k-th
         looks after k * RANK_STEP, once for all the jobs announced meanwhile, if one of
         them has not been seen claimed by then. So work gathers on one server while it
-        has free slots (one process wakes per job, not all) and spills over to the next
-        when it has none. Every server ranks itself among the peers it knows, so someone
-        claims at once; a peer not known yet only adds a claim, a stale one a step.
+        has free slots and spills over to the next when it has none (spread evenly, each
+        job would wake a mostly idle process). Every server ranks itself among the peers
+        it knows, so someone claims at once; a peer not known yet only adds a claim, a
+        stale one a step.
         """
         if not self._short:
             return
