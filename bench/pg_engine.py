@@ -213,8 +213,9 @@ def run_jobctl(
 
         return post, close_all
 
+    tag = f"jobctl-pg-{mode}-{k}srv" + (f"-{listeners}listen" if listeners else "")
     return common.run_suite(  # type: ignore[no-any-return]
-        f"jobctl-pg-{mode}-{k}srv{f'-{listeners}listen' if listeners else ''}", make_enqueuer, reset, start_workers, reps=reps,
+        tag, make_enqueuer, reset, start_workers, reps=reps,
         n=args.n, lat_m=args.lat_m, lat_warmup=args.lat_warmup, lat_rate=args.lat_rate,
         only=["throughput", "latency"],
         extra={"worker": f"{k} x jobctl server run --slots 2 {' '.join(limits)}"},
