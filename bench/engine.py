@@ -31,6 +31,8 @@ import time
 import uuid
 from pathlib import Path
 
+from _report import figures, print_table  # bench/, the script's folder
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PEERS_DIR = ROOT.parent / "shared" / "bench" / "peers"
@@ -146,15 +148,6 @@ def run_jobctl(args: argparse.Namespace, mode: str) -> dict[str, object]:
     )  # fmt: skip
 
 
-def figures(result: dict[str, object]) -> tuple[float, float, float]:
-    tp = result.get("throughput") or {}
-    lat = result.get("latency") or {}
-    rate = (tp.get("rate") or {}).get("median", float("nan"))  # type: ignore[union-attr]
-    p50 = lat.get("p50_ms", {}).get("median", float("nan"))  # type: ignore[union-attr]
-    p99 = lat.get("p99_ms", {}).get("median", float("nan"))  # type: ignore[union-attr]
-    return float(rate), float(p50), float(p99)
-
-
 def main() -> int:
     if any(a == "--db" or a.startswith("--db=") for a in sys.argv[1:]):
         # The PostgreSQL benchmark has its own options (servers, Procrastinate); it takes
@@ -180,10 +173,7 @@ def main() -> int:
     print(
         f"\n{args.n} no-op jobs, 2 slots; latency at {args.lat_rate:g} jobs/s; median of {args.reps}"
     )
-    print(f"{'system':32} {'jobs/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, result in results.items():
-        rate, p50, p99 = figures(result)
-        print(f"{name:32} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
+    print_table(results, 32)
     huey = next((r for n, r in results.items() if n.startswith("Huey")), None)
     ours = results.get("jobctl (store enqueue)")
     if huey and ours:

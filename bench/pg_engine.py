@@ -49,6 +49,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _report import figures, print_table  # bench/, the script's folder
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 DEFAULT_PEERS_DIR = ROOT.parent / "shared" / "bench" / "peers"
@@ -222,15 +224,6 @@ def run_jobctl(
     )  # fmt: skip
 
 
-def figures(result: dict[str, Any]) -> tuple[float, float, float]:
-    tp = result.get("throughput") or {}
-    lat = result.get("latency") or {}
-    rate = (tp.get("rate") or {}).get("median", float("nan"))
-    p50 = lat.get("p50_ms", {}).get("median", float("nan"))
-    p99 = lat.get("p99_ms", {}).get("median", float("nan"))
-    return float(rate), float(p50), float(p99)
-
-
 def merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
     """One configuration's rounds (each a run_suite result of one rep) as one result."""
     import common
@@ -271,6 +264,11 @@ def main() -> int:
     if args.db:
         admin = args.db
         url, dsn = with_schema(args.db, schemas[0]), with_schema(args.db, schemas[1])
+        try:
+            psycopg.connect(admin, connect_timeout=10).close()
+        except psycopg.Error as exc:
+            print(f"cannot connect to --db: {exc}", file=sys.stderr)
+            return 2
     else:
         bindir = find_bindir()
         if bindir is None:
@@ -322,10 +320,7 @@ def main() -> int:
         f"\nPostgreSQL {version[0] if version else '?'}; {args.n} no-op jobs, 2 slots per server"
         f" process; latency at {args.lat_rate:g} jobs/s; median of {args.reps} interleaved rounds"
     )
-    print(f"{'system':48} {'jobs/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
-    for name, result in results.items():
-        rate, p50, p99 = figures(result)
-        print(f"{name:48} {rate:9.0f} {p50:8.2f} {p99:8.2f}")
+    print_table(results, 48)
     procr = next((r for n, r in results.items() if n.startswith("Procrastinate")), None)
     one = results.get("jobctl, 1 server (store enqueue)")
     three = results.get("jobctl, 3 servers (store enqueue)")
