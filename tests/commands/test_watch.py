@@ -144,7 +144,9 @@ def test_one_users_watch_never_shows_anothers_jobs(server: ServerProcess) -> Non
     alice, bob = mint(server, "alice"), mint(server, "bob")
     with server.client(bob) as as_bob, server.client(alice) as as_alice:
         bobs = [demo(as_bob, steps=10, step_seconds=0.2) for _ in range(3)]
-        alices = [demo(as_alice, **QUICK) for _ in range(2)]
+        # long enough (~2 s) to be still active when the watch process has started,
+        # even on a loaded machine: `watch --all` with nothing active prints nothing
+        alices = [demo(as_alice, steps=10, step_seconds=0.2) for _ in range(2)]
         result = jobctl("watch", "--all", "--jsonl", env={"JOBCTL_TOKEN": alice})
         assert result.code == 0, result.stderr
         stream = parse_jsonl(result.stdout)
