@@ -63,6 +63,8 @@ JOB_COLUMNS = (
     "run_at",
     "lease_owner",
     "lease_expires_at",
+    "schedule_id",
+    "schedule_tick",
 )
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
@@ -89,6 +91,8 @@ class JobRow:
     run_at: int
     lease_owner: str | None
     lease_expires_at: int | None
+    schedule_id: str | None = None  # made by this schedule, for this tick (migration 0005)
+    schedule_tick: int | None = None
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:
@@ -117,6 +121,8 @@ class JobRow:
             "updated_at": iso(self.updated_at),
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
+            "schedule_id": self.schedule_id,
+            "schedule_tick": iso(self.schedule_tick),
         }
 
 

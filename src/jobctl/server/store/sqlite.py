@@ -12,7 +12,7 @@ import collections
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,24 @@ from jobctl.server.records import (
     LogRow,
     NewJob,
     StepRow,
+    now_us,
+)
+from jobctl.server.schedule_records import (
+    EVENT_COLUMNS,
+    EVENT_SELECT,
+    RUN_COLUMNS,
+    RUN_SELECT,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_SELECT,
+    EventRow,
+    FirePlan,
+    RunRow,
+    ScheduleRow,
 )
 from jobctl.server.store.base import (
     FinishedJob,
     ListQuery,
+    PlanFn,
     Store,
     decode_cursor,
     encode_cursor,
@@ -448,7 +462,12 @@ class SQLiteStore(Store):
         return rows[0]
 
     async def retry_job(
-        self, job_id: str, user_id: str | None, from_start: bool, now: int
+        self,
+        job_id: str,
+        user_id: str | None,
+        from_start: bool,
+        now: int,
+        input: str | None = None,
     ) -> JobRow:
         with self._write():
             current = self._select_job(job_id, user_id)
@@ -468,8 +487,9 @@ class SQLiteStore(Store):
                 "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
                 " max_attempts = MAX(max_attempts, attempt + 1), progress = 0,"
                 " message = ?, output = NULL, error = NULL, started_at = NULL,"
-                " completed_at = NULL, run_at = ?, updated_at = ? WHERE id = ?",
-                ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
+                " completed_at = NULL, run_at = ?, updated_at = ?, input = COALESCE(?, input)"
+                " WHERE id = ?",
+                ("Retrying from the start" if from_start else "Retrying", now, now, input, job_id),
             )
         self._announce("UPDATE", rows, now)
         return rows[0]
@@ -619,6 +639,263 @@ class SQLiteStore(Store):
             sql += " AND user_id = ?"
             args.append(user_id)
         return int(self.conn.execute(sql, args).fetchone()[0])
+
+    # schedules and the event history (migration 0005) -------------------------
+    def _schedule_query(self, where: str) -> str:
+        return (
+            f"SELECT {', '.join('s.' + c for c in SCHEDULE_COLUMNS)}, j.status FROM schedules s"
+            f" LEFT JOIN jobs j ON j.id = s.last_job_id WHERE {where}"
+        )
+
+    async def create_schedule(self, row: ScheduleRow) -> ScheduleRow:
+        try:
+            with self._write():
+                self.conn.execute(
+                    f"INSERT INTO schedules ({SCHEDULE_SELECT})"
+                    f" VALUES ({_placeholders(len(SCHEDULE_COLUMNS))})",
+                    row.values(),
+                )
+        except sqlite3.IntegrityError:
+            raise JobConflict(f"a schedule named {row.name!r} exists already") from None
+        return row
+
+    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+        where, args = "(s.id = ? OR s.name = ?)", [ref, ref]
+        if user_id is not None:
+            where += " AND s.user_id = ?"
+            args.append(user_id)
+        rows = self.conn.execute(self._schedule_query(where) + " LIMIT 2", args).fetchall()
+        exact = [r for r in rows if r[0] == ref] or rows
+        return ScheduleRow(*exact[0]) if len(exact) == 1 else None
+
+    async def list_schedules(self, user_id: str | None, limit: int) -> list[ScheduleRow]:
+        where, args = "1 = 1", []
+        if user_id is not None:
+            where, args = "s.user_id = ?", [user_id]
+        sql = self._schedule_query(where) + " ORDER BY s.name LIMIT ?"
+        return [ScheduleRow(*r) for r in self.conn.execute(sql, [*args, limit])]
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, note: str | None, next_tick: int | None, now: int
+    ) -> ScheduleRow | None:
+        with self._write():
+            self.conn.execute(
+                "UPDATE schedules SET paused = ?, note = ?, updated_at = ?,"
+                " next_tick = CASE WHEN ? THEN next_tick ELSE ? END,"
+                " buffered_tick = CASE WHEN ? THEN buffered_tick ELSE NULL END WHERE id = ?",
+                (int(paused), note, now, int(paused), next_tick, int(paused), schedule_id),
+            )
+        return await self.get_schedule(schedule_id, None)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        with self._write():
+            gone = self.conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+            self.conn.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+        return gone.rowcount > 0
+
+    async def list_schedule_runs(self, schedule_id: str, limit: int) -> list[RunRow]:
+        return [
+            RunRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, j.status FROM schedule_runs r"
+                " LEFT JOIN jobs j ON j.id = r.job_id WHERE r.schedule_id = ?"
+                " ORDER BY r.tick DESC LIMIT ?",
+                (schedule_id, limit),
+            )
+        ]
+
+    def _apply_plan(
+        self, s: ScheduleRow, plan: FirePlan, now: int
+    ) -> tuple[list[tuple[str, int, str | None]], list[JobRow]]:
+        """Inside a write transaction: the runs, their jobs, the schedule's new state."""
+        c = self.conn
+        results: list[tuple[str, int, str | None]] = []
+        jobs: list[JobRow] = []
+        last_tick, last_job = s.last_tick, s.last_job_id
+        for run in plan.runs:
+            job_id = run.job.id if run.job is not None else None
+            took = c.execute(
+                f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
+                " job_id = excluded.job_id, recorded_at = excluded.recorded_at,"
+                " detail = excluded.detail"
+                " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
+                " RETURNING tick",
+                (s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now),
+            ).fetchall()
+            if not took:
+                results.append(("duplicate", run.tick, None))
+                continue
+            results.append((run.outcome, run.tick, job_id))
+            if run.job is None:
+                continue
+            new = run.job
+            c.execute(
+                "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+                " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at,"
+                " schedule_id, schedule_tick)"
+                " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (new.id, new.type, new.input, new.max_attempts, new.user_id,
+                 new.concurrency_key, new.idempotency_key, now, now, run.run_at, s.id, run.tick),
+            )  # fmt: skip
+            jobs.append(JobRow(
+                new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
+                new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None,
+                run.run_at, None, None, s.id, run.tick,
+            ))  # fmt: skip
+            if last_tick is None or run.tick >= last_tick:
+                last_tick, last_job = run.tick, new.id
+        if plan.advance:
+            c.execute(
+                "UPDATE schedules SET next_tick = ?, buffered_tick = ?, last_tick = ?,"
+                " last_job_id = ?, updated_at = ? WHERE id = ?",
+                (plan.next_tick, plan.buffered_tick, last_tick, last_job, now, s.id),
+            )
+        elif last_job != s.last_job_id:
+            c.execute(
+                "UPDATE schedules SET last_tick = ?, last_job_id = ?, updated_at = ? WHERE id = ?",
+                (last_tick, last_job, now, s.id),
+            )
+        return results, jobs
+
+    async def fire_due_schedules(self, now: int, limit: int, plan: PlanFn) -> tuple[int, int]:
+        c = self.conn
+        created: list[JobRow] = []
+        with self._write():
+            rows = [
+                ScheduleRow(*r)
+                for r in c.execute(
+                    self._schedule_query(
+                        "s.paused = 0 AND (s.next_tick <= ? OR s.buffered_tick IS NOT NULL)"
+                    )
+                    + " ORDER BY s.next_tick LIMIT ?",
+                    (now, limit),
+                )
+            ]
+            for s in rows:
+                decided = plan(s, s.last_status is not None and s.last_status not in TERMINAL)
+                if decided is not None:
+                    created.extend(self._apply_plan(s, decided, now)[1])
+        self._announce("INSERT", created, now)
+        return len(rows), len(created)
+
+    async def run_schedule(
+        self, schedule_id: str, plan: Callable[[ScheduleRow], FirePlan]
+    ) -> list[tuple[str, int, str | None]]:
+        now = now_us()
+        with self._write():
+            found = self.conn.execute(self._schedule_query("s.id = ?"), (schedule_id,)).fetchone()
+            if found is None:
+                return []
+            results, jobs = self._apply_plan(ScheduleRow(*found), plan(ScheduleRow(*found)), now)
+        self._announce("INSERT", jobs, now)
+        return results
+
+    async def next_schedule_tick(self) -> int | None:
+        row = self.conn.execute("SELECT MIN(next_tick) FROM schedules WHERE paused = 0").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+        c = self.conn
+        with self._write():
+            runs = c.execute(
+                "DELETE FROM schedule_runs WHERE rowid IN (SELECT rowid FROM schedule_runs"
+                " WHERE recorded_at < ? LIMIT 10000)",
+                (completed_before,),
+            ).rowcount
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT e.id FROM events e WHERE e.received_at < ? OR (e.received_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
+                    " WHERE ej.event_id = e.id)) LIMIT 10000",
+                    (completed_before, failed_before),
+                )
+            ]
+            for chunk in _chunks(ids, 500):
+                marks = _placeholders(len(chunk))
+                c.execute(f"DELETE FROM event_jobs WHERE event_id IN ({marks})", chunk)
+                c.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+        return runs + len(ids)
+
+    async def record_events(self, events: list[EventRow]) -> None:
+        if not events:
+            return
+        with self._write():
+            self.conn.executemany(
+                f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
+                [e.values() for e in events],
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
+                [(e.id, job_id) for e in events for job_id in e.job_ids],
+            )
+
+    def _with_jobs(self, events: list[EventRow]) -> list[EventRow]:
+        if not events:
+            return events
+        by_id = {e.id: e for e in events}
+        for event_id, job_id in self.conn.execute(
+            f"SELECT event_id, job_id FROM event_jobs WHERE event_id IN"
+            f" ({_placeholders(len(by_id))}) ORDER BY rowid",
+            list(by_id),
+        ):
+            by_id[event_id].job_ids.append(job_id)
+        return events
+
+    async def get_event(self, event_id: str, user_id: str | None) -> EventRow | None:
+        sql, args = f"SELECT {EVENT_SELECT} FROM events WHERE id = ?", [event_id]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        row = self.conn.execute(sql, args).fetchone()
+        return self._with_jobs([EventRow(*row)])[0] if row else None
+
+    async def list_events(
+        self,
+        user_id: str | None,
+        name: str | None,
+        since_us: int | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[EventRow], str | None]:
+        where: list[str] = []
+        args: list[Any] = []
+        if user_id is not None:
+            where.append("user_id = ?")
+            args.append(user_id)
+        if name:
+            where.append("name = ?")
+            args.append(name)
+        if since_us is not None:
+            where.append("received_at >= ?")
+            args.append(since_us)
+        if cursor:
+            at, last_id = decode_cursor(cursor)
+            where.append("(received_at < ? OR (received_at = ? AND id < ?))")
+            args.extend([at, at, last_id])
+        sql = f"SELECT {EVENT_SELECT} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        rows = [EventRow(*r) for r in self.conn.execute(sql, [*args, limit + 1])]
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id)
+        return self._with_jobs(rows), next_cursor
+
+    async def events_for_job(self, job_id: str) -> list[EventRow]:
+        rows = [
+            EventRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM event_jobs ej"
+                " JOIN events e ON e.id = ej.event_id WHERE ej.job_id = ?"
+                " ORDER BY e.received_at",
+                (job_id,),
+            )
+        ]
+        return self._with_jobs(rows)
 
 
 def _full(count: int, limit: int | None) -> bool:
