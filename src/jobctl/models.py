@@ -132,6 +132,7 @@ class Step:
     error: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    kind: str = "run"  # or "sleep" (step.sleep: completed_at is when it woke)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
@@ -139,6 +140,7 @@ class Step:
             job_id=str(data["job_id"]),
             step_id=str(data["step_id"]),
             name=str(data.get("name") or ""),
+            kind=str(data.get("kind") or "run"),
             status=str(data.get("status") or ""),
             attempt=int(data.get("attempt") or 1),
             output=data.get("output"),

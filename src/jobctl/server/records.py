@@ -159,6 +159,8 @@ class StepRow:
             "job_id": self.job_id,
             "step_id": self.step_id,
             "name": self.name,
+            # step.sleep stores a completed step with no output (a step.run's is JSON text)
+            "kind": "sleep" if self.output is None and self.status == COMPLETED else "run",
             "status": self.status,
             "attempt": self.attempt,
             "output": loads(self.output),
