@@ -644,6 +644,17 @@ class AsyncJobClient:
                 continue
         return [found[i] for i in job_ids if i in found]
 
+    async def fetch_logs(self, job_id: str, after: int) -> list[LogLine]:
+        """Log lines after `after`, all pages (bounded: 20 pages of 5,000)."""
+        lines: list[LogLine] = []
+        for _ in range(20):
+            page = await self.get_logs(job_id, after, 5000)
+            lines.extend(page.logs)
+            if len(page.logs) < 5000:
+                break
+            after = page.next_after
+        return lines
+
     async def fetch_active(self) -> list[Job]:
         """Pending and running jobs, plus the latest ones (which include recent changes)."""
         active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE)
