@@ -69,8 +69,15 @@ def render_schedules_tsv(schedules: Iterable[Data]) -> str:
     for s in schedules:
         every = float(s.get("every_seconds") or 0)
         when = s.get("cron") or f"every:{every:g}s"
-        cells = [s["id"], s["name"], s["type"], when, s.get("tz"),
-                 "paused" if s.get("paused") else s.get("next_run_at"), s.get("last_status")]  # fmt: skip
+        cells = [
+            s["id"],
+            s["name"],
+            s["type"],
+            when,
+            s.get("tz"),
+            "paused" if s.get("paused") else s.get("next_run_at"),
+            s.get("last_status"),
+        ]
         lines.append("\t".join(_tsv_cell(c) for c in cells))
     return "\n".join(lines)
 
@@ -146,8 +153,14 @@ def render_events_tsv(events: Iterable[Data]) -> str:
     """id, name, source, received_at, job ids (comma-separated), replay_of."""
     lines = []
     for e in events:
-        cells = [e["id"], e["name"], e["source"], e["received_at"],
-                 ",".join(e.get("job_ids") or []), e.get("replay_of")]  # fmt: skip
+        cells = [
+            e["id"],
+            e["name"],
+            e["source"],
+            e["received_at"],
+            ",".join(e.get("job_ids") or []),
+            e.get("replay_of"),
+        ]
         lines.append("\t".join(_tsv_cell(c) for c in cells))
     return "\n".join(lines)
 
@@ -200,18 +213,23 @@ def render_trace(
     indent = ""
     for e in events:
         got = parse_time(e.get("received_at"))
-        lines.append(f"event {e['name']} ({e['source']}) {str(e['id'])[:8]}"
-                     f"  received {_offset(got, origin)}")  # fmt: skip
+        lines.append(
+            f"event {e['name']} ({e['source']}) {str(e['id'])[:8]}  received {_offset(got, origin)}"
+        )
         indent = "  "
     if job.schedule_id:
         tick = job.schedule_tick.strftime("%Y-%m-%d %H:%M:%S") if job.schedule_tick else "-"
         lines.append(f"schedule {job.schedule_id[:8]} tick {tick} UTC")
         indent = "  "
     total = _span(job.created_at, job.completed_at)
-    lines.append(f"{indent}job {job.short_id} {job.type}  {status_label(job.status, color)}"
-                 f"  {total} in all, queued {_span(job.created_at, job.started_at)}")  # fmt: skip
-    lines.append(f"{indent}└─ attempt {job.attempt}  started {_offset(job.started_at, origin)}"
-                 f"  {_span(job.started_at, job.completed_at)}")  # fmt: skip
+    lines.append(
+        f"{indent}job {job.short_id} {job.type}  {status_label(job.status, color)}"
+        f"  {total} in all, queued {_span(job.created_at, job.started_at)}"
+    )
+    lines.append(
+        f"{indent}└─ attempt {job.attempt}  started {_offset(job.started_at, origin)}"
+        f"  {_span(job.started_at, job.completed_at)}"
+    )
     branch = indent + "   "
     retries: dict[str, list[LogLine]] = {}
     for line in logs:

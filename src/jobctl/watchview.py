@@ -93,8 +93,14 @@ def log_text(line: LogLine) -> str:
 
 def log_tsv(line: LogLine) -> str:
     """Off a terminal: job id, `log`, ts, level, step, message (tab-separated)."""
-    cells = [line.job_id, "log", line.to_dict()["ts"] or "", line.level, line.step or "",
-             line.message]  # fmt: skip
+    cells = [
+        line.job_id,
+        "log",
+        line.to_dict()["ts"] or "",
+        line.level,
+        line.step or "",
+        line.message,
+    ]
     return "\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells)
 
 
@@ -250,10 +256,13 @@ class WatchPrinter:
             logs = list(self.recent_logs.get(job.id, ()))
             if self.c.jsonl is not None:
                 record = {
-                    "type": "failure", "job_id": job.id, "error": job.error,
-                    "step": step.name if step else None, "step_error": step.error if step else None,
+                    "type": "failure",
+                    "job_id": job.id,
+                    "error": job.error,
+                    "step": step.name if step else None,
+                    "step_error": step.error if step else None,
                     "last_logs": [ln.to_dict() for ln in logs],
-                }  # fmt: skip
+                }
                 self._write(self.c.jsonl, render.to_json(record, False))
             if self.c.progress:
                 for text in failure_lines(job, step, logs):

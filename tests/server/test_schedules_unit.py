@@ -141,11 +141,27 @@ def test_bad_specs_are_one_clear_line(
 # the plan for a due schedule -----------------------------------------------------------
 def schedule(**fields: Any) -> ScheduleRow:
     base: dict[str, Any] = dict(
-        id="s1", user_id="u", name="n", type="demo", cron=None, tz="UTC", every_us=US,
-        input="{}", overlap="allow", catchup_us=60 * US, catchup_policy="each", jitter_us=0,
-        paused=0, note=None, next_tick=100 * US, buffered_tick=None, last_tick=None,
-        last_job_id=None, created_at=0, updated_at=0,
-    )  # fmt: skip
+        id="s1",
+        user_id="u",
+        name="n",
+        type="demo",
+        cron=None,
+        tz="UTC",
+        every_us=US,
+        input="{}",
+        overlap="allow",
+        catchup_us=60 * US,
+        catchup_policy="each",
+        jitter_us=0,
+        paused=0,
+        note=None,
+        next_tick=100 * US,
+        buffered_tick=None,
+        last_tick=None,
+        last_job_id=None,
+        created_at=0,
+        updated_at=0,
+    )
     base.update(fields)
     return ScheduleRow(**base)
 
@@ -198,25 +214,37 @@ def test_a_long_downtime_is_summarized_not_walked_tick_by_tick() -> None:
     plan = plan_due(s, False, now, make_job)
     assert plan is not None
     assert len(plan.runs) < 300
-    assert plan.runs[0].outcome == "skipped_missed" and "earlier ticks" in (plan.runs[0].detail or "")
+    assert plan.runs[0].outcome == "skipped_missed" and "earlier ticks" in (
+        plan.runs[0].detail or ""
+    )
     assert plan.next_tick == now + US
 
 
 def test_overlap_skip_buffer_one_and_allow() -> None:
     now = 102 * US
     skip = plan_due(schedule(overlap="skip"), True, now, make_job)
-    assert skip is not None and outcomes(skip) == [(100, "skipped_overlap"), (101, "skipped_overlap"),
-                                                   (102, "skipped_overlap")]  # fmt: skip
+    assert skip is not None and outcomes(skip) == [
+        (100, "skipped_overlap"),
+        (101, "skipped_overlap"),
+        (102, "skipped_overlap"),
+    ]
     buffer = plan_due(schedule(overlap="buffer-one"), True, now, make_job)
     assert buffer is not None
-    assert outcomes(buffer) == [(100, "buffered"), (101, "skipped_overlap"), (102, "skipped_overlap")]
+    assert outcomes(buffer) == [
+        (100, "buffered"),
+        (101, "skipped_overlap"),
+        (102, "skipped_overlap"),
+    ]
     assert buffer.buffered_tick == 100 * US
     allow = plan_due(schedule(overlap="allow"), True, now, make_job)
     assert allow is not None and [o for _, o in outcomes(allow)] == ["started"] * 3
     # not active: the first starts, and the job it made is active for the next ones
     first = plan_due(schedule(overlap="skip"), False, now, make_job)
-    assert first is not None and [o for _, o in outcomes(first)] == ["started", "skipped_overlap",
-                                                                     "skipped_overlap"]  # fmt: skip
+    assert first is not None and [o for _, o in outcomes(first)] == [
+        "started",
+        "skipped_overlap",
+        "skipped_overlap",
+    ]
 
 
 def test_a_buffered_tick_starts_when_the_last_job_has_ended() -> None:
@@ -246,24 +274,53 @@ async def _store_with(tmp_path: Path, row: ScheduleRow) -> SQLiteStore:
 @pytest.mark.parametrize(
     ("tz", "cron", "start", "end", "expected"),
     [
-        (BERLIN, "30 2 * * *", utc(2026, 3, 27, 12), utc(2026, 3, 31, 12),
-         [utc(2026, 3, 28, 1, 30), utc(2026, 3, 29, 1, 0), utc(2026, 3, 30, 0, 30),
-          utc(2026, 3, 31, 0, 30)]),
-        (BERLIN, "30 2 * * *", utc(2026, 10, 24, 12), utc(2026, 10, 27, 12),
-         [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)]),
-        (NEW_YORK, "30 1 * * *", utc(2026, 10, 31, 12), utc(2026, 11, 2, 12),
-         [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)]),
-        (NEW_YORK, "0 2 * * *", utc(2026, 3, 7, 12), utc(2026, 3, 9, 12),
-         [utc(2026, 3, 8, 7, 0), utc(2026, 3, 9, 6, 0)]),
+        (
+            BERLIN,
+            "30 2 * * *",
+            utc(2026, 3, 27, 12),
+            utc(2026, 3, 31, 12),
+            [
+                utc(2026, 3, 28, 1, 30),
+                utc(2026, 3, 29, 1, 0),
+                utc(2026, 3, 30, 0, 30),
+                utc(2026, 3, 31, 0, 30),
+            ],
+        ),
+        (
+            BERLIN,
+            "30 2 * * *",
+            utc(2026, 10, 24, 12),
+            utc(2026, 10, 27, 12),
+            [utc(2026, 10, 25, 0, 30), utc(2026, 10, 26, 1, 30), utc(2026, 10, 27, 1, 30)],
+        ),
+        (
+            NEW_YORK,
+            "30 1 * * *",
+            utc(2026, 10, 31, 12),
+            utc(2026, 11, 2, 12),
+            [utc(2026, 11, 1, 5, 30), utc(2026, 11, 2, 6, 30)],
+        ),
+        (
+            NEW_YORK,
+            "0 2 * * *",
+            utc(2026, 3, 7, 12),
+            utc(2026, 3, 9, 12),
+            [utc(2026, 3, 8, 7, 0), utc(2026, 3, 9, 6, 0)],
+        ),
     ],
-)  # fmt: skip
+)
 async def test_scheduler_fires_each_dst_tick_once_on_a_fake_clock(
     tmp_path: Path, tz: str, cron: str, start: int, end: int, expected: list[int]
 ) -> None:
     spec = validate_spec(cron, tz, None)
     # a catch-up window longer than the fake loop's period: a tick is at most 7 min late
-    row = schedule(cron=spec.cron, tz=tz, every_us=None, next_tick=spec.next_after(start),
-                   catchup_us=10 * 60 * US)  # fmt: skip
+    row = schedule(
+        cron=spec.cron,
+        tz=tz,
+        every_us=None,
+        next_tick=spec.next_after(start),
+        catchup_us=10 * 60 * US,
+    )
     store = await _store_with(tmp_path, row)
     clock = FakeClock(start)
     engine = SimpleNamespace(

@@ -10,15 +10,32 @@ from jobctl.commands._shared import JsonlOption, JsonOption, for_each, get_ctx, 
 from jobctl.context import Context
 from jobctl.errors import ExitCode, UsageError
 
-EVENT_FIELDS = ("id", "name", "data", "event_id", "source", "replay_of", "received_at",
-                "job_ids", "user_id", "jobs")  # fmt: skip
+EVENT_FIELDS = (
+    "id",
+    "name",
+    "data",
+    "event_id",
+    "source",
+    "replay_of",
+    "received_at",
+    "job_ids",
+    "user_id",
+    "jobs",
+)
 
-app = typer.Typer(help="The event history: what came in, the jobs it started, replay.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="The event history: what came in, the jobs it started, replay.", no_args_is_help=True
+)
 
 
-def run_list(name: str | None, since: str | None, limit: int, json_fields: str | None,
-             jsonl: bool, ctx: Context) -> int:  # fmt: skip
+def run_list(
+    name: str | None,
+    since: str | None,
+    limit: int,
+    json_fields: str | None,
+    jsonl: bool,
+    ctx: Context,
+) -> int:
     from jobctl import render, render_history
 
     if json_fields is not None and jsonl:
@@ -59,7 +76,7 @@ def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def run_replay(refs: list[str], json_out: bool, ctx: Context) -> int:
+def run_replay(refs: list[str], json_out: str | None, ctx: Context) -> int:
     from jobctl import render
 
     client = ctx.client()
@@ -68,7 +85,7 @@ def run_replay(refs: list[str], json_out: bool, ctx: Context) -> int:
         return client.replay_event(client.resolve_event_id(ref))
 
     def done(answer: dict[str, object]) -> None:
-        if json_out:
+        if json_out is not None:
             ctx.out(render.to_json(answer, pretty=False))
             return
         event = answer["event"]
@@ -117,7 +134,7 @@ def replay(
     events: Annotated[
         list[str], typer.Argument(help="Event ids or unique prefixes.", show_default=False)
     ],
-    json_out: Annotated[bool, typer.Option("--json", help="Print each answer as JSON.")] = False,
+    json_out: JsonOption = None,
 ) -> None:
     """Send events again: new jobs, linked to the original. Prints the new job ids."""
     raise typer.Exit(run_replay(events, json_out, get_ctx(typer_ctx)))

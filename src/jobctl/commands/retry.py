@@ -111,6 +111,5 @@ def retry(
     keep their results unless --from-start. Prints the id of each retried job. Exit 8
     when a job is not failed or cancelled.
     """
-    opts = RetryOptions(jobs or [], all_failed, type, from_start, yes, input_json, input_file,
-                        edit)  # fmt: skip
+    opts = RetryOptions(jobs or [], all_failed, type, from_start, yes, input_json, input_file, edit)
     raise typer.Exit(run_retry(opts, get_ctx(typer_ctx)))

@@ -13,14 +13,34 @@ from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_w
 from jobctl.context import Context
 from jobctl.errors import ExitCode, UsageError
 
-app = typer.Typer(help="Run a job type on a clock: cron in a time zone, or every N seconds.",
-                  no_args_is_help=True)  # fmt: skip
+app = typer.Typer(
+    help="Run a job type on a clock: cron in a time zone, or every N seconds.", no_args_is_help=True
+)
 
 SCHEDULE_FIELDS = (
-    "id", "name", "type", "cron", "tz", "every_seconds", "input", "overlap", "catchup_seconds",
-    "catchup_policy", "jitter_seconds", "paused", "note", "next_run_at", "buffered_tick",
-    "last_tick", "last_job_id", "last_status", "user_id", "created_at", "updated_at", "runs",
-)  # fmt: skip
+    "id",
+    "name",
+    "type",
+    "cron",
+    "tz",
+    "every_seconds",
+    "input",
+    "overlap",
+    "catchup_seconds",
+    "catchup_policy",
+    "jitter_seconds",
+    "paused",
+    "note",
+    "next_run_at",
+    "buffered_tick",
+    "last_tick",
+    "last_job_id",
+    "last_status",
+    "user_id",
+    "created_at",
+    "updated_at",
+    "runs",
+)
 OVERLAPS = ("skip", "buffer-one", "allow")
 POLICIES = ("each", "once")
 
@@ -55,10 +75,15 @@ def run_create(opts: CreateOptions, ctx: Context) -> int:
     if opts.input_json is not None or opts.input_file is not None:
         data = build_input(None, opts.input_json, opts.input_file, ctx)
     body: dict[str, Any] = {
-        "name": opts.name, "type": opts.type, "input": data, "overlap": opts.overlap,
-        "catchup": opts.catchup, "catchup_policy": opts.catchup_policy, "jitter": opts.jitter,
+        "name": opts.name,
+        "type": opts.type,
+        "input": data,
+        "overlap": opts.overlap,
+        "catchup": opts.catchup,
+        "catchup_policy": opts.catchup_policy,
+        "jitter": opts.jitter,
         "paused": opts.paused,
-    }  # fmt: skip
+    }
     for key, value in (("cron", opts.cron), ("tz", opts.tz), ("every", opts.every)):
         if value is not None:
             body[key] = value
@@ -105,21 +130,23 @@ def run_show(ref: str, runs: int, json_fields: str | None, ctx: Context) -> int:
     return ExitCode.OK
 
 
-def run_action(ref: str, action: str, body: dict[str, Any] | None, json_out: bool,
-               ctx: Context) -> int:  # fmt: skip
+def run_action(
+    ref: str, action: str, body: dict[str, Any] | None, json_out: str | None, ctx: Context
+) -> int:
     from jobctl import render, render_history
 
     data = ctx.client().schedule_action(ref, action, body)
-    if json_out:
+    if json_out is not None:
         ctx.out(render.to_json(data))
     elif "runs" in data:
         runs = data["runs"]
         if runs:
             ctx.out(render_history.render_runs_result(runs))
         started = sum(1 for r in runs if r["outcome"] == "started")
-        ctx.info(f"{action}: {started} job{'s' if started != 1 else ''} started"
-                 + (f", {len(runs) - started} tick(s) had run already" if len(runs) > started
-                    else ""))  # fmt: skip
+        ctx.info(
+            f"{action}: {started} job{'s' if started != 1 else ''} started"
+            + (f", {len(runs) - started} tick(s) had run already" if len(runs) > started else "")
+        )
     else:
         ctx.info(f"schedule {data['name']} {'paused' if data['paused'] else 'resumed'}")
     return ExitCode.OK
@@ -129,7 +156,7 @@ Ref = Annotated[str, typer.Argument(help="Schedule name or id.", show_default=Fa
 NoteOpt = Annotated[
     str | None, typer.Option("--note", help="Why (shown in list and show).", show_default=False)
 ]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print the answer as JSON.")]
+JsonFlag = JsonOption  # a bare --json (main() gives it an empty field list): the whole answer
 
 
 @app.command("create")
@@ -171,45 +198,64 @@ def create(
     json_fields: JsonOption = None,
 ) -> None:
     """Create a schedule. Prints its id. Bad cron, zone, interval, type or input: exit 2."""
-    opts = CreateOptions(name, type, cron, tz, every, input_json, input_file, overlap, catchup,
-                         catchup_policy, jitter, paused, json_fields)  # fmt: skip
+    opts = CreateOptions(
+        name,
+        type,
+        cron,
+        tz,
+        every,
+        input_json,
+        input_file,
+        overlap,
+        catchup,
+        catchup_policy,
+        jitter,
+        paused,
+        json_fields,
+    )
     raise typer.Exit(run_create(opts, get_ctx(typer_ctx)))
 
 
 @app.command("list")
-def list_(typer_ctx: typer.Context, json_fields: JsonOption = None,
-          jsonl: JsonlOption = False) -> None:  # fmt: skip
+def list_(
+    typer_ctx: typer.Context, json_fields: JsonOption = None, jsonl: JsonlOption = False
+) -> None:
     """Schedules with their next run and last outcome. Piped: id, name, type, cron or
     every, tz, next run (or paused), last status."""
     raise typer.Exit(run_list(json_fields, jsonl, get_ctx(typer_ctx)))
 
 
 @app.command("show")
-def show(typer_ctx: typer.Context, schedule: Ref,
-         runs: Annotated[int, typer.Option(help="Recent runs to show.", min=0, max=1000)] = 20,
-         json_fields: JsonOption = None) -> None:  # fmt: skip
+def show(
+    typer_ctx: typer.Context,
+    schedule: Ref,
+    runs: Annotated[int, typer.Option(help="Recent runs to show.", min=0, max=1000)] = 20,
+    json_fields: JsonOption = None,
+) -> None:
     """One schedule and its recent runs (started, skipped, buffered, with their jobs)."""
     raise typer.Exit(run_show(schedule, runs, json_fields, get_ctx(typer_ctx)))
 
 
 @app.command("pause")
-def pause(typer_ctx: typer.Context, schedule: Ref, note: NoteOpt = None,
-          json_out: JsonFlag = False) -> None:  # fmt: skip
+def pause(
+    typer_ctx: typer.Context, schedule: Ref, note: NoteOpt = None, json_out: JsonFlag = None
+) -> None:
     """Stop running ticks until resumed (ticks while paused are not run later)."""
     body = {"note": note} if note is not None else None
     raise typer.Exit(run_action(schedule, "pause", body, json_out, get_ctx(typer_ctx)))
 
 
 @app.command("resume")
-def resume(typer_ctx: typer.Context, schedule: Ref, note: NoteOpt = None,
-           json_out: JsonFlag = False) -> None:  # fmt: skip
+def resume(
+    typer_ctx: typer.Context, schedule: Ref, note: NoteOpt = None, json_out: JsonFlag = None
+) -> None:
     """Run ticks again, from the next one after now."""
     body = {"note": note} if note is not None else None
     raise typer.Exit(run_action(schedule, "resume", body, json_out, get_ctx(typer_ctx)))
 
 
 @app.command("trigger")
-def trigger(typer_ctx: typer.Context, schedule: Ref, json_out: JsonFlag = False) -> None:
+def trigger(typer_ctx: typer.Context, schedule: Ref, json_out: JsonFlag = None) -> None:
     """Run it now, once (whatever the overlap policy). Prints the tick, outcome, job id."""
     raise typer.Exit(run_action(schedule, "trigger", None, json_out, get_ctx(typer_ctx)))
 
@@ -222,7 +268,7 @@ def backfill(
         str, typer.Option("--from", help="ISO time or 2h, 1d (ago).", show_default=False)
     ],
     end: Annotated[str, typer.Option("--to", help="ISO time or 30m (ago).", show_default=False)],
-    json_out: JsonFlag = False,
+    json_out: JsonFlag = None,
 ) -> None:
     """Run the ticks between --from and --to that never ran (at most 1000)."""
     body = {"from": start, "to": end}

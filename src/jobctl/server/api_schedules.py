@@ -136,12 +136,27 @@ async def create_schedule(
         raise ApiError(413, "too_large", f"input is over the {limit // 1024} KiB limit")
     now = now_us()
     row = ScheduleRow(
-        id=str(uuid.uuid4()), user_id=who.user_id, name=body.name, type=body.type,
-        cron=spec.cron, tz=spec.tz, every_us=spec.every_us, input=text, overlap=body.overlap,
-        catchup_us=catchup, catchup_policy=body.catchup_policy, jitter_us=jitter,
-        paused=int(body.paused), note=body.note, next_tick=spec.next_after(now),
-        buffered_tick=None, last_tick=None, last_job_id=None, created_at=now, updated_at=now,
-    )  # fmt: skip
+        id=str(uuid.uuid4()),
+        user_id=who.user_id,
+        name=body.name,
+        type=body.type,
+        cron=spec.cron,
+        tz=spec.tz,
+        every_us=spec.every_us,
+        input=text,
+        overlap=body.overlap,
+        catchup_us=catchup,
+        catchup_policy=body.catchup_policy,
+        jitter_us=jitter,
+        paused=int(body.paused),
+        note=body.note,
+        next_tick=spec.next_after(now),
+        buffered_tick=None,
+        last_tick=None,
+        last_job_id=None,
+        created_at=now,
+        updated_at=now,
+    )
     await engine.store.create_schedule(row)
     scheduler_of(request).wake()
     return row.to_api()
@@ -165,8 +180,9 @@ async def show_schedule(
     return out
 
 
-async def _pause(ref: str, who: Caller, engine: EngineDep, request: Request, paused: bool,
-                 body: Note | None) -> dict[str, Any]:  # fmt: skip
+async def _pause(
+    ref: str, who: Caller, engine: EngineDep, request: Request, paused: bool, body: Note | None
+) -> dict[str, Any]:
     row = await _schedule(engine, ref, who)
     now = now_us()
     # Resuming starts from the next tick after now: ticks while paused are not run.

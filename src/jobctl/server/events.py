@@ -100,9 +100,14 @@ async def submit_event_jobs(
     row, created = await engine.store.create_job(new, now_us(), ttl)
     job_ids = [row.id] if created else []
     event = new_event(
-        user_id=user_id, name=name, data=data, source=source, job_ids=job_ids,
-        event_id=event_id, replay_of=replay_of,
-    )  # fmt: skip
+        user_id=user_id,
+        name=name,
+        data=data,
+        source=source,
+        job_ids=job_ids,
+        event_id=event_id,
+        replay_of=replay_of,
+    )
     await record_events(engine, [event])
     return Submitted(event, [row.id])
 

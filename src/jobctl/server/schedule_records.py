@@ -37,8 +37,7 @@ SCHEDULE_COLUMNS = (
 SCHEDULE_SELECT = ", ".join(SCHEDULE_COLUMNS)
 RUN_COLUMNS = ("schedule_id", "tick", "kind", "outcome", "job_id", "detail", "recorded_at")
 RUN_SELECT = ", ".join(RUN_COLUMNS)
-EVENT_COLUMNS = ("id", "user_id", "name", "data", "event_id", "source", "replay_of",
-                 "received_at")  # fmt: skip
+EVENT_COLUMNS = ("id", "user_id", "name", "data", "event_id", "source", "replay_of", "received_at")
 EVENT_SELECT = ", ".join(EVENT_COLUMNS)
 
 # Run outcomes and kinds.

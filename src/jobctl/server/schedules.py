@@ -50,7 +50,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobctl.schedules")
 
 US = 1_000_000
-GRACE_US = 5 * US  # a tick up to this late is on time (a busy server), never "missed"
+GRACE_US = 2 * US  # a tick up to this late is on time (a busy server), never "missed"
 MIN_EVERY_US = US
 MAX_EVERY_US = 366 * 86_400 * US
 KEEP_SKIPPED = 100  # skipped ticks recorded one by one after a long downtime; then a summary
@@ -201,7 +201,7 @@ def _started(s: ScheduleRow, tick: int, kind: str, make_job: JobFactory) -> Plan
 def plan_due(s: ScheduleRow, last_active: bool, now: int, make_job: JobFactory) -> FirePlan | None:
     """What the due ticks of `s` become at `now`. None: nothing to write.
 
-    Ticks older than the catch-up window (at least GRACE_US) are recorded as
+    Ticks older than the catch-up window (at least GRACE_US, 2 s) are recorded as
     skipped_missed; the rest are due: each, or (policy `once`) only the latest, the
     others recorded as coalesced. The overlap policy then decides for each due tick
     while the schedule's last job (or one started in this plan) is still active:
@@ -243,9 +243,13 @@ def plan_due(s: ScheduleRow, last_active: bool, now: int, make_job: JobFactory) 
     if n_missed > len(missed):
         first_kept = missed[0]
         plan.runs.append(
-            PlannedRun(first_kept - 1, TICK, SKIPPED_MISSED,
-                       detail=f"{n_missed - len(missed)} earlier ticks missed while no server ran")
-        )  # fmt: skip
+            PlannedRun(
+                first_kept - 1,
+                TICK,
+                SKIPPED_MISSED,
+                detail=f"{n_missed - len(missed)} earlier ticks missed while no server ran",
+            )
+        )
     plan.runs.extend(PlannedRun(m, TICK, SKIPPED_MISSED, detail="missed") for m in missed)
     if s.catchup_policy == "once" and len(due) > 1:
         plan.runs.extend(PlannedRun(d, TICK, COALESCED, detail="caught up once") for d in due[:-1])
