@@ -14,6 +14,8 @@ import pytest
 from tests.clirun import jobctl
 from tests.conftest import ServerProcess, wait_job
 
+pytestmark = pytest.mark.both_stores  # every server of these tests on SQLite, then PostgreSQL
+
 
 @pytest.fixture
 def effects(tmp_path: Path) -> Path:
@@ -166,8 +168,9 @@ def test_watch_logs_interleaves_lines_and_explains_a_failure(
     assert [ln["seq"] for ln in failure["last_logs"]] == [1, 2, 3]
     sources = {r["source"] for r in logs}
     assert sources == {"poll"} if poll else "realtime" in sources, sources
-    # the log lines come before the job's end
-    assert kinds.index("log") < next(
+    # live, the log lines come before the job's end (polling, a quick job may have ended
+    # before the watch began: then its lines follow its first sighting)
+    assert poll or kinds.index("log") < next(
         i for i, r in enumerate(records) if r["type"] == "transition" and r["to"] == "failed"
     )
     human = jobctl("watch", job_id, "--logs")

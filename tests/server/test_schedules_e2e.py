@@ -155,6 +155,7 @@ def test_three_servers_on_postgres_make_exactly_one_job_per_tick(
 
 
 # CLI: schedules, bad input, delete ---------------------------------------------------------
+@pytest.mark.both_stores
 def test_schedule_commands_and_bad_input(server: ServerProcess) -> None:
     cases = [
         (["--cron", "61 * * * *"], "cron: invalid expression"),
@@ -208,6 +209,7 @@ def test_schedule_commands_and_bad_input(server: ServerProcess) -> None:
     assert job["schedule_id"] == made.stdout.strip()
 
 
+@pytest.mark.both_stores
 def test_backfill_runs_each_missing_tick_once(server: ServerProcess) -> None:
     made = jobctl(
         "schedule",

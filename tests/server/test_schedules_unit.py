@@ -28,7 +28,8 @@ from jobctl.server.schedules import (
     plan_due,
     validate_spec,
 )
-from jobctl.server.store.sqlite import SQLiteStore
+from jobctl.server.store import open_store
+from jobctl.server.store.base import ListQuery
 
 US = 1_000_000
 BERLIN, NEW_YORK = "Europe/Berlin", "America/New_York"
@@ -264,8 +265,8 @@ class FakeClock:
         return self.now
 
 
-async def _store_with(tmp_path: Path, row: ScheduleRow) -> SQLiteStore:
-    store = SQLiteStore(str(tmp_path / "jobctl.db"))
+async def _store_with(tmp_path: Path, row: ScheduleRow, db: str | None = None) -> Any:
+    store = open_store(db or str(tmp_path / "jobctl.db"))
     await store.open()
     await store.create_schedule(row)
     return store
@@ -345,8 +346,8 @@ async def test_scheduler_fires_each_dst_tick_once_on_a_fake_clock(
         await store.close()
 
 
-async def test_fired_ticks_never_fire_again(tmp_path: Path) -> None:
-    store = await _store_with(tmp_path, schedule(next_tick=100 * US))
+async def test_fired_ticks_never_fire_again(tmp_path: Path, store_url: str) -> None:
+    store = await _store_with(tmp_path, schedule(next_tick=100 * US), store_url)
     engine = SimpleNamespace(
         store=store, registry=Registry(), settings=EngineSettings(), wake=lambda: None
     )
@@ -356,8 +357,48 @@ async def test_fired_ticks_never_fire_again(tmp_path: Path) -> None:
         assert await scheduler.fire_once() == 3
         # Someone puts the schedule back in time (a bug, a restored backup): the run rows
         # still keep each tick to one job.
-        store.conn.execute("UPDATE schedules SET next_tick = ?", (100 * US,))
+        await rewind(store, 100 * US)
         assert await scheduler.fire_once() == 0
-        assert store.conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 3
+        jobs, _ = await store.list_jobs(ListQuery(user_id=None))
+        assert sorted(j.schedule_tick for j in jobs) == [100 * US, 101 * US, 102 * US]
+        runs = await store.list_schedule_runs("s1", 10)
+        assert [r.tick for r in runs] == [102 * US, 101 * US, 100 * US]
+    finally:
+        await store.close()
+
+
+async def rewind(store: Any, tick: int) -> None:
+    if hasattr(store, "conn"):
+        store.conn.execute("UPDATE schedules SET next_tick = ?", (tick,))
+    else:
+        import psycopg
+
+        async with await psycopg.AsyncConnection.connect(store.url, autocommit=True) as conn:
+            await conn.execute("UPDATE schedules SET next_tick = %s", (tick,))
+
+
+async def test_history_follows_job_retention(tmp_path: Path, store_url: str) -> None:
+    from jobctl.server.events import new_event
+
+    store = await _store_with(tmp_path, schedule(next_tick=100 * US), store_url)
+    try:
+        job, _ = await store.create_job(NewJob("j1", "demo", "{}", "u", 1), 1_000, 10**12)
+        day = 86_400 * US
+        kept = new_event(
+            user_id="u", name="demo", data={}, source="api", job_ids=[job.id], received_at=10 * day
+        )
+        orphan = new_event(
+            user_id="u", name="demo", data={}, source="api", job_ids=["gone"], received_at=10 * day
+        )
+        old = new_event(
+            user_id="u", name="demo", data={}, source="api", job_ids=[job.id], received_at=day
+        )
+        await store.record_events([kept, orphan, old])
+        # completed retention ends at day 5, failed retention at day 20
+        assert await store.sweep_history(5 * day, 20 * day) == 2
+        left, _ = await store.list_events(None, None, None, 10, None)
+        assert [e.id for e in left] == [kept.id]
+        assert left[0].job_ids == [job.id]
+        assert [e.id for e in await store.events_for_job(job.id)] == [kept.id]
     finally:
         await store.close()

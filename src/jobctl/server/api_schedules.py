@@ -26,6 +26,7 @@ from jobctl.server.schedule_records import BACKFILL, TRIGGER, ScheduleRow
 from jobctl.server.schedules import (
     CATCHUP_POLICIES,
     MAX_BACKFILL,
+    MAX_EVERY_US,
     OVERLAPS,
     InvalidSchedule,
     Scheduler,
@@ -74,8 +75,8 @@ def _duration(value: Duration, what: str) -> int:
     if isinstance(value, bool):
         raise InvalidSchedule(f"{what}: not a duration")
     if isinstance(value, int | float):
-        if value < 0:
-            raise InvalidSchedule(f"{what}: must not be negative")
+        if not 0 <= value <= MAX_EVERY_US // 1_000_000:
+            raise InvalidSchedule(f"{what}: from 0 to 366d")
         return round(value * 1_000_000)
     return parse_duration(value, what)
 
@@ -115,7 +116,9 @@ async def create_schedule(
     try:
         every = body.every
         if isinstance(every, int | float):
-            every = f"{every}s"
+            if not 0 <= every <= MAX_EVERY_US // 1_000_000:
+                raise InvalidSchedule("every: from 1s to 366d")
+            every = f"{every:.6f}s"
         spec = validate_spec(body.cron, body.tz, every)
         catchup = _duration(body.catchup, "catchup")
         jitter = _duration(body.jitter, "jitter")
@@ -240,6 +243,8 @@ async def backfill_schedule(
         raise ApiError(400, "invalid_schedule", "backfill: --to is before --from")
     if end > now_us():
         raise ApiError(400, "invalid_schedule", "backfill: --to is in the future")
+    if start < now_us() - MAX_EVERY_US:
+        raise ApiError(400, "invalid_schedule", "backfill: --from is over 366 days ago")
     ticks = Spec.of(row).ticks(start, end, MAX_BACKFILL + 1)
     if len(ticks) > MAX_BACKFILL:
         raise ApiError(400, "invalid_schedule", f"backfill: over {MAX_BACKFILL} ticks; narrow it")

@@ -138,6 +138,19 @@ _INSERT_SCHEDULED_JOB = _announcing(
     " schedule_tick) VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
 )
 
+# A tick's run; an existing row changes only from buffered to started (else: a duplicate).
+_UPSERT_RUN = (
+    f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
+    " job_id = excluded.job_id, recorded_at = excluded.recorded_at, detail = excluded.detail"
+    " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
+)
+
+
+class _SomeTickRanAlready(Exception):
+    pass
+
+
 _CLAIM_FREE = _announcing(
     "U",
     "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, %(now)s),"
@@ -1014,12 +1027,7 @@ class PostgresStore(Store):
         for run in plan.runs:
             job_id = run.job.id if run.job is not None else None
             cur = await conn.execute(
-                f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
-                " job_id = excluded.job_id, recorded_at = excluded.recorded_at,"
-                " detail = excluded.detail"
-                " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
-                " RETURNING tick",
+                _UPSERT_RUN + " RETURNING tick",
                 (s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now),
             )
             if not await cur.fetchall():
@@ -1065,11 +1073,67 @@ class PostgresStore(Store):
                 (now, limit),
             )
             rows = [ScheduleRow(*r) for r in await cur.fetchall()]
+            plans = []
             for s in rows:
                 decided = plan(s, s.last_status is not None and s.last_status not in TERMINAL)
                 if decided is not None:
+                    plans.append((s, decided))
+            try:
+                async with conn.transaction():  # a savepoint
+                    started = await self._apply_plans_at_once(conn, plans, now)
+            except _SomeTickRanAlready:
+                for s, decided in plans:
                     started += (await self._apply_plan(conn, s, decided, now))[1]
         return len(rows), started
+
+    async def _apply_plans_at_once(
+        self, conn: AsyncConnection[Any], plans: list[tuple[ScheduleRow, FirePlan]], now: int
+    ) -> int:
+        """The common case in a few pipelined statements for a whole batch: every run is
+        new (or starts a buffered tick). Raises _SomeTickRanAlready otherwise (the caller's
+        savepoint undoes it all, and it goes run by run)."""
+        runs: list[tuple[Any, ...]] = []
+        jobs: list[tuple[Any, ...]] = []
+        advance: list[tuple[Any, ...]] = []
+        relink: list[tuple[Any, ...]] = []
+        for s, plan in plans:
+            last_tick, last_job = s.last_tick, s.last_job_id
+            for run in plan.runs:
+                job_id = run.job.id if run.job is not None else None
+                runs.append((s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now))
+                if run.job is None:
+                    continue
+                new = run.job
+                jobs.append((new.id, new.type, new.input, new.max_attempts, new.user_id,
+                             new.concurrency_key, new.idempotency_key, now, now, run.run_at,
+                             s.id, run.tick))  # fmt: skip
+                if last_tick is None or run.tick >= last_tick:
+                    last_tick, last_job = run.tick, new.id
+            if plan.advance:
+                advance.append((plan.next_tick, plan.buffered_tick, last_tick, last_job, now,
+                                s.id))  # fmt: skip
+            elif last_job != s.last_job_id:
+                relink.append((last_tick, last_job, now, s.id))
+        async with conn.cursor() as cur:
+            if runs:
+                await cur.executemany(_UPSERT_RUN, runs)
+                if cur.rowcount != len(runs):
+                    raise _SomeTickRanAlready()
+            if jobs:
+                await cur.executemany(_INSERT_SCHEDULED_JOB, jobs)
+            if advance:
+                await cur.executemany(
+                    "UPDATE schedules SET next_tick = %s, buffered_tick = %s, last_tick = %s,"
+                    " last_job_id = %s, updated_at = %s WHERE id = %s",
+                    advance,
+                )
+            if relink:
+                await cur.executemany(
+                    "UPDATE schedules SET last_tick = %s, last_job_id = %s, updated_at = %s"
+                    " WHERE id = %s",
+                    relink,
+                )
+        return len(jobs)
 
     async def run_schedule(
         self, schedule_id: str, plan: Callable[[ScheduleRow], FirePlan]

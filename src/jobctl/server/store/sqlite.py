@@ -44,6 +44,7 @@ from jobctl.server.schedule_records import (
     SCHEDULE_SELECT,
     EventRow,
     FirePlan,
+    PlannedRun,
     RunRow,
     ScheduleRow,
 )
@@ -704,10 +705,65 @@ class SQLiteStore(Store):
             )
         ]
 
+    _UPSERT_RUN = (
+        f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
+        " job_id = excluded.job_id, recorded_at = excluded.recorded_at,"
+        " detail = excluded.detail"
+        " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
+    )
+    _INSERT_SCHEDULED_JOB = (
+        "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+        " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at,"
+        " schedule_id, schedule_tick)"
+        " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    @staticmethod
+    def _scheduled_job(s: ScheduleRow, run: PlannedRun, now: int) -> JobRow:
+        new = run.job
+        assert new is not None
+        return JobRow(
+            new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
+            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None,
+            run.run_at, None, None, s.id, run.tick,
+        )  # fmt: skip
+
+    @staticmethod
+    def _job_params(row: JobRow) -> tuple[Any, ...]:
+        return (row.id, row.type, row.input, row.max_attempts, row.user_id, row.concurrency_key,
+                row.idempotency_key, row.created_at, row.updated_at, row.run_at, row.schedule_id,
+                row.schedule_tick)  # fmt: skip
+
+    def _update_schedule(
+        self, s: ScheduleRow, plan: FirePlan, last: tuple[int | None, str | None], now: int
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        if plan.advance:
+            return (
+                "UPDATE schedules SET next_tick = ?, buffered_tick = ?, last_tick = ?,"
+                " last_job_id = ?, updated_at = ? WHERE id = ?",
+                (plan.next_tick, plan.buffered_tick, *last, now, s.id),
+            )
+        if last[1] != s.last_job_id:
+            return (
+                "UPDATE schedules SET last_tick = ?, last_job_id = ?, updated_at = ? WHERE id = ?",
+                (*last, now, s.id),
+            )
+        return None
+
+    @staticmethod
+    def _last_after(s: ScheduleRow, plan: FirePlan) -> tuple[int | None, str | None]:
+        last_tick, last_job = s.last_tick, s.last_job_id
+        for run in plan.runs:
+            if run.job is not None and (last_tick is None or run.tick >= last_tick):
+                last_tick, last_job = run.tick, run.job.id
+        return last_tick, last_job
+
     def _apply_plan(
         self, s: ScheduleRow, plan: FirePlan, now: int
     ) -> tuple[list[tuple[str, int, str | None]], list[JobRow]]:
-        """Inside a write transaction: the runs, their jobs, the schedule's new state."""
+        """Inside a write transaction, run by run: a tick that has a run already is a
+        duplicate (no job). The runs, their jobs, the schedule's new state."""
         c = self.conn
         results: list[tuple[str, int, str | None]] = []
         jobs: list[JobRow] = []
@@ -715,12 +771,7 @@ class SQLiteStore(Store):
         for run in plan.runs:
             job_id = run.job.id if run.job is not None else None
             took = c.execute(
-                f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
-                " job_id = excluded.job_id, recorded_at = excluded.recorded_at,"
-                " detail = excluded.detail"
-                " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
-                " RETURNING tick",
+                self._UPSERT_RUN + " RETURNING tick",
                 (s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now),
             ).fetchall()
             if not took:
@@ -729,38 +780,44 @@ class SQLiteStore(Store):
             results.append((run.outcome, run.tick, job_id))
             if run.job is None:
                 continue
-            new = run.job
-            c.execute(
-                "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
-                " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at,"
-                " schedule_id, schedule_tick)"
-                " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (new.id, new.type, new.input, new.max_attempts, new.user_id,
-                 new.concurrency_key, new.idempotency_key, now, now, run.run_at, s.id, run.tick),
-            )  # fmt: skip
-            jobs.append(JobRow(
-                new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
-                new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None,
-                run.run_at, None, None, s.id, run.tick,
-            ))  # fmt: skip
+            row = self._scheduled_job(s, run, now)
+            c.execute(self._INSERT_SCHEDULED_JOB, self._job_params(row))
+            jobs.append(row)
             if last_tick is None or run.tick >= last_tick:
-                last_tick, last_job = run.tick, new.id
-        if plan.advance:
-            c.execute(
-                "UPDATE schedules SET next_tick = ?, buffered_tick = ?, last_tick = ?,"
-                " last_job_id = ?, updated_at = ? WHERE id = ?",
-                (plan.next_tick, plan.buffered_tick, last_tick, last_job, now, s.id),
-            )
-        elif last_job != s.last_job_id:
-            c.execute(
-                "UPDATE schedules SET last_tick = ?, last_job_id = ?, updated_at = ? WHERE id = ?",
-                (last_tick, last_job, now, s.id),
-            )
+                last_tick, last_job = run.tick, row.id
+        update = self._update_schedule(s, plan, (last_tick, last_job), now)
+        if update is not None:
+            c.execute(*update)
         return results, jobs
+
+    def _apply_plans_at_once(
+        self, plans: list[tuple[ScheduleRow, FirePlan]], now: int
+    ) -> list[JobRow] | None:
+        """The common case, with a few statements for a whole batch: every run is new (or
+        starts a buffered tick). None when some tick had a run already (nothing written:
+        the caller rolls back to its savepoint and goes run by run)."""
+        runs: list[tuple[Any, ...]] = []
+        jobs: list[JobRow] = []
+        updates: dict[str, list[tuple[Any, ...]]] = {}
+        for s, plan in plans:
+            for run in plan.runs:
+                job_id = run.job.id if run.job is not None else None
+                runs.append((s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now))
+                if run.job is not None:
+                    jobs.append(self._scheduled_job(s, run, now))
+            update = self._update_schedule(s, plan, self._last_after(s, plan), now)
+            if update is not None:
+                updates.setdefault(update[0], []).append(update[1])
+        c = self.conn
+        if c.executemany(self._UPSERT_RUN, runs).rowcount != len(runs):
+            return None
+        c.executemany(self._INSERT_SCHEDULED_JOB, [self._job_params(j) for j in jobs])
+        for sql, params in updates.items():
+            c.executemany(sql, params)
+        return jobs
 
     async def fire_due_schedules(self, now: int, limit: int, plan: PlanFn) -> tuple[int, int]:
         c = self.conn
-        created: list[JobRow] = []
         with self._write():
             rows = [
                 ScheduleRow(*r)
@@ -772,10 +829,19 @@ class SQLiteStore(Store):
                     (now, limit),
                 )
             ]
+            plans = []
             for s in rows:
                 decided = plan(s, s.last_status is not None and s.last_status not in TERMINAL)
                 if decided is not None:
+                    plans.append((s, decided))
+            c.execute("SAVEPOINT fire")
+            created = self._apply_plans_at_once(plans, now)
+            if created is None:
+                c.execute("ROLLBACK TO fire")
+                created = []
+                for s, decided in plans:
                     created.extend(self._apply_plan(s, decided, now)[1])
+            c.execute("RELEASE fire")
         self._announce("INSERT", created, now)
         return len(rows), len(created)
 
