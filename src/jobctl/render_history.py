@@ -32,12 +32,36 @@ def _when(value: str | None, now: datetime) -> str:
     return f"{moment.strftime('%Y-%m-%d %H:%M:%S')} UTC ({rel})"
 
 
+def period(seconds: float) -> str:
+    """3600 -> 1h, 90 -> 90s: the largest unit that divides the period."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{whole}s"
+
+
 def spec_of(s: Data) -> str:
     if s.get("cron"):
         return f"{s['cron']} {s['tz']}" if s.get("tz") not in (None, "UTC") else str(s["cron"])
-    return f"every {duration(float(s.get('every_seconds') or 0)).removesuffix('.00s')}s".replace(
-        "ss", "s"
-    )
+    return f"every {period(float(s.get('every_seconds') or 0))}"
+
+
+def _next_run(s: Data, now: datetime) -> str:
+    if s.get("paused") or not s.get("next_run_at"):
+        return "-"
+    text = _when(s["next_run_at"], now)
+    return text[:-1] + _local(s["next_run_at"], s.get("tz")) + ")"
+
+
+def _local(value: str | None, tz: str | None) -> str:
+    """A schedule's time in its own zone, when that is not UTC."""
+    moment = parse_time(value)
+    if moment is None or not tz or tz == "UTC":
+        return ""
+    from zoneinfo import ZoneInfo
+
+    return f", {moment.astimezone(ZoneInfo(tz)).strftime('%H:%M %Z')} in {tz}"
 
 
 def _last(s: Data, color: bool) -> str:
@@ -99,7 +123,7 @@ def render_schedule_detail(s: Data, now: datetime, color: bool) -> str:
             ("paused" if s.get("paused") else "active")
             + (f" ({s['note']})" if s.get("note") else ""),
         ),
-        _kv("next run", "-" if s.get("paused") else _when(s.get("next_run_at"), now)),
+        _kv("next run", _next_run(s, now)),
         _kv("last run", _when(s.get("last_tick"), now) + f"  {_last(s, color)}"),
     ]
     runs = s.get("runs") or []

@@ -236,3 +236,40 @@ def test_backfill_runs_each_missing_tick_once(server: ServerProcess) -> None:
     with server.client() as http:
         jobs = http.get("/api/jobs", params={"limit": 50}).json()["jobs"]
     assert sorted(j["schedule_tick"] for j in jobs) == sorted(r["tick"] for r in runs)
+
+
+def test_schedules_and_events_are_per_user(server: ServerProcess) -> None:
+    from tests.server.test_api_errors import token_for
+
+    alice, bob = token_for(server, "alice"), token_for(server, "bob")
+    with server.client(alice) as as_alice, server.client(bob) as as_bob:
+        made = as_alice.post(
+            "/api/schedules",
+            json={"name": "mine", "type": "demo", "every": 3600, "input": {"steps": 0}},
+        )
+        assert made.status_code == 201, made.text
+        job = as_alice.post("/api/jobs", json={"type": "demo", "input": {"steps": 0}}).json()
+        [event] = as_alice.get("/api/events").json()["events"]
+        assert event["job_ids"] == [job["id"]]
+        # bob may use the same name; he sees, pauses, triggers and deletes none of alice's
+        assert (
+            as_bob.post(
+                "/api/schedules", json={"name": "mine", "type": "demo", "every": "1h"}
+            ).status_code
+            == 201
+        )
+        assert [s["user_id"] for s in as_bob.get("/api/schedules").json()["schedules"]] == ["bob"]
+        sid = made.json()["id"]
+        for method, path in [
+            ("GET", f"/api/schedules/{sid}"),
+            ("POST", f"/api/schedules/{sid}/pause"),
+            ("POST", f"/api/schedules/{sid}/trigger"),
+            ("DELETE", f"/api/schedules/{sid}"),
+            ("GET", f"/api/events/{event['id']}"),
+            ("POST", f"/api/events/{event['id']}/replay"),
+        ]:
+            assert as_bob.request(method, path).status_code == 404, (method, path)
+        assert as_bob.get("/api/events").json()["events"] == []
+        assert as_alice.get(f"/api/schedules/{sid}").json()["paused"] is False
+    with server.client() as service:  # the server's own token is user `local`
+        assert service.get("/api/schedules").json()["schedules"] == []
