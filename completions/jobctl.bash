@@ -10,11 +10,11 @@ _jobctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$path $w" in
-            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schema"|" schema supabase"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
+            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" events"|" events list"|" events replay"|" events show"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schedule"|" schedule backfill"|" schedule create"|" schedule delete"|" schedule list"|" schedule pause"|" schedule resume"|" schedule show"|" schedule trigger"|" schema"|" schema supabase"|" server"|" server run"|" server start"|" server status"|" server stop"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
         esac
     done
     case "$path" in
-        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config help list logs retry schema server show stats submit tui watch" ;;
+        "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config events help list logs retry schedule schema server show stats submit tui watch" ;;
         " auth") opts="--help"; subs="login logout status token" ;;
         " auth login") opts="--token --verify --no-verify --help"; subs="" ;;
         " auth logout") opts="--help"; subs="" ;;
@@ -28,12 +28,25 @@ _jobctl() {
         " config set") opts="--help"; subs="" ;;
         " config show") opts="--json --help"; subs="" ;;
         " config unset") opts="--help"; subs="" ;;
+        " events") opts="--help"; subs="list replay show" ;;
+        " events list") opts="--name -n --since --limit -L --json --jsonl --help"; subs="" ;;
+        " events replay") opts="--json --help"; subs="" ;;
+        " events show") opts="--json --help"; subs="" ;;
         " help") opts="--help"; subs="environment exit-codes" ;;
         " help environment") opts="--help"; subs="" ;;
         " help exit-codes") opts="--help"; subs="" ;;
         " list") opts="--status -s --type -t --since --limit -L --all -a --json --jsonl --help"; subs="" ;;
         " logs") opts="--follow -f --jsonl --timeout --help"; subs="" ;;
-        " retry") opts="--all-failed --type -t --from-start --yes -y --help"; subs="" ;;
+        " retry") opts="--all-failed --type -t --from-start --input --input-file --edit --yes -y --help"; subs="" ;;
+        " schedule") opts="--help"; subs="backfill create delete list pause resume show trigger" ;;
+        " schedule backfill") opts="--from --to --json --help"; subs="" ;;
+        " schedule create") opts="--type -t --cron --tz --every --input --input-file --overlap --catchup --catchup-policy --jitter --paused --json --help"; subs="" ;;
+        " schedule delete") opts="--help"; subs="" ;;
+        " schedule list") opts="--json --jsonl --help"; subs="" ;;
+        " schedule pause") opts="--note --json --help"; subs="" ;;
+        " schedule resume") opts="--note --json --help"; subs="" ;;
+        " schedule show") opts="--runs --json --help"; subs="" ;;
+        " schedule trigger") opts="--json --help"; subs="" ;;
         " schema") opts="--help"; subs="supabase" ;;
         " schema supabase") opts="--help"; subs="" ;;
         " server") opts="--help"; subs="run start status stop" ;;
@@ -41,11 +54,11 @@ _jobctl() {
         " server start") opts="--port --json --help"; subs="" ;;
         " server status") opts="--json --help"; subs="" ;;
         " server stop") opts="--help"; subs="" ;;
-        " show") opts="--json --help"; subs="" ;;
+        " show") opts="--json --trace --help"; subs="" ;;
         " stats") opts="--json --check --help"; subs="" ;;
         " submit") opts="--type -t --input --input-file --idempotency-key --concurrency-key --quiet -q --json --watch -w --timeout --help"; subs="" ;;
         " tui") opts="--readonly --help"; subs="" ;;
-        " watch") opts="--last --all -a --fail-fast --timeout --jsonl --notify --poll --interval --help"; subs="" ;;
+        " watch") opts="--last --all -a --fail-fast --timeout --jsonl --notify --poll --interval --logs --help"; subs="" ;;
     esac
     if [[ "$cur" == -* ]]; then
         COMPREPLY=($(compgen -W "$opts" -- "$cur"))

@@ -21,9 +21,11 @@ from jobctl.commands import (
     cancel,
     completion,
     config,
+    events,
     help,
     logs,
     retry,
+    schedule,
     schema,
     server,
     show,
@@ -97,6 +99,8 @@ app.command("retry")(retry.retry)
 app.command("cancel")(cancel.cancel)
 app.command("stats")(stats_cmd.stats)
 app.command("tui")(tui_cmd.tui)
+app.add_typer(schedule.app, name="schedule")
+app.add_typer(events.app, name="events")
 app.add_typer(server.app, name="server")
 app.add_typer(config.app, name="config")
 app.add_typer(auth.app, name="auth")
@@ -121,6 +125,8 @@ def _json_field_names() -> frozenset[str]:
             *stats_cmd.STATS_FIELDS,
             *server.STATUS_FIELDS,
             *CONFIG_FIELDS,
+            *schedule.SCHEDULE_FIELDS,
+            *events.EVENT_FIELDS,
         ]
     )
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import quote
 
 from jobctl import __version__
 from jobctl._httpx import httpx
@@ -243,10 +244,11 @@ def logs_call(job_id: str, after: int = 0, limit: int = 1000) -> Call:
     )
 
 
-def retry_call(job_id: str, from_start: bool) -> Call:
-    return Call(
-        "POST", _job_path(job_id, "/retry"), body={"from_start": from_start}, retry_safe=False
-    )
+def retry_call(job_id: str, from_start: bool, input: dict[str, Any] | None = None) -> Call:
+    body: dict[str, Any] = {"from_start": from_start}
+    if input is not None:
+        body["input"] = input
+    return Call("POST", _job_path(job_id, "/retry"), body=body, retry_safe=False)
 
 
 def cancel_call(job_id: str) -> Call:
@@ -421,8 +423,78 @@ class JobClient:
     def cancel_job(self, job_id: str) -> Job:
         return Job.from_dict(self.send(cancel_call(job_id)))
 
-    def retry_job(self, job_id: str, from_start: bool = False) -> Job:
-        return Job.from_dict(self.send(retry_call(job_id, from_start)))
+    def retry_job(
+        self, job_id: str, from_start: bool = False, input: dict[str, Any] | None = None
+    ) -> Job:
+        return Job.from_dict(self.send(retry_call(job_id, from_start, input)))
+
+    # schedules and the event history: plain dicts in the API's shape ----------------
+    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
+        # Not resent once the server may have seen it: a repeat would be a name conflict.
+        data: dict[str, Any] = self.send(Call("POST", "/api/schedules", body=body,
+                                              retry_safe=False))  # fmt: skip
+        return data
+
+    def list_schedules(self) -> list[dict[str, Any]]:
+        return list(self.send(Call("GET", "/api/schedules")).get("schedules", []))
+
+    def get_schedule(self, ref: str, runs: int = 20) -> dict[str, Any]:
+        data: dict[str, Any] = self.send(
+            Call("GET", f"/api/schedules/{quote(ref)}", params=[("runs", str(runs))])
+        )
+        return data
+
+    def schedule_action(
+        self, ref: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """pause, resume, trigger or backfill."""
+        call = Call("POST", f"/api/schedules/{quote(ref)}/{action}", body=body,
+                    retry_safe=action in ("pause", "resume"))  # fmt: skip
+        data: dict[str, Any] = self.send(call)
+        return data
+
+    def delete_schedule(self, ref: str) -> None:
+        self.send(Call("DELETE", f"/api/schedules/{quote(ref)}", retry_safe=False))
+
+    def list_events(
+        self, name: str | None = None, since: str | None = None, limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
+        params: list[tuple[str, str | int | float | bool | None]] = [("limit", str(limit))]
+        params += [(k, v) for k, v in (("name", name), ("since", since), ("cursor", cursor)) if v]
+        data = self.send(Call("GET", "/api/events", params=params))
+        return list(data.get("events", [])), data.get("next_cursor")
+
+    def get_event(self, event_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.send(Call("GET", f"/api/events/{event_id}"))
+        return data
+
+    def replay_event(self, event_id: str) -> dict[str, Any]:
+        data: dict[str, Any] = self.send(
+            Call("POST", f"/api/events/{event_id}/replay", retry_safe=False)
+        )
+        return data
+
+    def job_events(self, job_id: str) -> list[dict[str, Any]]:
+        return list(self.send(Call("GET", _job_path(job_id, "/events"))).get("events", []))
+
+    def resolve_event_id(self, ref: str) -> str:
+        """A full event id, or a unique prefix among the newest 2,000 events."""
+        ref = check_ref(ref)
+        if UUID_RE.match(ref):
+            return ref
+        found: set[str] = set()
+        cursor: str | None = None
+        for _ in range(4):
+            events, cursor = self.list_events(limit=MAX_PAGE, cursor=cursor)
+            found.update(str(e["id"]) for e in events if str(e["id"]).startswith(ref))
+            if not cursor or len(found) > 1:
+                break
+        if not found:
+            raise NotFoundError(f"no event with an id starting {ref!r} (among the newest 2,000)")
+        if len(found) > 1:
+            raise UsageError(f"event id prefix {ref!r} is ambiguous; give more characters")
+        return found.pop()
 
     def types(self) -> list[dict[str, Any]]:
         data = self.send(Call("GET", "/api/types"))
@@ -571,6 +643,17 @@ class AsyncJobClient:
             except NotFoundError:
                 continue
         return [found[i] for i in job_ids if i in found]
+
+    async def fetch_logs(self, job_id: str, after: int) -> list[LogLine]:
+        """Log lines after `after`, all pages (bounded: 20 pages of 5,000)."""
+        lines: list[LogLine] = []
+        for _ in range(20):
+            page = await self.get_logs(job_id, after, 5000)
+            lines.extend(page.logs)
+            if len(page.logs) < 5000:
+                break
+            after = page.next_after
+        return lines
 
     async def fetch_active(self) -> list[Job]:
         """Pending and running jobs, plus the latest ones (which include recent changes)."""

@@ -30,7 +30,7 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 from jobctl.errors import JobctlError, RateLimitedError
-from jobctl.models import Job
+from jobctl.models import Job, LogLine
 
 log = logging.getLogger("jobctl.feed")
 
@@ -91,7 +91,16 @@ class ModeChanged:
     detail: str = ""
 
 
+@dataclass(frozen=True)
+class LogReceived:
+    """A job's log line (feeds made with logs=True): in seq order per job, each once."""
+
+    line: LogLine
+    source: str  # "realtime" | "poll" | "snapshot"
+
+
 FeedEvent = JobChanged | ModeChanged
+AnyFeedEvent = JobChanged | ModeChanged | LogReceived  # LogReceived only with logs=True
 
 
 @dataclass
@@ -117,15 +126,21 @@ class JobFeed:
         poll: PollSettings | None = None,
         reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
         rng: Callable[[], float] = random.random,
+        logs: bool = False,
     ) -> None:
+        """`logs`: also deliver the jobs' log lines (Realtime changes to job_logs, and
+        HTTP reads after every (re)subscribe and poll), when the source can read them."""
         self.source = source
+        self.logs = logs and hasattr(source, "fetch_logs")
+        self._log_seq: dict[str, int] = {}  # the last seq delivered, per job
+        self._log_fetches: dict[str, asyncio.Task[bool]] = {}
         self.subscription = subscription
         self.realtime = realtime
         self.poll = poll or PollSettings()
         self.reconnect_delays = tuple(reconnect_delays)
         self._rng = rng
         self._mode = FeedMode.CONNECTING if realtime else FeedMode.POLLING
-        self._queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
+        self._queue: asyncio.Queue[AnyFeedEvent] = asyncio.Queue()
         self._known: dict[str, Job] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._mode_changed = asyncio.Event()
@@ -159,7 +174,7 @@ class JobFeed:
 
     async def close(self) -> None:
         self._closed = True
-        for task in self._tasks:
+        for task in [*self._tasks, *self._log_fetches.values()]:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -168,11 +183,21 @@ class JobFeed:
 
     async def events(self) -> AsyncIterator[FeedEvent]:
         while True:
-            yield await self._queue.get()
+            event = await self._queue.get()
+            if not isinstance(event, LogReceived):
+                yield event
 
     async def next_event(self, timeout: float | None = None) -> FeedEvent | None:
         """The next event, or None after `timeout` seconds (safe to call in a loop with a
-        deadline: unlike cancelling `events()`, a timeout here loses nothing)."""
+        deadline: unlike cancelling `events()`, a timeout here loses nothing). Log lines
+        (a feed made with logs=True) come only from `next_any`."""
+        while True:
+            event = await self.next_any(timeout)
+            if not isinstance(event, LogReceived):
+                return event
+
+    async def next_any(self, timeout: float | None = None) -> AnyFeedEvent | None:
+        """`next_event`, log lines included, in the order they arrived."""
         if timeout is not None and timeout <= 0:
             return self._queue.get_nowait() if not self._queue.empty() else None
         try:
@@ -231,9 +256,60 @@ class JobFeed:
 
     async def _refresh(self, source: str) -> bool:
         changed = False
-        for job in await self._fetch():
+        jobs = await self._fetch()
+        for job in jobs:
             changed = self._offer(job, source) or changed
+        if self.logs:
+            # The jobs just read (active, or ended since the last look) may have new lines.
+            for job in jobs:
+                changed = await self._read_logs(job.id, source) or changed
         return changed
+
+    # log lines -----------------------------------------------------------------
+    def _offer_log(self, line: LogLine, source: str) -> bool:
+        """Deliver a line if it is the next of its job; a gap (Realtime ahead of what was
+        read) starts a read of what is missing, which delivers it in order."""
+        if not self.subscription.all_mine and line.job_id not in self.subscription.job_ids:
+            return False
+        last = self._log_seq.get(line.job_id, 0)
+        if line.seq <= last:
+            return False
+        if line.seq > last + 1:
+            if line.job_id not in self._log_fetches:
+                task = asyncio.get_running_loop().create_task(
+                    self._read_logs(line.job_id, source), name="feed-logs"
+                )
+                job_id = line.job_id
+                self._log_fetches[job_id] = task
+
+                def done(_task: asyncio.Task[bool], job_id: str = job_id) -> None:
+                    self._log_fetches.pop(job_id, None)
+
+                task.add_done_callback(done)
+            return False
+        self._log_seq[line.job_id] = line.seq
+        self._queue.put_nowait(LogReceived(line, source))
+        return True
+
+    async def _read_logs(self, job_id: str, source: str) -> bool:
+        fetch = getattr(self.source, "fetch_logs", None)
+        if fetch is None:
+            return False
+        try:
+            lines: list[LogLine] = await fetch(job_id, self._log_seq.get(job_id, 0))
+        except JobctlError:
+            return False
+        delivered = False
+        for line in lines:
+            delivered = self._offer_log(line, source) or delivered
+        return delivered
+
+    async def drain_logs(self, job_ids: Sequence[str]) -> None:
+        """Read every line not delivered yet (at the end of a watch): a poll can see a job
+        end before it has read the lines written just before."""
+        if self.logs:
+            for job_id in job_ids:
+                await self._read_logs(job_id, "poll")
 
     # polling -----------------------------------------------------------------
     def _base_interval(self) -> float:
@@ -353,6 +429,15 @@ class JobFeed:
                 schema="public",
                 filter=self.subscription.realtime_filter(),
             )
+            if self.logs:
+                by_id = self.subscription.realtime_filter()
+                channel.on_postgres_changes(
+                    RealtimePostgresChangesListenEvent.Insert,
+                    self._on_log_change,
+                    table="job_logs",
+                    schema="public",
+                    filter=None if by_id is None else "job_" + by_id,
+                )
             await asyncio.wait_for(channel.subscribe(on_state), timeout=12)
             if not joined.is_set():
                 raise ConnectionError("the Realtime join was refused")
@@ -377,6 +462,15 @@ class JobFeed:
             self._offer(Job.from_dict(record), "realtime")
         except Exception:
             log.debug("ignored an unreadable realtime record", exc_info=True)
+
+    def _on_log_change(self, payload: Any) -> None:
+        """Called inside the realtime client's receive loop: must never raise."""
+        try:
+            record = (payload.get("data") or {}).get("record")
+            if isinstance(record, dict) and "job_id" in record and "seq" in record:
+                self._offer_log(LogLine.from_dict(record), "realtime")
+        except Exception:
+            log.debug("ignored an unreadable realtime log record", exc_info=True)
 
 
 def _key(job: Job) -> tuple[float, int]:

@@ -68,6 +68,8 @@ class Job:
     updated_at: datetime | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    schedule_id: str | None = None  # made by a schedule, for its tick
+    schedule_tick: datetime | None = None
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
@@ -89,6 +91,8 @@ class Job:
             updated_at=parse_time(data.get("updated_at")),
             started_at=parse_time(data.get("started_at")),
             completed_at=parse_time(data.get("completed_at")),
+            schedule_id=data.get("schedule_id"),
+            schedule_tick=parse_time(data.get("schedule_tick")),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -128,6 +132,7 @@ class Step:
     error: str | None = None
     started_at: datetime | None = None
     completed_at: datetime | None = None
+    kind: str = "run"  # or "sleep" (step.sleep: completed_at is when it woke)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Step:
@@ -135,6 +140,7 @@ class Step:
             job_id=str(data["job_id"]),
             step_id=str(data["step_id"]),
             name=str(data.get("name") or ""),
+            kind=str(data.get("kind") or "run"),
             status=str(data.get("status") or ""),
             attempt=int(data.get("attempt") or 1),
             output=data.get("output"),

@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from jobctl.errors import ExitCode
-from jobctl.feed import FeedMode, JobChanged, JobFeed, ModeChanged
-from jobctl.models import Job, JobStatus
+from jobctl.feed import FeedMode, JobChanged, JobFeed, LogReceived, ModeChanged
+from jobctl.models import Job, JobStatus, LogLine
 
 
 class Reason:
@@ -88,6 +88,12 @@ class WatchView(Protocol):
     def tick(self) -> None: ...
 
 
+class LogView(Protocol):
+    """A view that also shows log lines (`watch --logs`)."""
+
+    def log_line(self, line: LogLine, source: str) -> None: ...
+
+
 async def watch_jobs(
     feed: JobFeed,
     initial: Sequence[Job],
@@ -108,6 +114,23 @@ async def watch_jobs(
         jobs[job.id] = job
         view.job_changed(job, None, "initial")
 
+    log_view: LogView | None = view if feed.logs and hasattr(view, "log_line") else None  # type: ignore[assignment]
+
+    def show_log(event: LogReceived) -> None:
+        if log_view is not None and event.line.job_id in jobs:
+            deliveries[f"log:{event.source}"] += 1
+            log_view.log_line(event.line, event.source)
+
+    async def ended(reason: str) -> WatchResult:
+        if log_view is not None:
+            # Lines written just before a job ended can come after its end (a poll saw
+            # the end first): read the rest before saying the watch is over.
+            await feed.drain_logs(list(jobs))
+            while (event := await feed.next_any(0)) is not None:
+                if isinstance(event, LogReceived):
+                    show_log(event)
+        return result(reason)
+
     def result(reason: str) -> WatchResult:
         limit = {Reason.TIMEOUT: options.timeout, Reason.LOST: options.lost_after}.get(reason)
         elapsed = clock() - start
@@ -123,7 +146,7 @@ async def watch_jobs(
         return None
 
     if (reason := settled()) is not None:
-        return result(reason)
+        return await ended(reason)
     async with feed:
         while True:
             now = clock()
@@ -132,8 +155,10 @@ async def watch_jobs(
                 waits.append(start + options.timeout - now)
             if offline_since is not None:
                 waits.append(offline_since + options.lost_after - now)
-            event = await feed.next_event(max(0.0, min(waits)))
-            if isinstance(event, JobChanged) and event.job.id in jobs:
+            event = await feed.next_any(max(0.0, min(waits)))
+            if isinstance(event, LogReceived):
+                show_log(event)
+            elif isinstance(event, JobChanged) and event.job.id in jobs:
                 previous = jobs[event.job.id]
                 if previous.status.is_terminal:
                     continue  # its first end is its outcome (a retry is a new watch)
@@ -141,7 +166,7 @@ async def watch_jobs(
                 deliveries[event.source] += 1
                 view.job_changed(event.job, previous, event.source)
                 if (reason := settled()) is not None:
-                    return result(reason)
+                    return await ended(reason)
             elif isinstance(event, ModeChanged):
                 if event.previous == FeedMode.REALTIME:
                     fallbacks += 1
@@ -152,7 +177,7 @@ async def watch_jobs(
                 view.mode_changed(event)
             now = clock()
             if options.timeout is not None and now - start >= options.timeout:
-                return result(Reason.TIMEOUT)
+                return await ended(Reason.TIMEOUT)
             if offline_since is not None and now - offline_since >= options.lost_after:
                 return result(Reason.LOST)
             view.tick()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from typing import IO
 
 from jobctl import render
 from jobctl.feed import FeedMode, ModeChanged
-from jobctl.models import Job, JobStatus
+from jobctl.models import Job, JobStatus, LogLine, Step
 from jobctl.watcher import Reason, WatchResult
 
 NOTIFY_KINDS = ("off", "bell", "osc9", "osc777")
@@ -80,6 +81,45 @@ def transition_line(job: Job) -> str:
     return "\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells)
 
 
+LAST_LOG_LINES = 10  # shown again under a failed job at the end of `watch --logs`
+
+
+def log_text(line: LogLine) -> str:
+    """On a terminal: short id, time, level, step, message."""
+    ts = line.ts.strftime("%H:%M:%S") if line.ts else "--:--:--"
+    step = f"[{line.step}] " if line.step else ""
+    return f"  {line.job_id[:8]} {ts} {line.level:<7} {step}{line.message}"
+
+
+def log_tsv(line: LogLine) -> str:
+    """Off a terminal: job id, `log`, ts, level, step, message (tab-separated)."""
+    cells = [
+        line.job_id,
+        "log",
+        line.to_dict()["ts"] or "",
+        line.level,
+        line.step or "",
+        line.message,
+    ]
+    return "\t".join(c.replace("\t", " ").replace("\n", " ") for c in cells)
+
+
+def log_record(line: LogLine, source: str) -> dict[str, object]:
+    return {"type": "log", **line.to_dict(), "source": source}
+
+
+def failure_lines(job: Job, step: Step | None, logs: list[LogLine]) -> list[str]:
+    """Why a job failed, for the end of `watch --logs`: the step, the error, the last lines."""
+    where = f" at step {step.name!r} (attempt {step.attempt})" if step else ""
+    out = [f"✗ {job.short_id} {job.type} failed{where}: {job.error or 'no error given'}"]
+    if step is not None and step.error and step.error not in (job.error or ""):
+        out.append(f"  step error: {step.error}")
+    if logs:
+        out.append(f"  last {len(logs)} log line{'s' if len(logs) != 1 else ''}:")
+        out += [log_text(line) for line in logs]
+    return out
+
+
 def notification(kind: str, title: str, body: str) -> str:
     def clean(text: str) -> str:
         return "".join(c for c in text if c >= " " and c != "\x7f")
@@ -134,6 +174,7 @@ class ViewConfig:
     poll_interval: float = 2.0
     lost_after: float = 60.0
     color: bool = False
+    logs: bool = False  # `watch --logs`: log lines, and why a failed job failed at the end
     now: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     size: Callable[[], tuple[int, int]] = field(default=lambda: terminal_size())
 
@@ -152,8 +193,17 @@ class WatchPrinter:
         self._dirty = False
         self._cursor_hidden = False
         self._closed = False
+        self.recent_logs: dict[str, deque[LogLine]] = {}
+        self.failed_steps: dict[str, Step | None] = {}  # set by the caller before finish
 
     # WatchView ----------------------------------------------------------------
+    def log_line(self, line: LogLine, source: str) -> None:
+        self.recent_logs.setdefault(line.job_id, deque(maxlen=LAST_LOG_LINES)).append(line)
+        if self.c.jsonl is not None:
+            self._write(self.c.jsonl, render.to_json(log_record(line, source), False))
+        if self.c.progress:
+            self._write(self.c.human, log_text(line) if self.c.live else log_tsv(line))
+
     def job_changed(self, job: Job, previous: Job | None, source: str) -> None:
         self.jobs[job.id] = job
         self._dirty = True
@@ -186,6 +236,8 @@ class WatchPrinter:
 
     def finish(self, result: WatchResult) -> None:
         self.close()
+        if self.c.logs:
+            self._explain_failures(result)
         if self.c.jsonl is not None:
             self._write(self.c.jsonl, render.to_json(summary(result), False))
         if self.c.summary:
@@ -195,6 +247,26 @@ class WatchPrinter:
             self._flush(
                 self.c.notify_stream, notification(self.c.notify, title, summary_text(result))
             )
+
+    def _explain_failures(self, result: WatchResult) -> None:
+        for job in result.jobs.values():
+            if job.status != JobStatus.FAILED:
+                continue
+            step = self.failed_steps.get(job.id)
+            logs = list(self.recent_logs.get(job.id, ()))
+            if self.c.jsonl is not None:
+                record = {
+                    "type": "failure",
+                    "job_id": job.id,
+                    "error": job.error,
+                    "step": step.name if step else None,
+                    "step_error": step.error if step else None,
+                    "last_logs": [ln.to_dict() for ln in logs],
+                }
+                self._write(self.c.jsonl, render.to_json(record, False))
+            if self.c.progress:
+                for text in failure_lines(job, step, logs):
+                    self._flush(self.c.human, render.paint(text, "failed", self.c.color) + "\n")
 
     def close(self) -> None:
         """At the end or after an interruption: leave the terminal as it was."""

@@ -70,6 +70,7 @@ def follow(
     *,
     poll_only: bool = False,
     interval: float = 2.0,
+    logs: bool = False,
 ) -> WatchResult:
     """Follow `initial` to their end (or the watch's), telling `view`; returns the result."""
     import asyncio
@@ -101,9 +102,13 @@ def follow(
             Subscription(active),
             realtime=None if poll_only else ctx.realtime_config(endpoint),
             poll=PollSettings(interval=interval, max_interval=max(15.0, interval)),
+            logs=logs,
         )
         try:
-            return await watch_jobs(feed, initial, view, options)
+            result = await watch_jobs(feed, initial, view, options)
+            if logs and isinstance(source, AsyncJobClient):
+                await _failed_steps(source, result, view)
+            return result
         finally:
             await source.aclose()
 
@@ -113,3 +118,16 @@ def follow(
         view.close()
     view.finish(result)
     return result
+
+
+async def _failed_steps(source: Any, result: WatchResult, view: WatchPrinter) -> None:
+    """The step each failed job failed at, for the end of `watch --logs`."""
+    from jobctl.errors import JobctlError
+
+    for job in [j for j in result.jobs.values() if j.status.value == "failed"][:20]:
+        try:
+            steps = await source.get_steps(job.id)
+        except JobctlError:
+            continue
+        failed = [s for s in steps if s.status == "failed"]
+        view.failed_steps[job.id] = failed[-1] if failed else None

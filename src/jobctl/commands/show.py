@@ -14,7 +14,7 @@ from jobctl.models import JOB_FIELDS
 SHOW_FIELDS = (*JOB_FIELDS, "steps")
 
 
-def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
+def run_show(ref: str, json_fields: str | None, ctx: Context, trace: bool = False) -> int:
     from jobctl import render
 
     fields = render.parse_fields(json_fields, SHOW_FIELDS)
@@ -22,6 +22,10 @@ def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
     job_id = client.resolve_id(ref)
     job = client.get_job(job_id)
     steps = client.get_steps(job_id)
+    if trace:
+        from jobctl.commands._trace import print_trace
+
+        return print_trace(client, job, steps, json_fields is not None, ctx)
     if json_fields is not None:
         data = job.to_dict()
         data["steps"] = [s.to_dict() for s in steps]
@@ -39,10 +43,16 @@ def show(
         str, typer.Argument(help="Job id or a unique prefix of one.", show_default=False)
     ],
     json_fields: JsonOption = None,
+    trace: Annotated[
+        bool,
+        typer.Option(
+            "--trace", help="The run as a tree with timings: event, job, attempt, steps, retries."
+        ),
+    ] = False,
 ) -> None:
     """Show a job: fields, the step timeline with attempts and durations, output, error.
 
     With --json, the job as the API returns it; add the field `steps` for the timeline
-    (--json id,status,steps).
+    (--json id,status,steps). --trace --json prints {job, events, steps, logs}.
     """
-    raise typer.Exit(run_show(job, json_fields, get_ctx(typer_ctx)))
+    raise typer.Exit(run_show(job, json_fields, get_ctx(typer_ctx), trace))

@@ -36,6 +36,7 @@ class WatchArgs:
     notify: str = "off"
     poll: bool = False
     interval: float = 2.0
+    logs: bool = False
 
 
 def _targets(args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader) -> list[Job]:
@@ -72,7 +73,12 @@ def run_watch(args: WatchArgs, ctx: Context) -> int:
         return ExitCode.OK
     human = ctx.stderr if args.jsonl else ctx.stdout
     config = view_config(
-        ctx, human=human, jsonl=args.jsonl, notify=args.notify, poll_interval=args.interval
+        ctx,
+        human=human,
+        jsonl=args.jsonl,
+        notify=args.notify,
+        poll_interval=args.interval,
+        logs=args.logs,
     )
     options = WatchOptions(
         fail_fast=args.fail_fast,
@@ -87,6 +93,7 @@ def run_watch(args: WatchArgs, ctx: Context) -> int:
         options,
         poll_only=args.poll,
         interval=args.interval,
+        logs=args.logs,
     )
     return result.code
 
@@ -125,6 +132,14 @@ def watch(
     interval: Annotated[
         float, typer.Option(help="Seconds between polls when polling.", min=0.1)
     ] = 2.0,
+    logs: Annotated[
+        bool,
+        typer.Option(
+            "--logs",
+            help="Interleave the jobs' log lines; a failed job ends with its step, error and"
+            " last lines.",
+        ),
+    ] = False,
 ) -> None:
     """Follow jobs live: a progress bar per job, a line as each ends; exit with the worst outcome.
 
@@ -141,6 +156,6 @@ def watch(
       jobctl watch --last --jsonl | jq -c 'select(.type == "summary")'
     """
     args = WatchArgs(
-        jobs or [], last, all_, fail_fast, timeout, jsonl, notify.value, poll, interval
+        jobs or [], last, all_, fail_fast, timeout, jsonl, notify.value, poll, interval, logs
     )
     raise typer.Exit(run_watch(args, get_ctx(typer_ctx)))

@@ -15,6 +15,7 @@ from jobctl import __version__
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
 from jobctl.server.errors import ApiError, JobNotFound
+from jobctl.server.events import SOURCE_API, SOURCE_EVENT, new_event, record_events
 from jobctl.server.records import STATUSES, NewJob, dumps, now_us
 from jobctl.server.registry import JobType
 from jobctl.server.stats import compute_stats
@@ -37,6 +38,7 @@ class CreateJob(BaseModel):
 class RetryJob(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     from_start: bool = False
+    input: dict[str, Any] | None = None  # replaces the job's input for the new attempt
 
 
 class JobOut(BaseModel):
@@ -57,6 +59,8 @@ class JobOut(BaseModel):
     updated_at: str
     started_at: str | None
     completed_at: str | None
+    schedule_id: str | None = None
+    schedule_tick: str | None = None
 
 
 class JobList(BaseModel):
@@ -179,6 +183,9 @@ async def create_job(
     row, created = await engine.store.create_job(new, now_us(), ttl)
     if created:
         engine.wake()
+        await record_events(engine, [new_event(user_id=who.user_id, name=body.type,
+                                               data=body.input, source=SOURCE_API,
+                                               job_ids=[row.id])])  # fmt: skip
     else:
         response.status_code = 200
     return row.to_api()
@@ -285,12 +292,32 @@ async def cancel_job(job_id: str, who: Caller, engine: EngineDep) -> Any:
 
 @router.post("/api/jobs/{job_id}/retry", status_code=202, response_model=JobOut, responses=ERRORS)
 async def retry_job(
-    job_id: str, who: Caller, engine: EngineDep, body: RetryJob | None = None
+    job_id: str, who: Caller, engine: EngineDep, request: Request, body: RetryJob | None = None
 ) -> Any:
     from_start = body.from_start if body else False
-    row = await engine.store.retry_job(check_id(job_id), who.scope, from_start, now_us())
+    text = None
+    if body is not None and body.input is not None:
+        text = await _checked_retry_input(engine, check_id(job_id), who, body.input, request)
+    row = await engine.store.retry_job(check_id(job_id), who.scope, from_start, now_us(), text)
     engine.wake()
     return row.to_api()
+
+
+async def _checked_retry_input(
+    engine: Engine, job_id: str, who: Principal, data: dict[str, Any], request: Request
+) -> str:
+    """New input for a retry passes the same checks as a submit's."""
+    row = await engine.store.get_job(job_id, who.scope)
+    if row is None:
+        raise JobNotFound(job_id)
+    job_type = engine.registry.get(row.type)
+    if job_type is not None:
+        validate_input(job_type, data)
+    text = dumps(data)
+    limit: int = request.app.state.max_input_bytes
+    if len(text.encode()) > limit:
+        raise ApiError(413, "too_large", f"input is over the {limit // 1024} KiB limit")
+    return text
 
 
 @router.get("/api/types", responses=ERRORS)
@@ -364,6 +391,7 @@ async def receive_events(event_key: str, request: Request, engine: EngineDep) ->
             return JSONResponse({"ids": [], "status": 400, "error": msg}, status_code=400)
         events.append((event, job_type))
     ids = []
+    history = []
     ttl = int(engine.settings.idempotency_hours * 3600 * 1_000_000)
     for event, job_type in events:
         new = NewJob(
@@ -374,7 +402,11 @@ async def receive_events(event_key: str, request: Request, engine: EngineDep) ->
             max_attempts=job_type.retries + 1,
             idempotency_key=f"event:{event.id}" if event.id else None,
         )
-        row, _ = await engine.store.create_job(new, now_us(), ttl)
+        row, created = await engine.store.create_job(new, now_us(), ttl)
         ids.append(row.id)
+        history.append(new_event(user_id=who.user_id, name=event.name, data=event.data,
+                                 source=SOURCE_EVENT, job_ids=[row.id] if created else [],
+                                 event_id=event.id))  # fmt: skip
     engine.wake()
+    await record_events(engine, history)
     return {"ids": ids, "status": 200}

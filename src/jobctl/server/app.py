@@ -113,12 +113,19 @@ def create_app(
     db_display: str = "",
     extra_setup: Callable[[FastAPI], None] | None = None,
 ) -> FastAPI:
+    from jobctl.server import api_schedules
+    from jobctl.server.schedules import Scheduler
+
+    scheduler = Scheduler(engine)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await engine.start()
+        await scheduler.start()
         try:
             yield
         finally:
+            await scheduler.stop()
             await engine.stop()
 
     app = FastAPI(
@@ -133,7 +140,9 @@ def create_app(
     app.state.max_input_bytes = max_body_bytes
     app.state.db_display = db_display or store.description
     app.state.pid = os.getpid()
+    app.state.scheduler = scheduler
     app.include_router(api.router)
+    app.include_router(api_schedules.router)
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:

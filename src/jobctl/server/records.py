@@ -63,6 +63,8 @@ JOB_COLUMNS = (
     "run_at",
     "lease_owner",
     "lease_expires_at",
+    "schedule_id",
+    "schedule_tick",
 )
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
@@ -89,6 +91,8 @@ class JobRow:
     run_at: int
     lease_owner: str | None
     lease_expires_at: int | None
+    schedule_id: str | None = None  # made by this schedule, for this tick (migration 0005)
+    schedule_tick: int | None = None
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:
@@ -117,6 +121,8 @@ class JobRow:
             "updated_at": iso(self.updated_at),
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
+            "schedule_id": self.schedule_id,
+            "schedule_tick": iso(self.schedule_tick),
         }
 
 
@@ -153,6 +159,8 @@ class StepRow:
             "job_id": self.job_id,
             "step_id": self.step_id,
             "name": self.name,
+            # step.sleep stores a completed step with no output (a step.run's is JSON text)
+            "kind": "sleep" if self.output is None and self.status == COMPLETED else "run",
             "status": self.status,
             "attempt": self.attempt,
             "output": loads(self.output),

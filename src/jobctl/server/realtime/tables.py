@@ -58,6 +58,8 @@ JOBS = Table(
         ("updated_at", "timestamptz"),
         ("started_at", "timestamptz"),
         ("completed_at", "timestamptz"),
+        ("schedule_id", "text"),
+        ("schedule_tick", "timestamptz"),
     ),
     ("id",),
 )

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import abc
 import base64
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import resources
 
 from jobctl.server.changes import ChangeBus
 from jobctl.server.records import JobRow, Limits, LogRow, NewJob, StepRow
+from jobctl.server.schedule_records import EventRow, FirePlan, RunRow, ScheduleRow
+
+# The scheduler's rule for one due schedule, given whether its last job is still active.
+PlanFn = Callable[[ScheduleRow, bool], FirePlan | None]
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -135,9 +140,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def retry_job(
-        self, job_id: str, user_id: str | None, from_start: bool, now: int
+        self,
+        job_id: str,
+        user_id: str | None,
+        from_start: bool,
+        now: int,
+        input: str | None = None,
     ) -> JobRow:
-        """Raises JobNotFound, or JobConflict unless the job failed or was cancelled."""
+        """Raises JobNotFound, or JobConflict unless the job failed or was cancelled.
+        `input` (JSON text) replaces the job's input for the new attempt."""
 
     @abc.abstractmethod
     async def fail_jobs(self, job_ids: list[str], error: str, now: int) -> list[JobRow]:
@@ -181,3 +192,71 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def created_since(self, user_id: str | None, since: int) -> int: ...
+
+    # schedules and the event history (migration 0005) -------------------------
+    @abc.abstractmethod
+    async def create_schedule(self, row: ScheduleRow) -> ScheduleRow:
+        """Raises JobConflict when the user has a schedule of that name."""
+
+    @abc.abstractmethod
+    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+        """By id or by name (the user's own), with the last job's status."""
+
+    @abc.abstractmethod
+    async def list_schedules(self, user_id: str | None, limit: int) -> list[ScheduleRow]: ...
+
+    @abc.abstractmethod
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, note: str | None, next_tick: int | None, now: int
+    ) -> ScheduleRow | None:
+        """Pause, or resume from `next_tick` (ticks while paused are not run)."""
+
+    @abc.abstractmethod
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        """The schedule and its runs; its jobs stay."""
+
+    @abc.abstractmethod
+    async def list_schedule_runs(self, schedule_id: str, limit: int) -> list[RunRow]:
+        """Newest tick first, with each job's status."""
+
+    @abc.abstractmethod
+    async def fire_due_schedules(self, now: int, limit: int, plan: PlanFn) -> tuple[int, int]:
+        """Take up to `limit` due schedules that no other server holds, apply `plan` to
+        each in one transaction. Returns (schedules looked at, jobs started)."""
+
+    @abc.abstractmethod
+    async def run_schedule(
+        self, schedule_id: str, plan: Callable[[ScheduleRow], FirePlan]
+    ) -> list[tuple[str, int, str | None]]:
+        """Trigger/backfill: apply `plan` under the schedule's lock; -> (outcome, tick,
+        job id) per run, `duplicate` for a tick that had a run already."""
+
+    @abc.abstractmethod
+    async def next_schedule_tick(self) -> int | None:
+        """The earliest next tick of an active schedule."""
+
+    @abc.abstractmethod
+    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+        """Delete schedule runs and events past retention (events whose jobs are all
+        gone after the failed-job period, every event after the completed-job one)."""
+
+    @abc.abstractmethod
+    async def record_events(self, events: list[EventRow]) -> None:
+        """Insert events with the jobs each started (`event.job_ids`), in one transaction."""
+
+    @abc.abstractmethod
+    async def get_event(self, event_id: str, user_id: str | None) -> EventRow | None: ...
+
+    @abc.abstractmethod
+    async def list_events(
+        self,
+        user_id: str | None,
+        name: str | None,
+        since_us: int | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[EventRow], str | None]:
+        """Newest first; the cursor is encode_cursor(received_at, id)."""
+
+    @abc.abstractmethod
+    async def events_for_job(self, job_id: str) -> list[EventRow]: ...

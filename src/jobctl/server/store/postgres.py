@@ -36,7 +36,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Generator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequence
 from typing import Any
 
 import psycopg
@@ -52,6 +52,7 @@ from jobctl.server.records import (
     JOB_COLUMNS,
     JOB_SELECT,
     STEP_SELECT,
+    TERMINAL,
     Change,
     JobRow,
     Limits,
@@ -60,9 +61,22 @@ from jobctl.server.records import (
     StepRow,
     now_us,
 )
+from jobctl.server.schedule_records import (
+    EVENT_COLUMNS,
+    EVENT_SELECT,
+    RUN_COLUMNS,
+    RUN_SELECT,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_SELECT,
+    EventRow,
+    FirePlan,
+    RunRow,
+    ScheduleRow,
+)
 from jobctl.server.store.base import (
     FinishedJob,
     ListQuery,
+    PlanFn,
     Store,
     decode_cursor,
     encode_cursor,
@@ -115,6 +129,27 @@ _INSERT_JOB = _announcing(
     " concurrency_key, idempotency_key, created_at, updated_at, run_at)"
     " VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
 )
+
+# A schedule's tick job (migration 0005): with its schedule, tick and a run_at (jitter).
+_INSERT_SCHEDULED_JOB = _announcing(
+    "I",
+    "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts, user_id,"
+    " concurrency_key, idempotency_key, created_at, updated_at, run_at, schedule_id,"
+    " schedule_tick) VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+)
+
+# A tick's run; an existing row changes only from buffered to started (else: a duplicate).
+_UPSERT_RUN = (
+    f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
+    " job_id = excluded.job_id, recorded_at = excluded.recorded_at, detail = excluded.detail"
+    " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
+)
+
+
+class _SomeTickRanAlready(Exception):
+    pass
+
 
 _CLAIM_FREE = _announcing(
     "U",
@@ -748,7 +783,12 @@ class PostgresStore(Store):
         raise JobConflict(f"job {job_id} already {current.status}; nothing to cancel")
 
     async def retry_job(
-        self, job_id: str, user_id: str | None, from_start: bool, now: int
+        self,
+        job_id: str,
+        user_id: str | None,
+        from_start: bool,
+        now: int,
+        input: str | None = None,
     ) -> JobRow:
         async with self._pool.connection() as conn, conn.transaction():
             current = await self._select_job(conn, job_id, user_id, lock=True)
@@ -771,9 +811,10 @@ class PostgresStore(Store):
                     "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
                     " max_attempts = GREATEST(max_attempts, attempt + 1), progress = 0,"
                     " message = %s, output = NULL, error = NULL, started_at = NULL,"
-                    " completed_at = NULL, run_at = %s, updated_at = %s WHERE id = %s",
+                    " completed_at = NULL, run_at = %s, updated_at = %s,"
+                    " input = COALESCE(%s, input) WHERE id = %s",
                 ),
-                ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
+                ("Retrying from the start" if from_start else "Retrying", now, now, input, job_id),
             )
             return _rows(await cur.fetchall())[0]
 
@@ -905,6 +946,325 @@ class PostgresStore(Store):
             cur = await conn.execute(sql, args)  # type: ignore[arg-type]
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    # schedules and the event history (migration 0005) -------------------------
+    @staticmethod
+    def _schedule_query(where: str) -> str:
+        return (
+            f"SELECT {', '.join('s.' + c for c in SCHEDULE_COLUMNS)}, j.status FROM schedules s"
+            f" LEFT JOIN jobs j ON j.id = s.last_job_id WHERE {where}"
+        )
+
+    async def create_schedule(self, row: ScheduleRow) -> ScheduleRow:
+        marks = ", ".join(["%s"] * len(SCHEDULE_COLUMNS))
+        try:
+            async with self._pool.connection() as conn:
+                await conn.execute(
+                    f"INSERT INTO schedules ({SCHEDULE_SELECT}) VALUES ({marks})",  # type: ignore[arg-type]
+                    row.values(),
+                )
+        except psycopg.errors.UniqueViolation:
+            raise JobConflict(f"a schedule named {row.name!r} exists already") from None
+        return row
+
+    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+        where, args = "(s.id = %s OR s.name = %s)", [ref, ref]
+        if user_id is not None:
+            where += " AND s.user_id = %s"
+            args.append(user_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(self._schedule_query(where) + " LIMIT 2", args)  # type: ignore[arg-type]
+            rows = await cur.fetchall()
+        exact = [r for r in rows if r[0] == ref] or rows
+        return ScheduleRow(*exact[0]) if len(exact) == 1 else None
+
+    async def list_schedules(self, user_id: str | None, limit: int) -> list[ScheduleRow]:
+        where, args = "TRUE", []
+        if user_id is not None:
+            where, args = "s.user_id = %s", [user_id]
+        sql = self._schedule_query(where) + ' ORDER BY s.name COLLATE "C" LIMIT %s'
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, [*args, limit])  # type: ignore[arg-type]
+            return [ScheduleRow(*r) for r in await cur.fetchall()]
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, note: str | None, next_tick: int | None, now: int
+    ) -> ScheduleRow | None:
+        async with self._pool.connection() as conn:
+            await conn.execute(
+                "UPDATE schedules SET paused = %(p)s, note = %(note)s, updated_at = %(now)s,"
+                " next_tick = CASE WHEN %(p)s = 1 THEN next_tick ELSE %(next)s END,"
+                " buffered_tick = CASE WHEN %(p)s = 1 THEN buffered_tick ELSE NULL END"
+                " WHERE id = %(id)s",
+                {"p": int(paused), "note": note, "now": now, "next": next_tick, "id": schedule_id},
+            )
+        return await self.get_schedule(schedule_id, None)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute("DELETE FROM schedules WHERE id = %s", (schedule_id,))
+            await conn.execute("DELETE FROM schedule_runs WHERE schedule_id = %s", (schedule_id,))
+            return cur.rowcount > 0
+
+    async def list_schedule_runs(self, schedule_id: str, limit: int) -> list[RunRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, j.status FROM schedule_runs r"
+                " LEFT JOIN jobs j ON j.id = r.job_id WHERE r.schedule_id = %s"
+                " ORDER BY r.tick DESC LIMIT %s",
+                (schedule_id, limit),
+            )
+            return [RunRow(*r) for r in await cur.fetchall()]
+
+    async def _apply_plan(
+        self, conn: AsyncConnection[Any], s: ScheduleRow, plan: FirePlan, now: int
+    ) -> tuple[list[tuple[str, int, str | None]], int]:
+        """Inside a transaction holding the schedule's row: the runs, their jobs (announced
+        at commit), the schedule's new state."""
+        results: list[tuple[str, int, str | None]] = []
+        started = 0
+        last_tick, last_job = s.last_tick, s.last_job_id
+        for run in plan.runs:
+            job_id = run.job.id if run.job is not None else None
+            cur = await conn.execute(
+                _UPSERT_RUN + " RETURNING tick",
+                (s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now),
+            )
+            if not await cur.fetchall():
+                results.append(("duplicate", run.tick, None))
+                continue
+            results.append((run.outcome, run.tick, job_id))
+            if run.job is None:
+                continue
+            new = run.job
+            await conn.execute(
+                _INSERT_SCHEDULED_JOB,
+                (new.id, new.type, new.input, new.max_attempts, new.user_id,
+                 new.concurrency_key, new.idempotency_key, now, now, run.run_at, s.id, run.tick),
+            )  # fmt: skip
+            started += 1
+            if last_tick is None or run.tick >= last_tick:
+                last_tick, last_job = run.tick, new.id
+        if plan.advance:
+            await conn.execute(
+                "UPDATE schedules SET next_tick = %s, buffered_tick = %s, last_tick = %s,"
+                " last_job_id = %s, updated_at = %s WHERE id = %s",
+                (plan.next_tick, plan.buffered_tick, last_tick, last_job, now, s.id),
+            )
+        elif last_job != s.last_job_id:
+            await conn.execute(
+                "UPDATE schedules SET last_tick = %s, last_job_id = %s, updated_at = %s"
+                " WHERE id = %s",
+                (last_tick, last_job, now, s.id),
+            )
+        return results, started
+
+    async def fire_due_schedules(self, now: int, limit: int, plan: PlanFn) -> tuple[int, int]:
+        started = 0
+        async with self._pool.connection() as conn, conn.transaction():
+            # SKIP LOCKED: servers firing at the same moment split the due schedules
+            # between them; a row is re-checked against the WHERE after its lock, so a
+            # schedule another server just advanced is not due any more.
+            cur = await conn.execute(
+                self._schedule_query(
+                    "s.paused = 0 AND (s.next_tick <= %s OR s.buffered_tick IS NOT NULL)"
+                )
+                + " ORDER BY s.next_tick LIMIT %s FOR UPDATE OF s SKIP LOCKED",
+                (now, limit),
+            )
+            rows = [ScheduleRow(*r) for r in await cur.fetchall()]
+            plans = []
+            for s in rows:
+                decided = plan(s, s.last_status is not None and s.last_status not in TERMINAL)
+                if decided is not None:
+                    plans.append((s, decided))
+            try:
+                async with conn.transaction():  # a savepoint
+                    started = await self._apply_plans_at_once(conn, plans, now)
+            except _SomeTickRanAlready:
+                for s, decided in plans:
+                    started += (await self._apply_plan(conn, s, decided, now))[1]
+        return len(rows), started
+
+    async def _apply_plans_at_once(
+        self, conn: AsyncConnection[Any], plans: list[tuple[ScheduleRow, FirePlan]], now: int
+    ) -> int:
+        """The common case in a few pipelined statements for a whole batch: every run is
+        new (or starts a buffered tick). Raises _SomeTickRanAlready otherwise (the caller's
+        savepoint undoes it all, and it goes run by run)."""
+        runs: list[tuple[Any, ...]] = []
+        jobs: list[tuple[Any, ...]] = []
+        advance: list[tuple[Any, ...]] = []
+        relink: list[tuple[Any, ...]] = []
+        for s, plan in plans:
+            last_tick, last_job = s.last_tick, s.last_job_id
+            for run in plan.runs:
+                job_id = run.job.id if run.job is not None else None
+                runs.append((s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now))
+                if run.job is None:
+                    continue
+                new = run.job
+                jobs.append((new.id, new.type, new.input, new.max_attempts, new.user_id,
+                             new.concurrency_key, new.idempotency_key, now, now, run.run_at,
+                             s.id, run.tick))  # fmt: skip
+                if last_tick is None or run.tick >= last_tick:
+                    last_tick, last_job = run.tick, new.id
+            if plan.advance:
+                advance.append((plan.next_tick, plan.buffered_tick, last_tick, last_job, now,
+                                s.id))  # fmt: skip
+            elif last_job != s.last_job_id:
+                relink.append((last_tick, last_job, now, s.id))
+        async with conn.cursor() as cur:
+            if runs:
+                await cur.executemany(_UPSERT_RUN, runs)
+                if cur.rowcount != len(runs):
+                    raise _SomeTickRanAlready()
+            if jobs:
+                await cur.executemany(_INSERT_SCHEDULED_JOB, jobs)
+            if advance:
+                await cur.executemany(
+                    "UPDATE schedules SET next_tick = %s, buffered_tick = %s, last_tick = %s,"
+                    " last_job_id = %s, updated_at = %s WHERE id = %s",
+                    advance,
+                )
+            if relink:
+                await cur.executemany(
+                    "UPDATE schedules SET last_tick = %s, last_job_id = %s, updated_at = %s"
+                    " WHERE id = %s",
+                    relink,
+                )
+        return len(jobs)
+
+    async def run_schedule(
+        self, schedule_id: str, plan: Callable[[ScheduleRow], FirePlan]
+    ) -> list[tuple[str, int, str | None]]:
+        now = now_us()
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                self._schedule_query("s.id = %s") + " FOR UPDATE OF s", (schedule_id,)
+            )
+            found = await cur.fetchone()
+            if found is None:
+                return []
+            s = ScheduleRow(*found)
+            return (await self._apply_plan(conn, s, plan(s), now))[0]
+
+    async def next_schedule_tick(self) -> int | None:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT next_tick FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL"
+                " ORDER BY next_tick LIMIT 1"
+            )
+            row = await cur.fetchone()
+        return None if row is None else int(row[0])
+
+    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+        async with self._pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                "DELETE FROM schedule_runs WHERE ctid = ANY(ARRAY(SELECT ctid FROM schedule_runs"
+                " WHERE recorded_at < %s LIMIT 10000))",
+                (completed_before,),
+            )
+            runs = cur.rowcount
+            cur = await conn.execute(
+                "SELECT e.id FROM events e WHERE e.received_at < %s OR (e.received_at < %s"
+                " AND NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
+                " WHERE ej.event_id = e.id)) LIMIT 10000",
+                (completed_before, failed_before),
+            )
+            ids = [r[0] for r in await cur.fetchall()]
+            if ids:
+                await conn.execute("DELETE FROM event_jobs WHERE event_id = ANY(%s)", (ids,))
+                await conn.execute("DELETE FROM events WHERE id = ANY(%s)", (ids,))
+        return runs + len(ids)
+
+    async def record_events(self, events: list[EventRow]) -> None:
+        if not events:
+            return
+        # Relaxed: the history of what came in; the jobs it started are durable already.
+        marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
+        links = [(e.id, job_id) for e in events for job_id in e.job_ids]
+        async with (
+            self._relaxed.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            await cur.executemany(
+                f"INSERT INTO events ({EVENT_SELECT}) VALUES ({marks})",  # type: ignore[arg-type]
+                [e.values() for e in events],
+            )
+            if links:
+                await cur.executemany(
+                    "INSERT INTO event_jobs (event_id, job_id) VALUES (%s, %s)"
+                    " ON CONFLICT DO NOTHING",
+                    links,
+                )
+
+    async def _with_jobs(
+        self, conn: AsyncConnection[Any], events: list[EventRow]
+    ) -> list[EventRow]:
+        if not events:
+            return events
+        by_id = {e.id: e for e in events}
+        cur = await conn.execute(
+            "SELECT event_id, job_id FROM event_jobs WHERE event_id = ANY(%s)", (list(by_id),)
+        )
+        for event_id, job_id in await cur.fetchall():
+            by_id[event_id].job_ids.append(job_id)
+        return events
+
+    async def get_event(self, event_id: str, user_id: str | None) -> EventRow | None:
+        sql, args = f"SELECT {EVENT_SELECT} FROM events WHERE id = %s", [event_id]
+        if user_id is not None:
+            sql += " AND user_id = %s"
+            args.append(user_id)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            row = await cur.fetchone()
+            return (await self._with_jobs(conn, [EventRow(*row)]))[0] if row else None
+
+    async def list_events(
+        self, user_id: str | None, name: str | None, since_us: int | None, limit: int,
+        cursor: str | None,
+    ) -> tuple[list[EventRow], str | None]:  # fmt: skip
+        where: list[str] = []
+        args: list[Any] = []
+        if user_id is not None:
+            where.append("user_id = %s")
+            args.append(user_id)
+        if name:
+            where.append("name = %s")
+            args.append(name)
+        if since_us is not None:
+            where.append("received_at >= %s")
+            args.append(since_us)
+        if cursor:
+            at, last_id = decode_cursor(cursor)
+            where.append('(received_at < %s OR (received_at = %s AND id COLLATE "C" < %s))')
+            args.extend([at, at, last_id])
+        sql = f"SELECT {EVENT_SELECT} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += ' ORDER BY received_at DESC, id COLLATE "C" DESC LIMIT %s'
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, [*args, limit + 1])  # type: ignore[arg-type]
+            rows = [EventRow(*r) for r in await cur.fetchall()]
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id)
+            return await self._with_jobs(conn, rows), next_cursor
+
+    async def events_for_job(self, job_id: str) -> list[EventRow]:
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM event_jobs ej"
+                " JOIN events e ON e.id = ej.event_id WHERE ej.job_id = %s"
+                " ORDER BY e.received_at",
+                (job_id,),
+            )
+            rows = [EventRow(*r) for r in await cur.fetchall()]
+            return await self._with_jobs(conn, rows)
 
 
 def _full(count: int, limit: int | None) -> bool:

@@ -12,7 +12,7 @@ import collections
 import fcntl
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -33,10 +33,25 @@ from jobctl.server.records import (
     LogRow,
     NewJob,
     StepRow,
+    now_us,
+)
+from jobctl.server.schedule_records import (
+    EVENT_COLUMNS,
+    EVENT_SELECT,
+    RUN_COLUMNS,
+    RUN_SELECT,
+    SCHEDULE_COLUMNS,
+    SCHEDULE_SELECT,
+    EventRow,
+    FirePlan,
+    PlannedRun,
+    RunRow,
+    ScheduleRow,
 )
 from jobctl.server.store.base import (
     FinishedJob,
     ListQuery,
+    PlanFn,
     Store,
     decode_cursor,
     encode_cursor,
@@ -448,7 +463,12 @@ class SQLiteStore(Store):
         return rows[0]
 
     async def retry_job(
-        self, job_id: str, user_id: str | None, from_start: bool, now: int
+        self,
+        job_id: str,
+        user_id: str | None,
+        from_start: bool,
+        now: int,
+        input: str | None = None,
     ) -> JobRow:
         with self._write():
             current = self._select_job(job_id, user_id)
@@ -468,8 +488,9 @@ class SQLiteStore(Store):
                 "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
                 " max_attempts = MAX(max_attempts, attempt + 1), progress = 0,"
                 " message = ?, output = NULL, error = NULL, started_at = NULL,"
-                " completed_at = NULL, run_at = ?, updated_at = ? WHERE id = ?",
-                ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
+                " completed_at = NULL, run_at = ?, updated_at = ?, input = COALESCE(?, input)"
+                " WHERE id = ?",
+                ("Retrying from the start" if from_start else "Retrying", now, now, input, job_id),
             )
         self._announce("UPDATE", rows, now)
         return rows[0]
@@ -619,6 +640,328 @@ class SQLiteStore(Store):
             sql += " AND user_id = ?"
             args.append(user_id)
         return int(self.conn.execute(sql, args).fetchone()[0])
+
+    # schedules and the event history (migration 0005) -------------------------
+    def _schedule_query(self, where: str) -> str:
+        return (
+            f"SELECT {', '.join('s.' + c for c in SCHEDULE_COLUMNS)}, j.status FROM schedules s"
+            f" LEFT JOIN jobs j ON j.id = s.last_job_id WHERE {where}"
+        )
+
+    async def create_schedule(self, row: ScheduleRow) -> ScheduleRow:
+        try:
+            with self._write():
+                self.conn.execute(
+                    f"INSERT INTO schedules ({SCHEDULE_SELECT})"
+                    f" VALUES ({_placeholders(len(SCHEDULE_COLUMNS))})",
+                    row.values(),
+                )
+        except sqlite3.IntegrityError:
+            raise JobConflict(f"a schedule named {row.name!r} exists already") from None
+        return row
+
+    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+        where, args = "(s.id = ? OR s.name = ?)", [ref, ref]
+        if user_id is not None:
+            where += " AND s.user_id = ?"
+            args.append(user_id)
+        rows = self.conn.execute(self._schedule_query(where) + " LIMIT 2", args).fetchall()
+        exact = [r for r in rows if r[0] == ref] or rows
+        return ScheduleRow(*exact[0]) if len(exact) == 1 else None
+
+    async def list_schedules(self, user_id: str | None, limit: int) -> list[ScheduleRow]:
+        where, args = "1 = 1", []
+        if user_id is not None:
+            where, args = "s.user_id = ?", [user_id]
+        sql = self._schedule_query(where) + " ORDER BY s.name LIMIT ?"
+        return [ScheduleRow(*r) for r in self.conn.execute(sql, [*args, limit])]
+
+    async def set_schedule_paused(
+        self, schedule_id: str, paused: bool, note: str | None, next_tick: int | None, now: int
+    ) -> ScheduleRow | None:
+        with self._write():
+            self.conn.execute(
+                "UPDATE schedules SET paused = ?, note = ?, updated_at = ?,"
+                " next_tick = CASE WHEN ? THEN next_tick ELSE ? END,"
+                " buffered_tick = CASE WHEN ? THEN buffered_tick ELSE NULL END WHERE id = ?",
+                (int(paused), note, now, int(paused), next_tick, int(paused), schedule_id),
+            )
+        return await self.get_schedule(schedule_id, None)
+
+    async def delete_schedule(self, schedule_id: str) -> bool:
+        with self._write():
+            gone = self.conn.execute("DELETE FROM schedules WHERE id = ?", (schedule_id,))
+            self.conn.execute("DELETE FROM schedule_runs WHERE schedule_id = ?", (schedule_id,))
+        return gone.rowcount > 0
+
+    async def list_schedule_runs(self, schedule_id: str, limit: int) -> list[RunRow]:
+        return [
+            RunRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, j.status FROM schedule_runs r"
+                " LEFT JOIN jobs j ON j.id = r.job_id WHERE r.schedule_id = ?"
+                " ORDER BY r.tick DESC LIMIT ?",
+                (schedule_id, limit),
+            )
+        ]
+
+    _UPSERT_RUN = (
+        f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (schedule_id, tick) DO UPDATE SET outcome = excluded.outcome,"
+        " job_id = excluded.job_id, recorded_at = excluded.recorded_at,"
+        " detail = excluded.detail"
+        " WHERE schedule_runs.outcome = 'buffered' AND excluded.outcome = 'started'"
+    )
+    _INSERT_SCHEDULED_JOB = (
+        "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+        " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at,"
+        " schedule_id, schedule_tick)"
+        " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    )
+
+    @staticmethod
+    def _scheduled_job(s: ScheduleRow, run: PlannedRun, now: int) -> JobRow:
+        new = run.job
+        assert new is not None
+        return JobRow(
+            new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
+            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None,
+            run.run_at, None, None, s.id, run.tick,
+        )  # fmt: skip
+
+    @staticmethod
+    def _job_params(row: JobRow) -> tuple[Any, ...]:
+        return (row.id, row.type, row.input, row.max_attempts, row.user_id, row.concurrency_key,
+                row.idempotency_key, row.created_at, row.updated_at, row.run_at, row.schedule_id,
+                row.schedule_tick)  # fmt: skip
+
+    def _update_schedule(
+        self, s: ScheduleRow, plan: FirePlan, last: tuple[int | None, str | None], now: int
+    ) -> tuple[str, tuple[Any, ...]] | None:
+        if plan.advance:
+            return (
+                "UPDATE schedules SET next_tick = ?, buffered_tick = ?, last_tick = ?,"
+                " last_job_id = ?, updated_at = ? WHERE id = ?",
+                (plan.next_tick, plan.buffered_tick, *last, now, s.id),
+            )
+        if last[1] != s.last_job_id:
+            return (
+                "UPDATE schedules SET last_tick = ?, last_job_id = ?, updated_at = ? WHERE id = ?",
+                (*last, now, s.id),
+            )
+        return None
+
+    @staticmethod
+    def _last_after(s: ScheduleRow, plan: FirePlan) -> tuple[int | None, str | None]:
+        last_tick, last_job = s.last_tick, s.last_job_id
+        for run in plan.runs:
+            if run.job is not None and (last_tick is None or run.tick >= last_tick):
+                last_tick, last_job = run.tick, run.job.id
+        return last_tick, last_job
+
+    def _apply_plan(
+        self, s: ScheduleRow, plan: FirePlan, now: int
+    ) -> tuple[list[tuple[str, int, str | None]], list[JobRow]]:
+        """Inside a write transaction, run by run: a tick that has a run already is a
+        duplicate (no job). The runs, their jobs, the schedule's new state."""
+        c = self.conn
+        results: list[tuple[str, int, str | None]] = []
+        jobs: list[JobRow] = []
+        last_tick, last_job = s.last_tick, s.last_job_id
+        for run in plan.runs:
+            job_id = run.job.id if run.job is not None else None
+            took = c.execute(
+                self._UPSERT_RUN + " RETURNING tick",
+                (s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now),
+            ).fetchall()
+            if not took:
+                results.append(("duplicate", run.tick, None))
+                continue
+            results.append((run.outcome, run.tick, job_id))
+            if run.job is None:
+                continue
+            row = self._scheduled_job(s, run, now)
+            c.execute(self._INSERT_SCHEDULED_JOB, self._job_params(row))
+            jobs.append(row)
+            if last_tick is None or run.tick >= last_tick:
+                last_tick, last_job = run.tick, row.id
+        update = self._update_schedule(s, plan, (last_tick, last_job), now)
+        if update is not None:
+            c.execute(*update)
+        return results, jobs
+
+    def _apply_plans_at_once(
+        self, plans: list[tuple[ScheduleRow, FirePlan]], now: int
+    ) -> list[JobRow] | None:
+        """The common case, with a few statements for a whole batch: every run is new (or
+        starts a buffered tick). None when some tick had a run already (nothing written:
+        the caller rolls back to its savepoint and goes run by run)."""
+        runs: list[tuple[Any, ...]] = []
+        jobs: list[JobRow] = []
+        updates: dict[str, list[tuple[Any, ...]]] = {}
+        for s, plan in plans:
+            for run in plan.runs:
+                job_id = run.job.id if run.job is not None else None
+                runs.append((s.id, run.tick, run.kind, run.outcome, job_id, run.detail, now))
+                if run.job is not None:
+                    jobs.append(self._scheduled_job(s, run, now))
+            update = self._update_schedule(s, plan, self._last_after(s, plan), now)
+            if update is not None:
+                updates.setdefault(update[0], []).append(update[1])
+        c = self.conn
+        if c.executemany(self._UPSERT_RUN, runs).rowcount != len(runs):
+            return None
+        c.executemany(self._INSERT_SCHEDULED_JOB, [self._job_params(j) for j in jobs])
+        for sql, params in updates.items():
+            c.executemany(sql, params)
+        return jobs
+
+    async def fire_due_schedules(self, now: int, limit: int, plan: PlanFn) -> tuple[int, int]:
+        c = self.conn
+        with self._write():
+            rows = [
+                ScheduleRow(*r)
+                for r in c.execute(
+                    self._schedule_query(
+                        "s.paused = 0 AND (s.next_tick <= ? OR s.buffered_tick IS NOT NULL)"
+                    )
+                    + " ORDER BY s.next_tick LIMIT ?",
+                    (now, limit),
+                )
+            ]
+            plans = []
+            for s in rows:
+                decided = plan(s, s.last_status is not None and s.last_status not in TERMINAL)
+                if decided is not None:
+                    plans.append((s, decided))
+            c.execute("SAVEPOINT fire")
+            created = self._apply_plans_at_once(plans, now)
+            if created is None:
+                c.execute("ROLLBACK TO fire")
+                created = []
+                for s, decided in plans:
+                    created.extend(self._apply_plan(s, decided, now)[1])
+            c.execute("RELEASE fire")
+        self._announce("INSERT", created, now)
+        return len(rows), len(created)
+
+    async def run_schedule(
+        self, schedule_id: str, plan: Callable[[ScheduleRow], FirePlan]
+    ) -> list[tuple[str, int, str | None]]:
+        now = now_us()
+        with self._write():
+            found = self.conn.execute(self._schedule_query("s.id = ?"), (schedule_id,)).fetchone()
+            if found is None:
+                return []
+            results, jobs = self._apply_plan(ScheduleRow(*found), plan(ScheduleRow(*found)), now)
+        self._announce("INSERT", jobs, now)
+        return results
+
+    async def next_schedule_tick(self) -> int | None:
+        row = self.conn.execute("SELECT MIN(next_tick) FROM schedules WHERE paused = 0").fetchone()
+        return None if row[0] is None else int(row[0])
+
+    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+        c = self.conn
+        with self._write():
+            runs = c.execute(
+                "DELETE FROM schedule_runs WHERE rowid IN (SELECT rowid FROM schedule_runs"
+                " WHERE recorded_at < ? LIMIT 10000)",
+                (completed_before,),
+            ).rowcount
+            ids = [
+                r[0]
+                for r in c.execute(
+                    "SELECT e.id FROM events e WHERE e.received_at < ? OR (e.received_at < ?"
+                    " AND NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
+                    " WHERE ej.event_id = e.id)) LIMIT 10000",
+                    (completed_before, failed_before),
+                )
+            ]
+            for chunk in _chunks(ids, 500):
+                marks = _placeholders(len(chunk))
+                c.execute(f"DELETE FROM event_jobs WHERE event_id IN ({marks})", chunk)
+                c.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+        return runs + len(ids)
+
+    async def record_events(self, events: list[EventRow]) -> None:
+        if not events:
+            return
+        with self._write():
+            self.conn.executemany(
+                f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
+                [e.values() for e in events],
+            )
+            self.conn.executemany(
+                "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
+                [(e.id, job_id) for e in events for job_id in e.job_ids],
+            )
+
+    def _with_jobs(self, events: list[EventRow]) -> list[EventRow]:
+        if not events:
+            return events
+        by_id = {e.id: e for e in events}
+        for event_id, job_id in self.conn.execute(
+            f"SELECT event_id, job_id FROM event_jobs WHERE event_id IN"
+            f" ({_placeholders(len(by_id))}) ORDER BY rowid",
+            list(by_id),
+        ):
+            by_id[event_id].job_ids.append(job_id)
+        return events
+
+    async def get_event(self, event_id: str, user_id: str | None) -> EventRow | None:
+        sql, args = f"SELECT {EVENT_SELECT} FROM events WHERE id = ?", [event_id]
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(user_id)
+        row = self.conn.execute(sql, args).fetchone()
+        return self._with_jobs([EventRow(*row)])[0] if row else None
+
+    async def list_events(
+        self,
+        user_id: str | None,
+        name: str | None,
+        since_us: int | None,
+        limit: int,
+        cursor: str | None,
+    ) -> tuple[list[EventRow], str | None]:
+        where: list[str] = []
+        args: list[Any] = []
+        if user_id is not None:
+            where.append("user_id = ?")
+            args.append(user_id)
+        if name:
+            where.append("name = ?")
+            args.append(name)
+        if since_us is not None:
+            where.append("received_at >= ?")
+            args.append(since_us)
+        if cursor:
+            at, last_id = decode_cursor(cursor)
+            where.append("(received_at < ? OR (received_at = ? AND id < ?))")
+            args.extend([at, at, last_id])
+        sql = f"SELECT {EVENT_SELECT} FROM events"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
+        rows = [EventRow(*r) for r in self.conn.execute(sql, [*args, limit + 1])]
+        next_cursor = None
+        if len(rows) > limit:
+            rows = rows[:limit]
+            next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id)
+        return self._with_jobs(rows), next_cursor
+
+    async def events_for_job(self, job_id: str) -> list[EventRow]:
+        rows = [
+            EventRow(*r)
+            for r in self.conn.execute(
+                f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM event_jobs ej"
+                " JOIN events e ON e.id = ej.event_id WHERE ej.job_id = ?"
+                " ORDER BY e.received_at",
+                (job_id,),
+            )
+        ]
+        return self._with_jobs(rows)
 
 
 def _full(count: int, limit: int | None) -> bool:
