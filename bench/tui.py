@@ -33,8 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from jobctl.client import LogPage
-from jobctl.feed import FeedEvent, FeedMode, JobChanged
+from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged
+from jobctl.backends.jobapi import LogPage
 from jobctl.models import Job, JobPage, JobStatus, Step
 from jobctl.tui.app import make_app
 from jobctl.tui.settings import TuiSettings

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobctl.cli import normalize_argv
+from jobctl.commands.render import age, progress_bar, render_jobs_table, render_jobs_tsv, table
 from jobctl.config import dump_toml, load_settings, mask, parse_value, read_file
 from jobctl.errors import UsageError
 from jobctl.models import Job, JobStatus
-from jobctl.render import age, progress_bar, render_jobs_table, render_jobs_tsv, table
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from jobctl.client import Endpoint, JobClient
+from jobctl.backends.jobapi import Endpoint, JobClient
 from jobctl.errors import (
     AuthError,
     ConflictError,
@@ -179,7 +179,7 @@ def test_non_json_answer(httpx_mock: HTTPXMock) -> None:
 
 
 async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.jobapi import AsyncJobClient
 
     other = dict(JOB, id="3fa2c0de-0000-4000-8000-000000000002")
     httpx_mock.add_response(url=f"{URL}/api/jobs/{JOB['id']}", json=JOB)
@@ -200,7 +200,7 @@ async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
 
 
 async def test_async_client_submits_and_lists_types(httpx_mock: HTTPXMock) -> None:
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.jobapi import AsyncJobClient
 
     httpx_mock.add_response(
         method="POST",

@@ -9,8 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from jobctl.errors import UnreachableError
-from jobctl.feed import (
+from jobctl.backends.feed import (
     FeedMode,
     JobChanged,
     JobFeed,
@@ -19,6 +18,7 @@ from jobctl.feed import (
     RealtimeConfig,
     Subscription,
 )
+from jobctl.errors import UnreachableError
 from jobctl.models import Job, JobStatus
 from tests.conftest import ServerProcess
 

@@ -54,14 +54,14 @@ def test_list_json_imports_nothing_heavy(server: ServerProcess) -> None:
 @pytest.mark.parametrize(
     "module",
     [
-        "jobctl.client",
+        "jobctl.backends.jobapi",
         "jobctl.config",
         "jobctl.models",
         "jobctl.errors",
-        "jobctl.watcher",
-        "jobctl.watchview",
-        "jobctl.history",
-        "jobctl.localserver",
+        "jobctl.backends.watchloop",
+        "jobctl.commands.watchview",
+        "jobctl.commands._last_submit",
+        "jobctl.backends.localserver",
     ],
 )
 def test_client_core_imports_no_ui_and_no_server(module: str) -> None:

@@ -33,7 +33,7 @@ from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
 from jobctl.commands import tui as tui_cmd
 from jobctl.commands import watch as watch_cmd
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import EXIT_CODE_HELP, ExitCode, JobctlError, exit_code_for
 
 # "\b" keeps Click from re-wrapping the table.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.localserver import pid_alive
+from jobctl.backends.localserver import pid_alive
 from tests.clirun import ROOT, jobctl
 
 AUTOSTART = {"JOBCTL_NO_AUTOSTART": None, "JOBCTL_PORT": "0"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.localserver import pid_alive
+from jobctl.backends.localserver import pid_alive
 from tests.clirun import ROOT
 
 

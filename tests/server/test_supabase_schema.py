@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jobctl.commands.schema import app as schema_app
-from jobctl.server.store.supabase import supabase_migration
+from jobctl.supabase_migration import supabase_migration
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
 

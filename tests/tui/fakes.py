@@ -12,9 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobctl.client import LogPage
+from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
+from jobctl.backends.jobapi import LogPage
 from jobctl.errors import ConflictError, JobctlError, NotFoundError
-from jobctl.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
 from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from jobctl.client import AsyncJobClient
-from jobctl.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.jobapi import AsyncJobClient
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
 from jobctl.tui.screens.submit import SubmitScreen

@@ -10,14 +10,14 @@ import logging
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
-from jobctl.context import Context, _isatty
+from jobctl.commands.context import Context, _isatty
 from jobctl.models import Job
 
 if TYPE_CHECKING:
-    from jobctl.client import JobClient
-    from jobctl.restread import SupabaseReader
-    from jobctl.watcher import WatchOptions, WatchResult
-    from jobctl.watchview import ViewConfig, WatchPrinter
+    from jobctl.backends.jobapi import JobClient
+    from jobctl.backends.supabase_reader import SupabaseReader
+    from jobctl.backends.watchloop import WatchOptions, WatchResult
+    from jobctl.commands.watchview import ViewConfig, WatchPrinter
 
 
 def view_config(
@@ -29,7 +29,7 @@ def view_config(
     poll_interval: float = 2.0,
     **extra: Any,
 ) -> ViewConfig:
-    from jobctl.watchview import ViewConfig
+    from jobctl.commands.watchview import ViewConfig
 
     live = _isatty(human) and ctx.env.get("TERM") != "dumb"
     color = live and not ctx.no_color and not ctx.env.get("NO_COLOR")
@@ -74,10 +74,10 @@ def follow(
     """Follow `initial` to their end (or the watch's), telling `view`; returns the result."""
     import asyncio
 
-    from jobctl.client import AsyncJobClient, Endpoint, JobClient
-    from jobctl.feed import JobFeed, PollSettings, Subscription
-    from jobctl.restread import AsyncSupabaseSource
-    from jobctl.watcher import watch_jobs
+    from jobctl.backends.feed import JobFeed, PollSettings, Subscription
+    from jobctl.backends.jobapi import AsyncJobClient, Endpoint, JobClient
+    from jobctl.backends.supabase_reader import AsyncSupabaseSource
+    from jobctl.backends.watchloop import watch_jobs
 
     _quiet_libraries(ctx)
 

@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, JobctlError, UsageError
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
 from jobctl.models import JOB_FIELDS, JobStatus
 
@@ -27,7 +27,7 @@ class ListOptions:
 
 
 def run_list(opts: ListOptions, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     for status in opts.statuses:
         for word in status.split(","):

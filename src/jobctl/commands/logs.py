@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonlOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, WatchTimeoutError
 from jobctl.models import TERMINAL_STATUSES, LogLine
 
@@ -26,7 +26,7 @@ def run_logs(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     client = ctx.client()
     job_id = client.resolve_id(ref)

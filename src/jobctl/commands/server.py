@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
 
 app = typer.Typer(help="Run and manage the embedded job server.", no_args_is_help=True)
@@ -108,7 +108,7 @@ def run(
 
 
 def _print_state(ctx: Context, data: dict[str, object], json_fields: str | None) -> None:
-    from jobctl import render
+    from jobctl.commands import render
 
     if json_fields is not None:
         ctx.out(
@@ -123,7 +123,7 @@ def _print_state(ctx: Context, data: dict[str, object], json_fields: str | None)
 
 
 def run_start(ctx: Context, port: int | None, json_fields: str | None) -> int:
-    from jobctl.localserver import log_file, start_server
+    from jobctl.backends.localserver import log_file, start_server
 
     data_dir = ctx.data_dir
     state, started = start_server(data_dir, ctx.settings.port if port is None else port)
@@ -139,7 +139,7 @@ def run_start(ctx: Context, port: int | None, json_fields: str | None) -> int:
 
 
 def run_status(ctx: Context, json_fields: str | None) -> int:
-    from jobctl.localserver import running_server
+    from jobctl.backends.localserver import running_server
 
     state = running_server(ctx.data_dir)
     if state is None:
@@ -154,7 +154,7 @@ def run_status(ctx: Context, json_fields: str | None) -> int:
 
 
 def run_stop(ctx: Context) -> int:
-    from jobctl.localserver import stop_server
+    from jobctl.backends.localserver import stop_server
 
     state = stop_server(ctx.data_dir)
     if state is None:

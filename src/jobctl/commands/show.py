@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
 from jobctl.models import JOB_FIELDS
 
@@ -15,7 +15,7 @@ SHOW_FIELDS = (*JOB_FIELDS, "steps")
 
 
 def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     fields = render.parse_fields(json_fields, SHOW_FIELDS)
     client = ctx.reader()

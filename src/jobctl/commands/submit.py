@@ -9,10 +9,10 @@ from typing import Annotated, Any
 
 import typer
 
-from jobctl.commands._input import build_input
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
+from jobctl.jobinput import build_input
 from jobctl.models import JOB_FIELDS, Job
 
 
@@ -32,7 +32,7 @@ class SubmitOptions:
 
 def remember(ctx: Context, job_ids: list[str]) -> None:
     """For `watch --last`; a submit never fails for want of it."""
-    from jobctl import history
+    from jobctl.commands import _last_submit as history
 
     try:
         history.record_submit(ctx.data_dir, ctx.settings.profile, job_ids)
@@ -41,7 +41,7 @@ def remember(ctx: Context, job_ids: list[str]) -> None:
 
 
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
     data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
@@ -66,10 +66,10 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
 
 def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any) -> int:
     """Follow the job with `watch`'s machinery: progress on stderr, the outcome on stdout."""
-    from jobctl import render
+    from jobctl.backends.watchloop import WatchOptions
+    from jobctl.commands import render
     from jobctl.commands._live import follow, view_config
-    from jobctl.watcher import WatchOptions
-    from jobctl.watchview import WatchPrinter, ending_text
+    from jobctl.commands.watchview import WatchPrinter, ending_text
 
     if not opts.quiet and opts.json_fields is None:
         ctx.info(f"submitted {job.type} job {job.id}")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobctl.commands._shared import get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, UsageError
 
 if TYPE_CHECKING:
-    from jobctl.client import Endpoint
-    from jobctl.feed import RealtimeConfig
+    from jobctl.backends.feed import RealtimeConfig
+    from jobctl.backends.jobapi import Endpoint
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def connect(ctx: Context) -> tuple[Endpoint, bool]:
     whether it offers Realtime. An unreachable server is not an error here: the
     dashboard starts offline and connects when the server is back (trying Realtime
     then, and polling if the server has none)."""
-    from jobctl.client import Endpoint
+    from jobctl.backends.jobapi import Endpoint
 
     client = ctx.client()
     try:
@@ -51,9 +51,9 @@ def realtime_config(ctx: Context, endpoint: Endpoint, offered: bool) -> Realtime
 def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.feed import JobFeed, Subscription
+    from jobctl.backends.jobapi import AsyncJobClient
     from jobctl.commands._live import _quiet_libraries
-    from jobctl.feed import JobFeed, Subscription
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
 

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from jobctl import __version__
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
-from jobctl.server.errors import ApiError, JobNotFound
+from jobctl.server.joberrors import ApiError, JobNotFound
 from jobctl.server.records import STATUSES, NewJob, dumps, now_us
 from jobctl.server.registry import JobType
 from jobctl.server.stats import compute_stats

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobctl.feed import FeedMode
+from jobctl.backends.feed import FeedMode
 from jobctl.models import Job, JobStatus
 
 STATUS_SYMBOL = {

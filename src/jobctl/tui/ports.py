@@ -1,6 +1,6 @@
 """What the dashboard needs from the job API and from the live feed.
 
-`jobctl.client.AsyncJobClient` and `jobctl.feed.JobFeed` are the real ones;
+`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feed.JobFeed` are the real ones;
 tests and the benchmark pass small in-process fakes of the same shape.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import Any, Protocol
 
-from jobctl.client import LogPage
-from jobctl.feed import FeedEvent, FeedMode
+from jobctl.backends.feed import FeedEvent, FeedMode
+from jobctl.backends.jobapi import LogPage
 from jobctl.models import Job, JobPage, Step
 
 

@@ -44,7 +44,7 @@ from psycopg import AsyncConnection
 from psycopg.pq import ConnStatus, TransactionStatus
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.errors import JobConflict, JobNotFound
+from jobctl.server.joberrors import JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
     COMPLETED,

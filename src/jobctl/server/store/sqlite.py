@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.errors import ApiError, JobConflict, JobNotFound
+from jobctl.server.joberrors import ApiError, JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
     COMPLETED,

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from jobctl.client import MAX_PAGE, UUID_RE, check_ref
+from jobctl.backends.jobapi import MAX_PAGE, UUID_RE, check_ref
 from jobctl.errors import AuthError, JobctlError, NotFoundError, ServerError, UnreachableError
 from jobctl.models import Job, Step, format_time
 
@@ -72,7 +72,7 @@ class SupabaseReader:
     def _rows(self, build: Any) -> list[dict[str, Any]]:
         from postgrest import APIError
 
-        from jobctl._httpx import httpx
+        from jobctl.backends._httpx import httpx
 
         try:
             response = build(self._sb().table("jobs")).execute()

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import UsageError
 
 MAX_FILE_BYTES = 1024 * 1024  # the embedded server's input limit

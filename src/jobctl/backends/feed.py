@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from jobctl.errors import JobctlError, RateLimitedError
 from jobctl.models import Job
 
-log = logging.getLogger("jobctl.feed")
+log = logging.getLogger("jobctl.backends.feed")
 
 
 class FeedMode(StrEnum):

@@ -23,9 +23,9 @@ from jobctl.errors import AuthError, UsageError
 if TYPE_CHECKING:
     import httpx
 
-    from jobctl.client import Endpoint, JobClient
-    from jobctl.feed import RealtimeConfig
-    from jobctl.restread import SupabaseReader
+    from jobctl.backends.feed import RealtimeConfig
+    from jobctl.backends.jobapi import Endpoint, JobClient
+    from jobctl.backends.supabase_reader import SupabaseReader
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -101,7 +101,7 @@ class Context:
 
     def api_url(self) -> str:
         """The active profile's API URL; for `local`, the running local server's."""
-        from jobctl.localserver import read_state
+        from jobctl.backends.localserver import read_state
 
         s = self.settings
         url = s.explicit_api_url
@@ -123,7 +123,7 @@ class Context:
 
     def endpoint(self) -> Endpoint:
         """URL and token of the active profile (the local server's token when local)."""
-        from jobctl.client import Endpoint
+        from jobctl.backends.jobapi import Endpoint
 
         s = self.settings
         url = self.api_url()
@@ -146,8 +146,8 @@ class Context:
 
     def autostart(self) -> Endpoint | None:
         """Start the local server for a client that found none, and say so on stderr."""
-        from jobctl.client import Endpoint
-        from jobctl.localserver import log_file, start_server
+        from jobctl.backends.jobapi import Endpoint
+        from jobctl.backends.localserver import log_file, start_server
 
         s = self.settings
         state, started = start_server(s.data_dir, s.port)
@@ -159,7 +159,7 @@ class Context:
         return Endpoint(state.url, self.settings.get("token") or self.local_token())
 
     def client(self, *, autostart: bool = True) -> JobClient:
-        from jobctl.client import JobClient
+        from jobctl.backends.jobapi import JobClient
 
         endpoint = self.endpoint()
         hook = self.autostart if autostart and self.settings.autostart else None
@@ -181,7 +181,7 @@ class Context:
         s = self.settings
         if not s.supabase_only:
             return self.client()
-        from jobctl.restread import SupabaseReader
+        from jobctl.backends.supabase_reader import SupabaseReader
 
         key, token = self.supabase_key(), s.get("token")
         if not token:
@@ -207,7 +207,7 @@ class Context:
         """Where live updates come from: the profile's Supabase project (anon key as apikey,
         the user's JWT set on the client before subscribing), else the job server's own
         Realtime endpoint (its token as apikey)."""
-        from jobctl.feed import RealtimeConfig
+        from jobctl.backends.feed import RealtimeConfig
 
         s = self.settings
         if s.get("supabase_url") and not s.is_local:

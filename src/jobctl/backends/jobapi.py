@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobctl import __version__
-from jobctl._httpx import httpx
+from jobctl.backends._httpx import httpx
 from jobctl.errors import (
     AuthError,
     ConflictError,

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO
 
-from jobctl import render
-from jobctl.feed import FeedMode, ModeChanged
+from jobctl.backends.feed import FeedMode, ModeChanged
+from jobctl.backends.watchloop import Reason, WatchResult
+from jobctl.commands import render
 from jobctl.models import Job, JobStatus
-from jobctl.watcher import Reason, WatchResult
 
 NOTIFY_KINDS = ("off", "bell", "osc9", "osc777")
 REDRAW_EVERY = 0.1  # seconds: bursts of progress collapse into one redraw
