@@ -112,11 +112,11 @@ FIELD_LIST = re.compile(r"^[a-z_]+(,[a-z_]+)*$")
 
 def _json_field_names() -> frozenset[str]:
     from jobctl.commands.config import CONFIG_FIELDS
-    from jobctl.models import JOB_FIELDS
+    from jobctl.jobshape import JOB_FIELD_NAMES
 
     return frozenset(
         [
-            *JOB_FIELDS,
+            *JOB_FIELD_NAMES,
             *show.SHOW_FIELDS,
             *stats_cmd.STATS_FIELDS,
             *server.STATUS_FIELDS,

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobctl.models import JOB_FIELDS
+from jobctl.jobshape import JOB_FIELD_NAMES
 from tests.clirun import ROOT, invoke, jobctl
 from tests.conftest import ServerProcess, wait_job
 
@@ -50,7 +50,7 @@ def test_list_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, 
     assert [j["id"] for j in listed] == [j["id"] for j in api_jobs(server)]
     api = {j["id"]: j for j in api_jobs(server)}
     for job in listed:
-        assert set(job) == set(JOB_FIELDS)
+        assert set(job) == set(JOB_FIELD_NAMES)
         # Jobs may move on between the two reads; everything but state must be identical.
         fixed = {
             k: v
@@ -207,7 +207,7 @@ def test_submit_json_and_quiet(server: ServerProcess) -> None:
     assert quiet.code == 0 and quiet.stderr == ""
     job_id = quiet.stdout.strip()
     as_json = json.loads(jobctl("submit", JOURNAL, "--json").stdout)
-    assert set(as_json) == set(JOB_FIELDS) and as_json["id"] != job_id
+    assert set(as_json) == set(JOB_FIELD_NAMES) and as_json["id"] != job_id
     watched = json.loads(jobctl("submit", JOURNAL, "--watch", "--json", "status,output").stdout)
     assert watched["status"] == "completed"
     assert watched["output"]["events_created"] == 5

@@ -13,7 +13,8 @@ from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
 from jobctl.jobinput import build_input
-from jobctl.models import JOB_FIELDS, Job
+from jobctl.jobshape import JOB_FIELD_NAMES
+from jobctl.models import Job
 
 
 @dataclass
@@ -43,7 +44,7 @@ def remember(ctx: Context, job_ids: list[str]) -> None:
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl.commands import render
 
-    fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
+    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
     data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
     key = opts.idempotency_key or str(uuid.uuid4())
     client = ctx.client()

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from jobctl import __version__
+from jobctl.jobshape import JOB_FIELDS
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
 from jobctl.server.joberrors import ApiError, JobNotFound
@@ -39,24 +40,11 @@ class RetryJob(BaseModel):
     from_start: bool = False
 
 
-class JobOut(BaseModel):
-    id: str
-    type: str
-    status: str
-    progress: int
-    message: str | None
-    input: dict[str, Any]
-    output: Any
-    error: str | None
-    attempt: int
-    max_attempts: int
-    user_id: str
-    concurrency_key: str | None
-    idempotency_key: str | None
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    completed_at: str | None
+# The job as the API returns it: the fields and types of jobshape.JOB_FIELDS, all present.
+if TYPE_CHECKING:
+    JobOut = BaseModel
+else:
+    JobOut = create_model("JobOut", **{f.name: (f.json_type, ...) for f in JOB_FIELDS})
 
 
 class JobList(BaseModel):
