@@ -9,9 +9,10 @@ read and write exactly those, and `Job`'s attributes are their typed Python view
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +46,24 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SINCE_RE = re.compile(r"^(\d+)([smhdw])$")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """A `since` bound, as the job API, PostgREST reads and `list --since` take it: `30m`,
+    `2h`, `7d`, `1w` (that long before `now`) or an ISO-8601 time (UTC when it names no
+    zone). Raises ValueError for anything else."""
+    text = value.strip()
+    if m := _SINCE_RE.match(text):
+        try:
+            return now - timedelta(seconds=int(m[1]) * SINCE_UNITS[m[2]])
+        except OverflowError:  # longer ago than any job: all of them
+            return datetime.min.replace(tzinfo=UTC)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime | None) -> str | None:

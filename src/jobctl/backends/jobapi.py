@@ -2,23 +2,24 @@
 
 One place (`error_for`, `transport_error`) turns HTTP answers and connection
 failures into the errors of jobctl.errors, whose exit codes are DESIGN.md
-section 6. Retries with backoff and jitter apply to idempotent requests and to
-submits (which always carry an idempotency key); a 429's Retry-After is
-honoured. The transport is injectable for tests. No Rich, Textual or server
-imports here.
+section 6. One send policy (`_Core.plan`) serves both clients: retries with
+backoff and jitter apply to idempotent requests and to submits (which always
+carry an idempotency key), a 429's Retry-After is honoured, and a refused
+connection may start the local server once (`on_unreachable`). The transport
+is injectable for tests. No Rich, Textual or server imports here.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from jobctl import __version__
 from jobctl.backends._httpx import httpx
+from jobctl.backends.backoff import Backoff
 from jobctl.errors import (
     AuthError,
     ConflictError,
@@ -117,13 +118,22 @@ def transport_error(exc: httpx.TransportError, url: str, hint: str) -> Unreachab
     return UnreachableError(f"the job server at {url} {what}{hint}")
 
 
-def backoff_delay(attempt: int, base: float) -> float:
-    """Exponential backoff with jitter (half to all of the step)."""
-    step = min(base * (2**attempt), 8.0)
-    return float(step * random.uniform(0.5, 1.0))
+@dataclass(frozen=True)
+class Recover:
+    """A step of the send plan: call the owner's hook (it may start the local server)."""
+
+    hook: Callable[[], Endpoint | None]
+
+
+SEND = "send"  # a step of the send plan: send the request now
+Outcome = httpx.Response | httpx.TransportError
+PlanStep = str | float | Recover  # SEND, seconds to sleep, or Recover
+Plan = Generator[PlanStep, Any, Any]
 
 
 class _Core:
+    """What both clients share: the endpoint, the headers and the one send policy."""
+
     def __init__(
         self,
         base_url: str,
@@ -139,7 +149,7 @@ class _Core:
         self.token = token
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self.retries = retries
-        self.backoff = backoff
+        self.resend = Backoff(backoff, factor=2.0, cap=8.0, jitter=(0.5, 1.0))
         self.unreachable_hint = unreachable_hint
         self.on_unreachable = on_unreachable
 
@@ -149,21 +159,33 @@ class _Core:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def try_recover(self, exc: Exception) -> bool:
-        """On a refused connection, let the owner start a server once; True to resend."""
-        if self.on_unreachable is None or not isinstance(exc, httpx.ConnectError):
-            return False
-        hook, self.on_unreachable = self.on_unreachable, None
-        endpoint = hook()
-        if endpoint is None:
-            return False
-        self.base_url, self.token = endpoint.url.rstrip("/"), endpoint.token
-        return True
+    @property
+    def tls(self) -> bool:
+        # TLS settings only matter for https; building them loads the CA bundle
+        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
+        return not self.base_url.startswith("http://")
 
-    def next_delay(
-        self, call: Call, attempt: int, outcome: httpx.Response | Exception
-    ) -> float | None:
-        """Seconds to wait before resending, or None to give up now."""
+    def plan(self, call: Call) -> Plan:
+        """The send policy, free of I/O: yields what to do next (SEND the request and be
+        told its Outcome, sleep some seconds, or Recover through the owner's hook and be
+        told the new Endpoint or None) and returns the answer, or raises the error."""
+        attempt = 0
+        while True:
+            outcome: Outcome = yield SEND
+            if isinstance(outcome, httpx.ConnectError) and self.on_unreachable is not None:
+                hook, self.on_unreachable = self.on_unreachable, None  # once per client
+                endpoint: Endpoint | None = yield Recover(hook)
+                if endpoint is not None:
+                    self.base_url, self.token = endpoint.url.rstrip("/"), endpoint.token
+                    continue
+            delay = self.next_delay(call, attempt, outcome)
+            if delay is None:
+                return self.finish(outcome)
+            attempt += 1
+            yield delay
+
+    def next_delay(self, call: Call, attempt: int, outcome: Outcome) -> float | None:
+        """Seconds to wait before resending, or None to take this outcome as final."""
         if attempt >= self.retries:
             return None
         if isinstance(outcome, httpx.Response):
@@ -171,16 +193,20 @@ class _Core:
                 wait = _retry_after(outcome)
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     return None
-                return backoff_delay(attempt, self.backoff) if wait is None else wait
+                return self.resend.delay(attempt) if wait is None else wait
             if outcome.status_code in RETRYABLE_STATUS and call.retry_safe:
-                return backoff_delay(attempt, self.backoff)
+                return self.resend.delay(attempt)
             return None
         # A refused connection never reached the server: safe to resend any request.
         if isinstance(outcome, httpx.ConnectError) or call.retry_safe:
-            return backoff_delay(attempt, self.backoff)
+            return self.resend.delay(attempt)
         return None
 
-    def result(self, response: httpx.Response) -> Any:
+    def finish(self, outcome: Outcome) -> Any:
+        """The final outcome as the caller gets it: the decoded answer, or its error."""
+        if not isinstance(outcome, httpx.Response):
+            raise transport_error(outcome, self.base_url, self.unreachable_hint) from None
+        response = outcome
         if response.status_code >= 400:
             raise error_for(response)
         if response.status_code == 204 or not response.content:
@@ -192,9 +218,6 @@ class _Core:
                 f"unexpected answer from {response.request.url}: not JSON "
                 f"(HTTP {response.status_code}); is {self.base_url} a jobctl server?"
             ) from None
-
-    def fail(self, exc: httpx.TransportError) -> UnreachableError:
-        return transport_error(exc, self.base_url, self.unreachable_hint)
 
 
 # Request builders: shared by the sync and async clients ------------------------
@@ -302,9 +325,7 @@ class JobClient:
         self._sleep = sleep
 
     def _http(self) -> httpx.Client:
-        # TLS settings only matter for https; building them loads the CA bundle
-        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
-        tls = not self.core.base_url.startswith("http://")
+        tls = self.core.tls
         if tls not in self._clients:
             self._clients[tls] = httpx.Client(
                 timeout=self.core.timeout, transport=self._transport, verify=tls
@@ -326,33 +347,33 @@ class JobClient:
         self.close()
 
     def send(self, call: Call) -> Any:
-        core = self.core
-        attempt = 0
-        while True:
-            try:
-                response = self._http().request(
-                    call.method,
-                    core.base_url + call.path,
-                    params=call.params,
-                    json=call.body,
-                    headers=core.headers(),
-                )
-            except httpx.TransportError as exc:
-                if core.try_recover(exc):
-                    continue
-                delay = core.next_delay(call, attempt, exc)
-                if delay is None:
-                    raise core.fail(exc) from None
-            else:
-                delay = (
-                    core.next_delay(call, attempt, response)
-                    if response.status_code >= 400
-                    else None
-                )
-                if delay is None:
-                    return core.result(response)
-            attempt += 1
-            self._sleep(delay)
+        """Carry out the core's send plan with blocking I/O."""
+        plan = self.core.plan(call)
+        reply: Outcome | Endpoint | None = None
+        try:
+            while True:
+                step = plan.send(reply)
+                if isinstance(step, Recover):
+                    reply = step.hook()
+                elif isinstance(step, float):
+                    self._sleep(step)
+                    reply = None
+                else:
+                    reply = self._request(call)
+        except StopIteration as done:
+            return done.value
+
+    def _request(self, call: Call) -> Outcome:
+        try:
+            return self._http().request(
+                call.method,
+                self.core.base_url + call.path,
+                params=call.params,
+                json=call.body,
+                headers=self.core.headers(),
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     # The API ---------------------------------------------------------------
     def create_job(
@@ -450,6 +471,7 @@ class AsyncJobClient:
         backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
         unreachable_hint: str = "",
+        on_unreachable: Callable[[], Endpoint | None] | None = None,
     ) -> None:
         self.core = _Core(
             base_url,
@@ -458,44 +480,58 @@ class AsyncJobClient:
             retries=retries,
             backoff=backoff,
             unreachable_hint=unreachable_hint,
+            on_unreachable=on_unreachable,
         )
-        self._http = httpx.AsyncClient(timeout=self.core.timeout, transport=transport)
+        self._transport = transport
+        self._clients: dict[bool, httpx.AsyncClient] = {}
+
+    def _http(self) -> httpx.AsyncClient:
+        tls = self.core.tls
+        if tls not in self._clients:
+            self._clients[tls] = httpx.AsyncClient(
+                timeout=self.core.timeout, transport=self._transport, verify=tls
+            )
+        return self._clients[tls]
 
     @property
     def base_url(self) -> str:
         return self.core.base_url
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._clients.values():
+            await http.aclose()
 
     async def send(self, call: Call) -> Any:
+        """Carry out the core's send plan on the event loop (the hook, which may start a
+        server and wait for it, runs in a worker thread)."""
         import asyncio  # here, not at the top: the blocking commands never pay for it
 
-        core = self.core
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.request(
-                    call.method,
-                    core.base_url + call.path,
-                    params=call.params,
-                    json=call.body,
-                    headers=core.headers(),
-                )
-            except httpx.TransportError as exc:
-                delay = core.next_delay(call, attempt, exc)
-                if delay is None:
-                    raise core.fail(exc) from None
-            else:
-                delay = (
-                    core.next_delay(call, attempt, response)
-                    if response.status_code >= 400
-                    else None
-                )
-                if delay is None:
-                    return core.result(response)
-            attempt += 1
-            await asyncio.sleep(delay)
+        plan = self.core.plan(call)
+        reply: Outcome | Endpoint | None = None
+        try:
+            while True:
+                step = plan.send(reply)
+                if isinstance(step, Recover):
+                    reply = await asyncio.to_thread(step.hook)
+                elif isinstance(step, float):
+                    await asyncio.sleep(step)
+                    reply = None
+                else:
+                    reply = await self._request(call)
+        except StopIteration as done:
+            return done.value
+
+    async def _request(self, call: Call) -> Outcome:
+        try:
+            return await self._http().request(
+                call.method,
+                self.core.base_url + call.path,
+                params=call.params,
+                json=call.body,
+                headers=self.core.headers(),
+            )
+        except httpx.TransportError as exc:
+            return exc
 
     async def create_job(
         self,

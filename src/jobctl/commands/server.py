@@ -9,6 +9,7 @@ import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
+from jobctl.config import DEFAULT_HOST, DEFAULT_PORT, load_settings
 from jobctl.errors import ExitCode
 
 app = typer.Typer(help="Run and manage the embedded job server.", no_args_is_help=True)
@@ -30,12 +31,17 @@ def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
 
 @app.command("run")
 def run(
+    typer_ctx: typer.Context,
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback by default).")
-    ] = "127.0.0.1",
+    ] = DEFAULT_HOST,
     port: Annotated[
-        int, typer.Option(help="Port (0 picks a free one).", envvar="JOBCTL_PORT")
-    ] = 8765,
+        int | None,
+        typer.Option(
+            help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
+            show_default=False,
+        ),
+    ] = None,
     db: Annotated[
         str, typer.Option(help="SQLite file or postgresql:// URL.", envvar="JOBCTL_DB")
     ] = "",
@@ -73,6 +79,11 @@ def run(
     from jobctl.server.records import Limits
     from jobctl.server.settings import ServerSettings
 
+    if port is None:
+        # The same layering as every other setting (flag > JOBCTL_PORT > config file > 8765);
+        # a server may run for a profile that does not exist yet.
+        ctx = get_ctx(typer_ctx)
+        port = load_settings(ctx.env, ctx.flags, check_profile=False).port
     settings = ServerSettings(host=host, port=port, db=db, functions=functions or [])
     engine = EngineSettings(slots=slots, cancel_grace=cancel_grace)
     if backoff:
@@ -170,7 +181,8 @@ def start(
     port: Annotated[
         int | None,
         typer.Option(
-            help="Port (default: the `port` setting, 8765; 0 picks a free one).", show_default=False
+            help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
+            show_default=False,
         ),
     ] = None,
     json_fields: JsonOption = None,

@@ -12,7 +12,7 @@ import typer
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
-from jobctl.jobinput import build_input
+from jobctl.jobinput import Stdin, job_input
 from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import Job
 
@@ -45,7 +45,12 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl.commands import render
 
     fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
-    data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
+    data = job_input(
+        opts.file,
+        opts.input_json,
+        None if opts.input_file is None else str(opts.input_file),
+        stdin=Stdin(ctx.stdin, ctx.stdin_tty),
+    )
     key = opts.idempotency_key or str(uuid.uuid4())
     client = ctx.client()
     job = client.create_job(opts.type, data, key, opts.concurrency_key)
@@ -69,8 +74,7 @@ def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, field
     """Follow the job with `watch`'s machinery: progress on stderr, the outcome on stdout."""
     from jobctl.backends.watchloop import WatchOptions
     from jobctl.commands import render
-    from jobctl.commands._live import follow, view_config
-    from jobctl.commands.watchview import WatchPrinter, ending_text
+    from jobctl.commands.watchview import WatchPrinter, ending_text, follow, view_config
 
     if not opts.quiet and opts.json_fields is None:
         ctx.info(f"submitted {job.type} job {job.id}")

@@ -60,8 +60,7 @@ def _targets(args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader) 
 
 def run_watch(args: WatchArgs, ctx: Context) -> int:
     from jobctl.backends.watchloop import WatchOptions
-    from jobctl.commands._live import follow, view_config
-    from jobctl.commands.watchview import WatchPrinter
+    from jobctl.commands.watchview import WatchPrinter, follow, view_config
 
     if args.interval <= 0:
         raise UsageError("--interval must be more than 0")

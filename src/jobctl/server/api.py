@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from jobctl import __version__
 from jobctl.jobshape import JOB_FIELDS
+from jobctl.models import parse_since as parse_since_time
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
 from jobctl.server.joberrors import ApiError, JobNotFound
@@ -23,7 +24,6 @@ from jobctl.server.store.base import ListQuery, decode_cursor
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
-DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 KEY_MAX = 255
 
 
@@ -100,17 +100,13 @@ def check_id(job_id: str) -> str:
 
 
 def parse_since(value: str) -> int:
-    if m := DURATION_RE.match(value):
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return now_us() - int(m[1]) * unit * 1_000_000
+    """`since` (1h, 30m, 7d or ISO-8601, read by jobctl.models.parse_since) in microseconds."""
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_since_time(value, datetime.now(UTC))
     except ValueError:
         raise ApiError(
             400, "invalid_since", f"since: expected ISO-8601 time or 1h/30m/7d, got {value[:40]!r}"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1_000_000)
 
 
