@@ -14,6 +14,13 @@ from jobctl.errors import ExitCode
 
 app = typer.Typer(help="Run and manage the embedded job server.", no_args_is_help=True)
 STATUS_FIELDS = ("running", "url", "pid", "version", "store", "db", "data_dir")
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
+        show_default=False,
+    ),
+]
 
 
 def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
@@ -35,13 +42,7 @@ def run(
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback by default).")
     ] = DEFAULT_HOST,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
-            show_default=False,
-        ),
-    ] = None,
+    port: PortOption = None,
     db: Annotated[
         str, typer.Option(help="SQLite file or postgresql:// URL.", envvar="JOBCTL_DB")
     ] = "",
@@ -178,13 +179,7 @@ def run_stop(ctx: Context) -> int:
 @app.command("start")
 def start(
     typer_ctx: typer.Context,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
-            show_default=False,
-        ),
-    ] = None,
+    port: PortOption = None,
     json_fields: JsonOption = None,
 ) -> None:
     """Start the server in the background (pid and log files in the data dir).
