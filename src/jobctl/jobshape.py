@@ -11,9 +11,8 @@ the command line and the server import it without cost.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 
 class Kind(StrEnum):
@@ -51,8 +50,7 @@ JSON_TYPES: dict[Kind, Any] = {
 }
 
 
-@dataclass(frozen=True)
-class JobField:
+class JobField(NamedTuple):  # not a dataclass: cheaper to define at every start-up
     name: str
     kind: Kind
     nullable: bool = False

@@ -8,7 +8,6 @@ reconnects, and `logs --follow` while it waits for new lines.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -27,6 +26,11 @@ class Backoff:
         """The wait before try `attempt + 1` (0: after the first failure), without jitter."""
         return min(self.cap, self.first * self.factor ** min(attempt, 64))
 
-    def delay(self, attempt: int, rng: Callable[[], float] = random.random) -> float:
+    def delay(self, attempt: int, rng: Callable[[], float] | None = None) -> float:
+        """The wait with jitter; `rng` gives numbers in [0, 1) (default: random.random)."""
+        if rng is None:
+            import random
+
+            rng = random.random
         low, high = self.jitter
         return max(0.0, self.step(attempt) * (low + (high - low) * rng()))

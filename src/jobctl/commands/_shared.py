@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import shutil
 from collections.abc import Callable, Sequence
 from typing import Annotated, TypeVar
@@ -68,6 +67,8 @@ def quiet_libraries(ctx: Context) -> None:
     """The realtime client logs every failed connect at ERROR; with no handler Python prints
     those on stderr, which would also tear a live view or the dashboard. The command says
     what matters itself (JOBCTL_DEBUG=1 shows them)."""
+    import logging  # here: only the live commands pay for it
+
     if ctx.debug:
         logging.basicConfig(level=logging.DEBUG)
         return

@@ -8,15 +8,12 @@ from typing import Annotated
 
 import typer
 
-from jobctl.backends.backoff import Backoff
 from jobctl.commands._shared import JsonlOption, get_ctx
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, WatchTimeoutError
 from jobctl.models import TERMINAL_STATUSES, LogLine
 
 MAX_PAGES = 100_000
-# While no new lines come (or the server is away): 0.25 s, then 1.5x per quiet poll up to 2 s.
-QUIET = Backoff(0.25, factor=1.5, cap=2.0)
 
 
 def run_logs(
@@ -29,7 +26,11 @@ def run_logs(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
+    from jobctl.backends.backoff import Backoff
     from jobctl.commands import render
+
+    # While no new lines come (or the server is away): 0.25 s, 1.5x per quiet poll, up to 2 s.
+    quiet_wait = Backoff(0.25, factor=1.5, cap=2.0)
 
     client = ctx.client()
     job_id = client.resolve_id(ref)
@@ -51,7 +52,7 @@ def run_logs(
             failing_since = failing_since if failing_since is not None else clock()
             if clock() - failing_since >= ctx.settings.reconnect_seconds:
                 raise
-            sleep(QUIET.step(quiet))
+            sleep(quiet_wait.step(quiet))
             continue
         for line in page.logs:
             emit(line)
@@ -67,7 +68,7 @@ def run_logs(
                 f"timed out after {timeout:g}s; job {job_id} still {page.job_status}"
             )
         quiet += 1
-        sleep(QUIET.step(quiet))
+        sleep(quiet_wait.step(quiet))
     return ExitCode.OK
 
 

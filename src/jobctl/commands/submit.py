@@ -12,7 +12,6 @@ import typer
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
-from jobctl.jobinput import Stdin, job_input
 from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import Job
 
@@ -45,6 +44,8 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl.commands import render
 
     fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
+    from jobctl.jobinput import Stdin, job_input
+
     data = job_input(
         opts.file,
         opts.input_json,
