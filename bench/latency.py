@@ -46,8 +46,8 @@ def pct(values: list[float], p: float) -> float:
 
 # -- subscriber process ---------------------------------------------------------------
 async def subscriber_main(args: argparse.Namespace) -> None:
-    from jobctl.client import AsyncJobClient
-    from jobctl.feed import FeedMode, JobChanged, JobFeed, RealtimeConfig, Subscription
+    from jobctl.backends.feed import FeedMode, JobChanged, JobFeed, RealtimeConfig, Subscription
+    from jobctl.backends.jobapi import AsyncJobClient
 
     client = AsyncJobClient(args.url, args.token)
     source = client  # AsyncJobClient is the feed's JobSource over the job API

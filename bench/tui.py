@@ -1,6 +1,7 @@
 """Dashboard benchmark, headless: 10,000 jobs loaded, then 1,000 progress updates a
 second for 10 seconds, through the app's real message path (feed -> worker ->
-JobUpdated -> table), with an in-process fake client and feed (it measures the UI).
+JobUpdated -> table), with the tests' in-process fake client and feed (tests/tui/fakes.py,
+held to jobctl.tui.ports by mypy): it measures the UI.
 
 Prints:
   first render   from starting the app to the first job row drawn
@@ -25,17 +26,18 @@ import statistics
 import sys
 import time
 from collections import defaultdict, deque
-from collections.abc import AsyncIterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' fakes
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from jobctl.client import LogPage
-from jobctl.feed import FeedEvent, FeedMode, JobChanged
-from jobctl.models import Job, JobPage, JobStatus, Step
+from tests.tui.fakes import FakeClient, FakeFeed
+
+from jobctl.backends.feed import FeedMode, JobChanged
+from jobctl.models import Job, JobStatus
 from jobctl.tui.app import make_app
 from jobctl.tui.settings import TuiSettings
 from jobctl.tui.widgets.jobs_table import JobsTable
@@ -72,74 +74,6 @@ def make_jobs(count: int, active: int) -> list[Job]:
     return jobs
 
 
-class BenchClient:
-    def __init__(self, jobs: list[Job]) -> None:
-        self.newest_first = sorted(jobs, key=lambda j: j.created_at or T0, reverse=True)
-
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> JobPage:
-        start = int(cursor or 0)
-        more = start + limit < len(self.newest_first)
-        return JobPage(
-            self.newest_first[start : start + limit], str(start + limit) if more else None
-        )
-
-    async def stats(self) -> dict[str, Any]:
-        return {"counts": {"running": 200, "completed": 9800}, "queue_depth": 0, "failure_rate": 0}
-
-    async def types(self) -> list[dict[str, Any]]:
-        return []
-
-    async def get_job(self, job_id: str) -> Job:
-        raise NotImplementedError
-
-    async def get_steps(self, job_id: str) -> list[Step]:
-        return []
-
-    async def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
-        return LogPage([], after, "running")
-
-    async def create_job(self, *args: Any, **kwargs: Any) -> Job:
-        raise NotImplementedError
-
-    async def cancel_job(self, job_id: str) -> Job:
-        raise NotImplementedError
-
-    async def retry_job(self, job_id: str, from_start: bool = False) -> Job:
-        raise NotImplementedError
-
-
-class BenchFeed:
-    def __init__(self) -> None:
-        self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
-
-    @property
-    def mode(self) -> FeedMode:
-        return FeedMode.REALTIME
-
-    async def __aenter__(self) -> BenchFeed:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def events(self) -> AsyncIterator[FeedEvent]:
-        while True:
-            yield await self.queue.get()
-
-    def add_jobs(self, job_ids: Sequence[str]) -> None:
-        pass
-
-    def refresh(self) -> None:
-        pass
-
-
 def pct(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -151,9 +85,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     rss_start = rss_mb()
     jobs = make_jobs(args.jobs, args.active)
     active = [j for j in jobs if j.status == JobStatus.RUNNING]
-    client, feed = BenchClient(jobs), BenchFeed()
+    client, feed = FakeClient({j.id: j for j in jobs}), FakeFeed(FeedMode.REALTIME)
     settings = TuiSettings(target="bench", stats_interval=5.0, tick_interval=1.0)
-    app = make_app(client, feed, settings)  # type: ignore[arg-type]
+    app = make_app(client, feed, settings)
 
     sent: dict[str, deque[tuple[float, float]]] = defaultdict(deque)  # id -> (stamp, t_sent)
     render_delays: list[float] = []
@@ -199,7 +133,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         tick, per_tick = 0.01, max(1, args.rate // 100)
         total = args.rate * args.seconds
         stamp = T0 + timedelta(days=1)
-        rss_samples = []
+        rss_samples: list[float] = []
         begin = time.perf_counter()
         for i in range(0, total, per_tick):
             for k in range(i, min(total, i + per_tick)):

@@ -138,7 +138,7 @@ complete -c jobctl -n '__fish_seen_subcommand_from server; and not __fish_seen_s
 complete -c jobctl -n '__fish_seen_subcommand_from server; and not __fish_seen_subcommand_from run start status stop' -a stop -d 'Stop the background server of this data dir (SIGTERM, then SIGKILL after 15 s).'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and not __fish_seen_subcommand_from run start status stop' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l host -r -d 'Address to listen on (loopback by default).'
-complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l port -r -d 'Port (0 picks a free one).'
+complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l port -r -d 'Port (default: the `port` setting, 8765; 0 picks a free one).'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l db -r -d 'SQLite file or postgresql:// URL.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l functions -r -d 'Module with job types to load (repeatable).'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l slots -r -d 'Jobs run at once by this server.'

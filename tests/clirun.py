@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 
 from jobctl.cli import main
-from jobctl.context import Context
+from jobctl.commands.context import Context
 
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).parent / "jobctl"

@@ -13,7 +13,7 @@ import os
 import time
 from typing import Any
 
-from jobctl.server.context import JobContext
+from jobctl.server.jobcontext import JobContext
 from jobctl.server.registry import registry
 
 _fd: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobctl.server.context import JobContext
+from jobctl.server.jobcontext import JobContext
 from jobctl.server.registry import registry
 
 

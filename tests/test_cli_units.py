@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from jobctl.cli import normalize_argv
+from jobctl.commands.render import age, progress_bar, render_jobs_table, render_jobs_tsv, table
 from jobctl.config import dump_toml, load_settings, mask, parse_value, read_file
 from jobctl.errors import UsageError
 from jobctl.models import Job, JobStatus
-from jobctl.render import age, progress_bar, render_jobs_table, render_jobs_tsv, table
 
 
 @pytest.mark.parametrize(
@@ -96,5 +96,28 @@ def test_render_pieces() -> None:
         "it broke with a tab"
     )
     plain = render_jobs_table([job], now, color=False)
-    assert "3fa2c0de  demo  ✗ failed" in plain and "\x1b" not in plain
-    assert "\x1b[31m✗ failed\x1b[0m" in render_jobs_table([job], now, color=True)
+    assert "3fa2c0de  demo  ✖ failed" in plain and "\x1b" not in plain
+    assert "\x1b[31m✖ failed\x1b[0m" in render_jobs_table([job], now, color=True)
+
+
+def test_the_context_builds_both_clients_alike() -> None:
+    """The async client (live feed, dashboard) comes from the same place as the blocking one:
+    the profile's endpoint, its settings, the autostart hook and the test's transport."""
+    import io
+
+    import httpx
+
+    from jobctl.commands.context import Context
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(204))
+    env = {"JOBCTL_TIMEOUT": "7", "JOBCTL_RETRIES": "2", "JOBCTL_PORT": "8799"}
+    ctx = Context(io.StringIO(), io.StringIO(), io.StringIO(), env, transport=transport)
+    sync, live = ctx.client(), ctx.async_client()
+    quiet = ctx.async_client(autostart=False, retries=0)
+    for client in (sync, live):
+        assert client.base_url == "http://127.0.0.1:8799"
+        assert (client.core.retries, client.core.timeout.read) == (2, 7.0)
+        assert client.core.on_unreachable == ctx.autostart
+        assert client._transport is transport
+    assert quiet.core.on_unreachable is None and quiet.core.retries == 0
+    assert ctx.secrets() == [] and not live.core.tls

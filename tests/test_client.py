@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pytest_httpx import HTTPXMock
 
-from jobctl.client import Endpoint, JobClient
+from jobctl.backends.jobapi import Endpoint, JobClient
 from jobctl.errors import (
     AuthError,
     ConflictError,
@@ -179,7 +179,7 @@ def test_non_json_answer(httpx_mock: HTTPXMock) -> None:
 
 
 async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.jobapi import AsyncJobClient
 
     other = dict(JOB, id="3fa2c0de-0000-4000-8000-000000000002")
     httpx_mock.add_response(url=f"{URL}/api/jobs/{JOB['id']}", json=JOB)
@@ -200,7 +200,7 @@ async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
 
 
 async def test_async_client_submits_and_lists_types(httpx_mock: HTTPXMock) -> None:
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.jobapi import AsyncJobClient
 
     httpx_mock.add_response(
         method="POST",
@@ -218,3 +218,50 @@ async def test_async_client_submits_and_lists_types(httpx_mock: HTTPXMock) -> No
         assert (await jobs.health())["realtime"] is False
     finally:
         await jobs.aclose()
+
+
+async def test_async_client_has_the_same_send_policy_and_autostart_hook(
+    httpx_mock: HTTPXMock,
+) -> None:
+    """One send policy: the async client resends a 503 GET, and a refused connection runs
+    the owner's hook once (in a worker thread) and moves to the server it started."""
+    import threading
+
+    from jobctl.backends.jobapi import AsyncJobClient
+
+    httpx_mock.add_exception(httpx.ConnectError("refused"), url=f"{URL}/api/jobs/{JOB['id']}")
+    httpx_mock.add_response(url=f"http://started.test/api/jobs/{JOB['id']}", **error(503))  # type: ignore[arg-type]
+    httpx_mock.add_response(url=f"http://started.test/api/jobs/{JOB['id']}", json=JOB)
+    threads: list[str] = []
+
+    def start() -> Endpoint:
+        threads.append(threading.current_thread().name)
+        return Endpoint("http://started.test", "new-token")
+
+    jobs = AsyncJobClient(URL, None, backoff=0.001, on_unreachable=start)
+    try:
+        assert (await jobs.get_job(JOB["id"])).id == JOB["id"]
+    finally:
+        await jobs.aclose()
+    assert len(threads) == 1 and threads[0] != threading.main_thread().name
+    assert httpx_mock.get_requests()[-1].headers["authorization"] == "Bearer new-token"
+
+
+def test_plain_http_clients_skip_tls_settings() -> None:
+    """Building TLS settings loads the CA bundle (~40 ms); the local server is plain http."""
+    from jobctl.backends.jobapi import AsyncJobClient
+
+    assert not JobClient("http://127.0.0.1:8765", None).core.tls
+    assert not AsyncJobClient("http://127.0.0.1:8765", None).core.tls
+    assert AsyncJobClient("https://jobs.example.com", None).core.tls
+
+
+def test_backoff_grows_to_its_cap_within_its_jitter() -> None:
+    from jobctl.backends.backoff import Backoff
+
+    steps = Backoff(0.2, factor=2.0, cap=1.0)
+    assert [steps.step(n) for n in range(5)] == [0.2, 0.4, 0.8, 1.0, 1.0]
+    assert steps.step(10_000) == 1.0  # no overflow however long it fails
+    jittered = Backoff(1.0, jitter=(0.5, 1.0))
+    assert jittered.delay(0, rng=lambda: 0.0) == 0.5
+    assert jittered.delay(0, rng=lambda: 1.0) == 1.0

@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from jobctl.errors import UnreachableError
-from jobctl.feed import (
+from jobctl.backends.backoff import Backoff
+from jobctl.backends.feed import (
     FeedMode,
     JobChanged,
     JobFeed,
@@ -19,6 +19,7 @@ from jobctl.feed import (
     RealtimeConfig,
     Subscription,
 )
+from jobctl.errors import UnreachableError
 from jobctl.models import Job, JobStatus
 from tests.conftest import ServerProcess
 
@@ -156,7 +157,7 @@ async def test_realtime_feed_falls_back_to_polling_and_comes_back(make_server: A
         Subscription(frozenset([job_id])),
         realtime=realtime_for(server),
         poll=PollSettings(interval=0.2, max_interval=0.5),
-        reconnect_delays=(0.3, 0.5),
+        reconnect=Backoff(0.3, factor=2.0, cap=0.5),
     )
     async with feed:
         await collect_until(feed, lambda _, ms: any(m.mode == FeedMode.REALTIME for m in ms))

@@ -9,11 +9,9 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from jobctl.errors import ExitCode, UnreachableError
-from jobctl.feed import FeedMode, JobFeed, ModeChanged, PollSettings, Subscription
-from jobctl.models import Job, JobStatus
-from jobctl.watcher import Reason, WatchOptions, exit_code, watch_jobs
-from jobctl.watchview import (
+from jobctl.backends.feed import FeedMode, JobFeed, ModeChanged, PollSettings, Subscription
+from jobctl.backends.watchloop import Reason, WatchOptions, exit_code, watch_jobs
+from jobctl.commands.watchview import (
     ViewConfig,
     WatchPrinter,
     elapsed_and_eta,
@@ -21,6 +19,8 @@ from jobctl.watchview import (
     notification,
     transition_line,
 )
+from jobctl.errors import ExitCode, UnreachableError
+from jobctl.models import Job, JobStatus
 from tests.clirun import FakeTTY
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -146,7 +146,7 @@ async def test_the_loop_ends_when_every_job_has_ended() -> None:
 async def test_polling_a_big_batch_lists_the_active_jobs_once() -> None:
     import httpx
 
-    from jobctl.client import AsyncJobClient
+    from jobctl.backends.jobapi import AsyncJobClient
 
     ids = [job(n).id for n in range(6)]
     requests: list[str] = []

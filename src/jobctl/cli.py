@@ -35,7 +35,7 @@ from jobctl.commands import stats as stats_cmd
 from jobctl.commands import submit as submit_cmd
 from jobctl.commands import tui as tui_cmd
 from jobctl.commands import watch as watch_cmd
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import EXIT_CODE_HELP, ExitCode, JobctlError, exit_code_for
 
 # "\b" keeps Click from re-wrapping the table.
@@ -116,11 +116,11 @@ FIELD_LIST = re.compile(r"^[a-z_]+(,[a-z_]+)*$")
 
 def _json_field_names() -> frozenset[str]:
     from jobctl.commands.config import CONFIG_FIELDS
-    from jobctl.models import JOB_FIELDS
+    from jobctl.jobshape import JOB_FIELD_NAMES
 
     return frozenset(
         [
-            *JOB_FIELDS,
+            *JOB_FIELD_NAMES,
             *show.SHOW_FIELDS,
             *stats_cmd.STATS_FIELDS,
             *server.STATUS_FIELDS,

@@ -27,7 +27,8 @@ from jobctl import paths
 from jobctl.errors import UsageError
 
 LOCAL_PROFILE = "local"
-DEFAULT_PORT = 8765
+DEFAULT_HOST = "127.0.0.1"  # the local server listens on loopback only, unless told otherwise
+DEFAULT_PORT = 8765  # the one definition: the local server, `server run|start` and autostart
 
 # name -> (default, environment variable, per-profile?)
 KEYS: dict[str, tuple[Any, str, bool]] = {

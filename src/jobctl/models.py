@@ -1,16 +1,22 @@
 """The job model shared by the client side: jobs, steps and log lines.
 
-Plain dataclasses (no pydantic) so that the command line starts fast. The
-field lists are exported for `--json FIELDS` and must match the API's shape.
+Plain dataclasses (no pydantic) so that the command line starts fast. A job's
+fields are those of `jobshape.JOB_FIELDS`: `Job.from_dict` and `Job.to_dict`
+read and write exactly those, and `Job`'s attributes are their typed Python view
+(tests/test_jobshape.py holds the two together).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+
+from jobctl.jobshape import JOB_FIELD_NAMES, JOB_FIELDS, PRIMARY_KEY, JobField, Kind
 
 
 class JobStatus(StrEnum):
@@ -40,6 +46,24 @@ def parse_time(value: str | None) -> datetime | None:
     if not value:
         return None
     return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+SINCE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SINCE_RE = re.compile(r"^(\d+)([smhdw])$")
+
+
+def parse_since(value: str, now: datetime) -> datetime:
+    """A `since` bound, as the job API, PostgREST reads and `list --since` take it: `30m`,
+    `2h`, `7d`, `1w` (that long before `now`) or an ISO-8601 time (UTC when it names no
+    zone). Raises ValueError for anything else."""
+    text = value.strip()
+    if m := _SINCE_RE.match(text):
+        try:
+            return now - timedelta(seconds=int(m[1]) * SINCE_UNITS[m[2]])
+        except OverflowError:  # longer ago than any job: all of them
+            return datetime.min.replace(tzinfo=UTC)
+    when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def format_time(value: datetime | None) -> str | None:
@@ -73,37 +97,20 @@ class Job:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
-        return cls(
-            id=str(data["id"]),
-            type=str(data.get("type") or ""),
-            status=JobStatus.parse(str(data.get("status") or "pending")),
-            progress=int(data.get("progress") or 0),
-            message=data.get("message"),
-            input=data.get("input") or {},
-            output=data.get("output"),
-            error=data.get("error"),
-            attempt=int(data.get("attempt") or 1),
-            max_attempts=int(data.get("max_attempts") or 1),
-            user_id=str(data.get("user_id") or ""),
-            concurrency_key=data.get("concurrency_key"),
-            idempotency_key=data.get("idempotency_key"),
-            created_at=parse_time(data.get("created_at")),
-            updated_at=parse_time(data.get("updated_at")),
-            started_at=parse_time(data.get("started_at")),
-            completed_at=parse_time(data.get("completed_at")),
-            schedule_id=data.get("schedule_id"),
-            schedule_tick=parse_time(data.get("schedule_tick")),
-        )
+        """A job from its API (or Realtime, or PostgREST) record; lenient about what a table
+        made by another app leaves out."""
+        return cls(**{name: read(data) for name, read in _READERS})
 
     def to_dict(self) -> dict[str, Any]:
+        """The API's shape: the fields of jobshape.JOB_FIELDS, times in the API's format."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in JOB_FIELD_NAMES:
+            value = getattr(self, name)
             if isinstance(value, datetime):
                 value = format_time(value)
             elif isinstance(value, JobStatus):
                 value = value.value
-            out[f.name] = value
+            out[name] = value
         return out
 
     @property
@@ -118,7 +125,29 @@ class Job:
         return max(0.0, (end - self.started_at).total_seconds())
 
 
-JOB_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Job))
+def _reader(f: JobField) -> Callable[[dict[str, Any]], Any]:
+    """How Job.from_dict reads one field of a record."""
+    convert: Callable[[Any], Any] = _CONVERT[f.kind]
+    name, default = f.name, f.default
+    if f.name in PRIMARY_KEY:
+        return lambda data: convert(data[name])
+    if f.nullable:
+        return lambda data: None if (v := data.get(name)) is None else convert(v)
+    if f.kind == Kind.OBJECT:
+        return lambda data: data.get(name) or {}  # a new dict each time, never a shared default
+    return lambda data: convert(data.get(name) or default)
+
+
+_CONVERT: dict[Kind, Callable[[Any], Any]] = {
+    Kind.UUID: str,
+    Kind.TEXT: str,
+    Kind.STATUS: lambda v: JobStatus.parse(str(v)),
+    Kind.INT: int,
+    Kind.OBJECT: lambda v: v,
+    Kind.JSON: lambda v: v,
+    Kind.TIME: lambda v: parse_time(v),
+}
+_READERS = tuple((f.name, _reader(f)) for f in JOB_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.localserver import pid_alive
+from jobctl.backends.localserver import pid_alive
 from tests.clirun import ROOT, jobctl
 
 AUTOSTART = {"JOBCTL_NO_AUTOSTART": None, "JOBCTL_PORT": "0"}
@@ -39,7 +39,7 @@ def test_first_command_starts_the_server_and_watches_the_job(data_dir: Path) -> 
     result = jobctl("submit", "examples/journal.txt", "--watch", env=AUTOSTART, cwd=ROOT)
     assert result.code == 0, result.stderr
     assert "5 events, 5 action items" in result.stdout
-    assert "✓ completed journal_extraction" in result.stdout
+    assert "✔ completed journal_extraction" in result.stdout
     first = result.stderr.splitlines()[0]
     assert first.startswith("jobctl: started the local job server at http://127.0.0.1:")
     assert f"data: {data_dir}" in first

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from jobctl.models import JOB_FIELDS
+from jobctl.jobshape import JOB_FIELD_NAMES
 from tests.clirun import ROOT, invoke, jobctl
 from tests.conftest import ServerProcess, wait_job
 
@@ -50,7 +50,7 @@ def test_list_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, 
     assert [j["id"] for j in listed] == [j["id"] for j in api_jobs(server)]
     api = {j["id"]: j for j in api_jobs(server)}
     for job in listed:
-        assert set(job) == set(JOB_FIELDS)
+        assert set(job) == set(JOB_FIELD_NAMES)
         # Jobs may move on between the two reads; everything but state must be identical.
         fixed = {
             k: v
@@ -123,8 +123,8 @@ def test_terminal_table_has_symbols_words_and_colour(
     header, *rows = result.stdout.splitlines()
     assert header.split() == ["ID", "TYPE", "STATUS", "PROGRESS", "CREATED", "MESSAGE"]
     assert len(rows) == 3
-    assert "\x1b[32m✓ completed\x1b[0m" in result.stdout
-    assert "\x1b[31m✗ failed\x1b[0m" in result.stdout
+    assert "\x1b[32m✔ completed\x1b[0m" in result.stdout
+    assert "\x1b[31m✖ failed\x1b[0m" in result.stdout
     assert jobs[0]["id"][:8] in rows[0]
 
 
@@ -134,7 +134,7 @@ def test_no_color(server: ServerProcess, jobs: list[dict[str, Any]], switch: lis
     args = ["list", *switch] if switch != ["NO_COLOR"] else ["list"]
     result = invoke(*args, tty=True, env=env)
     assert "\x1b" not in result.stdout
-    assert "✓ completed" in result.stdout  # the symbol and the word carry the meaning
+    assert "✔ completed" in result.stdout  # the symbol and the word carry the meaning
 
 
 def test_list_filters(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
@@ -177,8 +177,8 @@ def test_show_text(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     failed = next(j for j in jobs if j["status"] == "failed")
     text = jobctl("show", failed["id"][:8]).stdout
     assert f"id:        {failed['id']}" in text
-    assert "status:    ✗ failed (attempt 1 of 3)" in text
-    assert re.search(r"\n  ✗ failed +step-1 +attempt 3 +\d", text), text
+    assert "status:    ✖ failed (attempt 1 of 3)" in text
+    assert re.search(r"\n  ✖ failed +step-1 +attempt 3 +\d", text), text
     assert "error:     " in text and "demo failure at step 1" in text
 
 
@@ -207,7 +207,7 @@ def test_submit_json_and_quiet(server: ServerProcess) -> None:
     assert quiet.code == 0 and quiet.stderr == ""
     job_id = quiet.stdout.strip()
     as_json = json.loads(jobctl("submit", JOURNAL, "--json").stdout)
-    assert set(as_json) == set(JOB_FIELDS) and as_json["id"] != job_id
+    assert set(as_json) == set(JOB_FIELD_NAMES) and as_json["id"] != job_id
     watched = json.loads(jobctl("submit", JOURNAL, "--watch", "--json", "status,output").stdout)
     assert watched["status"] == "completed"
     assert watched["output"]["events_created"] == 5

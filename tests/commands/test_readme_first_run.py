@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from jobctl.localserver import pid_alive
+from jobctl.backends.localserver import pid_alive
 from tests.clirun import ROOT
 
 
@@ -56,7 +56,7 @@ def test_readme_first_command_on_a_fresh_clone(tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert "5 events, 5 action items" in proc.stdout
-        assert "✓ completed journal_extraction" in proc.stdout
+        assert "✔ completed journal_extraction" in proc.stdout
         assert "jobctl: started the local job server at http://127.0.0.1:" in proc.stderr
         assert f"data: {tmp_path / 'data'}" in proc.stderr
     finally:

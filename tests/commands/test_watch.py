@@ -166,7 +166,7 @@ def test_live_block_on_a_terminal_with_a_notification(server: ServerProcess) -> 
     out = result.stdout
     assert out.startswith("\x1b[?25l") and out.endswith("\x1b[?25h"), "cursor hidden, restored"
     assert "█" in out and "[realtime]" in out, "progress bars and the mode"
-    assert out.count("✓ completed") == 2
+    assert out.count("✔ completed") == 2
     assert "\x1b]9;jobctl: done: 2 jobs: 2 completed\x07" in result.stderr
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from jobctl.server.context import JobContext
 from jobctl.server.engine import Engine, EngineSettings, _rank_key
+from jobctl.server.jobcontext import JobContext
 from jobctl.server.records import CANCELLED, RUNNING, Change, Limits, NewJob, now_us
 from jobctl.server.registry import Registry
 from jobctl.server.store import open_store

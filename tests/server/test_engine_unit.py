@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from jobctl.server.context import JobContext, hash_step_id
 from jobctl.server.engine import Engine, EngineSettings, format_seconds
+from jobctl.server.jobcontext import JobContext, hash_step_id
 from jobctl.server.records import LogRow, NewJob, StepRow, dumps, now_us
 from jobctl.server.registry import Registry
 from jobctl.server.store.sqlite import DatabaseLocked, SQLiteStore

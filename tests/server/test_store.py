@@ -213,7 +213,7 @@ async def test_cancel_retry_suspend_fail(store: Store) -> None:
     assert len(await store.claim_jobs("w", 4, T0, 30 * US, NO_LIMITS)) == 4
     cancelled = await store.cancel_job(rows[0].id, "alice", T0 + 1)
     assert cancelled.status == CANCELLED and cancelled.completed_at == T0 + 1
-    from jobctl.server.errors import JobConflict, JobNotFound
+    from jobctl.server.joberrors import JobConflict, JobNotFound
 
     with pytest.raises(JobConflict):
         await store.cancel_job(rows[0].id, "alice", T0 + 2)

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from jobctl.commands.schema import app as schema_app
-from jobctl.server.store.supabase import supabase_migration
+from jobctl.supabase_migration import supabase_migration
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
 
@@ -136,3 +136,28 @@ def test_migration_applies_twice_and_users_see_only_their_own_jobs(supabase_db: 
         as_role(conn, "authenticated", str(uuid.uuid4()))  # a user with no jobs
         assert conn.execute("SELECT count(*) FROM public.jobs").fetchone() == (0,)
         conn.execute("RESET ROLE")
+
+
+# Where the Supabase table is stricter than what the embedded server's Realtime reports:
+# the status enum, and owners that are Supabase users (uuid) rather than any text id.
+SUPABASE_TYPES = {"status": "job_status", "user_id": "uuid"}
+
+
+def test_migration_columns_match_the_job_shape_and_the_realtime_table(supabase_db: str) -> None:
+    from jobctl.jobshape import JOB_FIELD_NAMES, JOB_FIELDS
+    from jobctl.server.realtime.tables import JOBS
+
+    with psycopg.connect(supabase_db, autocommit=True) as conn:
+        conn.execute(supabase_migration().encode())
+        rows = conn.execute(
+            "SELECT a.attname, t.typname, a.attnotnull FROM pg_attribute a"
+            " JOIN pg_type t ON t.oid = a.atttypid"
+            " WHERE a.attrelid = 'public.jobs'::regclass AND a.attnum > 0 AND NOT a.attisdropped"
+            " ORDER BY a.attnum"
+        ).fetchall()
+    names = tuple(name for name, _, _ in rows)
+    assert names == JOB_FIELD_NAMES == JOBS.column_names
+    realtime = dict(JOBS.columns)
+    for (name, typname, not_null), field in zip(rows, JOB_FIELDS, strict=True):
+        assert typname == SUPABASE_TYPES.get(name, realtime[name]), name
+        assert not_null == (not field.nullable), name

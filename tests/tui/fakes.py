@@ -1,7 +1,9 @@
-"""In-process fakes of the job API and the live feed, for unit-testing the UI layer only.
+"""In-process fakes of the job API and the live feed, for unit-testing the UI layer only
+(and for bench/tui.py, which measures the UI).
 
 They record every call, so tests assert what the dashboard asked for; the
-end-to-end tests use the real server, client and feed instead.
+end-to-end tests use the real server, client and feed instead. They subclass the
+protocols of jobctl.tui.ports, so mypy holds them to the one declaration.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobctl.client import LogPage
+from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
+from jobctl.backends.jobapi import LogPage
 from jobctl.errors import ConflictError, JobctlError, NotFoundError
-from jobctl.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
 from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
+from jobctl.tui.ports import JobApi, LiveFeed
 
 T0 = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 
@@ -50,7 +53,7 @@ def make_job(n: int, status: JobStatus = JobStatus.PENDING, **kw: Any) -> Job:
 
 
 @dataclass
-class FakeClient:
+class FakeClient(JobApi):
     jobs: dict[str, Job] = field(default_factory=dict)
     steps: dict[str, list[Step]] = field(default_factory=dict)
     logs: dict[str, list[LogLine]] = field(default_factory=dict)
@@ -58,6 +61,7 @@ class FakeClient:
     calls: list[tuple[str, Any]] = field(default_factory=list)
     fail: JobctlError | None = None  # raised by every call while set
     created: int = 0
+    _listing: list[Job] = field(default_factory=list)  # newest first, as of the first page
 
     def add(self, *jobs: Job) -> None:
         for job in jobs:
@@ -77,10 +81,13 @@ class FakeClient:
         cursor: str | None = None,
     ) -> JobPage:
         self._check("list_jobs", cursor)
-        ordered = sorted(self.jobs.values(), key=lambda j: j.created_at or T0, reverse=True)
+        if not cursor:  # a listing is read as of its first page, as the server's cursor is
+            self._listing = sorted(
+                self.jobs.values(), key=lambda j: j.created_at or T0, reverse=True
+            )
         start = int(cursor or 0)
-        page = ordered[start : start + limit]
-        more = start + limit < len(ordered)
+        page = self._listing[start : start + limit]
+        more = start + limit < len(self._listing)
         return JobPage(page, str(start + limit) if more else None)
 
     async def get_job(self, job_id: str) -> Job:
@@ -150,7 +157,7 @@ class FakeClient:
         return [{"name": "journal_extraction"}, {"name": "demo"}]
 
 
-class FakeFeed:
+class FakeFeed(LiveFeed):
     """Events are pushed by the test with `push` / `set_mode`."""
 
     def __init__(self, mode: FeedMode = FeedMode.POLLING) -> None:

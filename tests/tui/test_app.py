@@ -8,8 +8,8 @@ from typing import Any
 
 from textual.message import Message
 
+from jobctl.backends.feed import FeedMode
 from jobctl.errors import UnreachableError
-from jobctl.feed import FeedMode
 from jobctl.models import JobStatus, LogLine, Step
 from jobctl.tui.app import JobctlApp
 from jobctl.tui.messages import JobUpdated

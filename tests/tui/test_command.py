@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from jobctl.commands.context import Context
 from jobctl.commands.tui import connect, realtime_config
-from jobctl.context import Context
 from tests.clirun import invoke
 from tests.conftest import ServerProcess
 

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from textual.widgets import Input
 
-from jobctl.client import AsyncJobClient
-from jobctl.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.backoff import Backoff
+from jobctl.backends.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.jobapi import AsyncJobClient
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
 from jobctl.tui.screens.submit import SubmitScreen
@@ -33,7 +34,7 @@ async def dashboard(
         Subscription(),
         realtime=RealtimeConfig(f"{server.url}/realtime/v1", server.token) if realtime else None,
         poll=PollSettings(interval=0.2, max_interval=0.5),
-        reconnect_delays=(0.2, 0.5),
+        reconnect=Backoff(0.2, factor=2.5, cap=0.5),
     )
     settings = TuiSettings(target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2)
     app = make_app(client, feed, settings)

@@ -94,7 +94,7 @@ def test_build_submission(tmp_path: Path) -> None:
     for path, type_, data, error in [
         ("", "demo", "", "nothing to submit"),
         ("", "", "{}", "give a job type"),
-        ("", "demo", "[1]", "must be an object"),
+        ("", "demo", "[1]", "must be a JSON object"),
         ("", "demo", "{oops", "input JSON"),
         (str(tmp_path / "nope.txt"), "demo", "", "no such file"),
         (str(tmp_path), "demo", "", "is a directory"),

@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import UsageError
 
 

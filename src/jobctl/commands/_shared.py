@@ -8,7 +8,7 @@ from typing import Annotated, TypeVar
 
 import typer
 
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, JobctlError, UsageError
 
 T = TypeVar("T")
@@ -61,3 +61,18 @@ def for_each(
             continue
         on_done(result)
     return first_error or ExitCode.OK
+
+
+def quiet_libraries(ctx: Context) -> None:
+    """The realtime client logs every failed connect at ERROR; with no handler Python prints
+    those on stderr, which would also tear a live view or the dashboard. The command says
+    what matters itself (JOBCTL_DEBUG=1 shows them)."""
+    import logging  # here: only the live commands pay for it
+
+    if ctx.debug:
+        logging.basicConfig(level=logging.DEBUG)
+        return
+    for name in ("realtime", "websockets", "jobctl"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.NullHandler) for h in logger.handlers):
+            logger.addHandler(logging.NullHandler())  # found before Python's last resort

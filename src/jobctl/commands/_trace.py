@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobctl.client import JobClient
-from jobctl.context import Context
+from jobctl.backends.jobapi import JobClient
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, NotFoundError
 from jobctl.models import Job, LogLine, Step
 
@@ -13,7 +13,7 @@ MAX_LOG_LINES = 20_000
 
 
 def print_trace(client: Any, job: Job, steps: list[Step], as_json: bool, ctx: Context) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     logs: list[LogLine] = []
     after = 0

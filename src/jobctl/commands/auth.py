@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import get_ctx
+from jobctl.commands.context import Context
 from jobctl.config import LOCAL_PROFILE, mask, set_value, unset_value
-from jobctl.context import Context
 from jobctl.errors import AuthError, ExitCode, UsageError
 
 app = typer.Typer(help="Log in to a job server and inspect the token in use.", no_args_is_help=True)
@@ -36,14 +36,14 @@ def _read_token(ctx: Context, token: str | None) -> str:
 
 
 def run_login(ctx: Context, token: str | None, verify: bool) -> int:
-    from jobctl.client import JobClient
+    from jobctl.backends.jobapi import JobClient
 
     value = _read_token(ctx, token)
     if not value or any(c.isspace() for c in value):
         raise UsageError("empty or malformed token")
     s = ctx.settings
     if verify and s.supabase_only:
-        from jobctl.restread import SupabaseReader
+        from jobctl.backends.supabase_reader import SupabaseReader
 
         reader = SupabaseReader(s.get("supabase_url"), ctx.supabase_key(), value, timeout=s.timeout)
         try:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import YesOption, confirm_bulk, for_each, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
 from jobctl.models import Job
 

@@ -50,12 +50,10 @@ def _walk(cmd: Any, path: tuple[str, ...]) -> Node:
     return node
 
 
-def command_tree() -> Node:
-    from typer.main import get_command
-
-    from jobctl.cli import app
-
-    return _walk(get_command(app), ())
+def command_tree(root: Any) -> Node:
+    """The tree of the root command (a Click group: the running app's, or the test's
+    typer.main.get_command(jobctl.cli.app)); passed in, as commands do not import cli."""
+    return _walk(root, ())
 
 
 def _all(node: Node) -> list[Node]:
@@ -190,8 +188,8 @@ def fish_script(root: Node) -> str:
     return "\n".join(lines) + "\n"
 
 
-def script(shell: str) -> str:
-    root = command_tree()
+def script(shell: str, root_command: Any) -> str:
+    root = command_tree(root_command)
     return {"bash": bash_script, "zsh": zsh_script, "fish": fish_script}[shell](root)
 
 
@@ -207,4 +205,4 @@ def completion(
 
     fish: jobctl completion fish > ~/.config/fish/completions/jobctl.fish
     """
-    get_ctx(typer_ctx).stdout.write(script(shell.value))
+    get_ctx(typer_ctx).stdout.write(script(shell.value, typer_ctx.find_root().command))

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
+from jobctl.commands.context import Context
 from jobctl.config import KEYS, SECRET_KEYS, Settings, load_settings, mask, set_value, unset_value
-from jobctl.context import Context
 from jobctl.errors import ExitCode, UsageError
 
 app = typer.Typer(
@@ -32,7 +32,7 @@ def _shown(key: str, value: object) -> str:
 
 
 def run_show(ctx: Context, json_fields: str | None) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     s = _settings(ctx)
     if json_fields is not None:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonlOption, JsonOption, for_each, get_ctx, terminal_width
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
 
 EVENT_FIELDS = (
@@ -36,7 +36,7 @@ def run_list(
     jsonl: bool,
     ctx: Context,
 ) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     if json_fields is not None and jsonl:
         raise UsageError("give --json or --jsonl, not both")
@@ -64,7 +64,7 @@ def run_list(
 
 
 def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     fields = render.parse_fields(json_fields, EVENT_FIELDS)
     client = ctx.client()
@@ -77,7 +77,7 @@ def run_show(ref: str, json_fields: str | None, ctx: Context) -> int:
 
 
 def run_replay(refs: list[str], json_out: str | None, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     client = ctx.client()
 

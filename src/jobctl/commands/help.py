@@ -5,18 +5,19 @@ from __future__ import annotations
 import typer
 
 from jobctl.commands._shared import get_ctx
+from jobctl.config import DEFAULT_PORT
 from jobctl.errors import EXIT_CODE_HELP
 
 app = typer.Typer(help="Reference topics: exit-codes, environment.", no_args_is_help=True)
 
-ENVIRONMENT = """\
+ENVIRONMENT = f"""\
 JOBCTL_PROFILE            the active profile (default: local)
 JOBCTL_API_URL            the job API's URL (default for local: the running local server)
 JOBCTL_TOKEN              the token to send (default for local: the server's token file)
 JOBCTL_SUPABASE_URL       Supabase project URL (live updates)
 JOBCTL_SUPABASE_ANON_KEY  Supabase anon key
 JOBCTL_AUTOSTART=0        do not start the local server on demand (also JOBCTL_NO_AUTOSTART=1)
-JOBCTL_PORT               port of the local server (default 8765)
+JOBCTL_PORT               port of the local server (default {DEFAULT_PORT})
 JOBCTL_TIMEOUT            seconds per HTTP request (default 30)
 JOBCTL_RETRIES            retries of a failed request (default 3)
 JOBCTL_RECONNECT_SECONDS  how long a watch keeps retrying a lost server (default 60)

@@ -8,9 +8,10 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
-from jobctl.models import JOB_FIELDS, JobStatus
+from jobctl.jobshape import JOB_FIELD_NAMES
+from jobctl.models import JobStatus
 
 STATUS_WORDS = [s.value for s in JobStatus]
 
@@ -27,7 +28,7 @@ class ListOptions:
 
 
 def run_list(opts: ListOptions, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     for status in opts.statuses:
         for word in status.split(","):
@@ -37,7 +38,7 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
                 )
     if opts.json_fields is not None and opts.jsonl:
         raise UsageError("give --json or --jsonl, not both")
-    fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
+    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
     client = ctx.reader()
     jobs = list(
         client.iter_jobs(opts.statuses, opts.type, opts.since, None if opts.all else opts.limit)

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonlOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, WatchTimeoutError
 from jobctl.models import TERMINAL_STATUSES, LogLine
 
@@ -26,7 +26,11 @@ def run_logs(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> int:
-    from jobctl import render
+    from jobctl.backends.backoff import Backoff
+    from jobctl.commands import render
+
+    # While no new lines come (or the server is away): 0.25 s, 1.5x per quiet poll, up to 2 s.
+    quiet_wait = Backoff(0.25, factor=1.5, cap=2.0)
 
     client = ctx.client()
     job_id = client.resolve_id(ref)
@@ -36,7 +40,7 @@ def run_logs(
             render.to_json(line.to_dict(), pretty=False) if jsonl else render.render_log_line(line)
         )
 
-    after, interval, start = 0, 0.25, clock()
+    after, quiet, start = 0, 0, clock()
     failing_since: float | None = None
     for _ in range(MAX_PAGES):
         try:
@@ -48,14 +52,14 @@ def run_logs(
             failing_since = failing_since if failing_since is not None else clock()
             if clock() - failing_since >= ctx.settings.reconnect_seconds:
                 raise
-            sleep(interval)
+            sleep(quiet_wait.step(quiet))
             continue
         for line in page.logs:
             emit(line)
         ctx.stdout.flush()
         after = page.next_after
         if page.logs:
-            interval = 0.25
+            quiet = 0
             continue  # there may be more right away
         if not follow or page.job_status in {s.value for s in TERMINAL_STATUSES}:
             return ExitCode.OK
@@ -63,8 +67,8 @@ def run_logs(
             raise WatchTimeoutError(
                 f"timed out after {timeout:g}s; job {job_id} still {page.job_status}"
             )
-        interval = min(interval * 1.5, 2.0)
-        sleep(interval)
+        quiet += 1
+        sleep(quiet_wait.step(quiet))
     return ExitCode.OK
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from jobctl.commands._shared import YesOption, confirm_bulk, for_each, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
 from jobctl.models import Job
 
@@ -65,10 +65,11 @@ def run_retry(opts: RetryOptions, ctx: Context) -> int:
 
 def _new_input(opts: RetryOptions, job: Job, ctx: Context) -> dict[str, Any] | None:
     """The new input, or None when --edit left it unchanged."""
-    from jobctl.commands._input import build_input
+    from jobctl.jobinput import Stdin, job_input
 
     if not opts.edit:
-        return build_input(None, opts.input_json, opts.input_file, ctx)
+        stdin = Stdin(ctx.stdin, ctx.stdin_tty)
+        return job_input(None, opts.input_json, opts.input_file, stdin=stdin)
     from jobctl.commands._editor import edit_json
 
     return edit_json(job.input, ctx, f"jobctl-retry-{job.short_id}.json")

@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import typer
 
-from jobctl.commands._input import build_input
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
+from jobctl.jobinput import Stdin, job_input
 
 app = typer.Typer(
     help="Run a job type on a clock: cron in a time zone, or every N seconds.", no_args_is_help=True
@@ -63,7 +63,7 @@ class CreateOptions:
 
 
 def run_create(opts: CreateOptions, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     if opts.overlap not in OVERLAPS:
         raise UsageError(f"--overlap: one of {', '.join(OVERLAPS)}")
@@ -73,7 +73,8 @@ def run_create(opts: CreateOptions, ctx: Context) -> int:
     # that knows them), which answers 400: exit 2, nothing saved.
     data: dict[str, Any] = {}
     if opts.input_json is not None or opts.input_file is not None:
-        data = build_input(None, opts.input_json, opts.input_file, ctx)
+        stdin = Stdin(ctx.stdin, ctx.stdin_tty)
+        data = job_input(None, opts.input_json, opts.input_file, stdin=stdin)
     body: dict[str, Any] = {
         "name": opts.name,
         "type": opts.type,
@@ -99,7 +100,7 @@ def run_create(opts: CreateOptions, ctx: Context) -> int:
 
 
 def run_list(json_fields: str | None, jsonl: bool, ctx: Context) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     fields = render.parse_fields(json_fields, SCHEDULE_FIELDS)
     schedules = ctx.client().list_schedules()
@@ -119,7 +120,7 @@ def run_list(json_fields: str | None, jsonl: bool, ctx: Context) -> int:
 
 
 def run_show(ref: str, runs: int, json_fields: str | None, ctx: Context) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     fields = render.parse_fields(json_fields, SCHEDULE_FIELDS)
     data = ctx.client().get_schedule(ref, runs)
@@ -133,7 +134,7 @@ def run_show(ref: str, runs: int, json_fields: str | None, ctx: Context) -> int:
 def run_action(
     ref: str, action: str, body: dict[str, Any] | None, json_out: str | None, ctx: Context
 ) -> int:
-    from jobctl import render, render_history
+    from jobctl.commands import render, render_history
 
     data = ctx.client().schedule_action(ref, action, body)
     if json_out is not None:

@@ -18,6 +18,6 @@ def supabase() -> None:
     an updated_at trigger, row-level security (users see their own jobs) and Realtime.
     Idempotent. Apply it with `jobctl schema supabase | psql "$DATABASE_URL"`, or save
     it under supabase/migrations/."""
-    from jobctl.server.store.supabase import supabase_migration
+    from jobctl.supabase_migration import supabase_migration
 
     typer.echo(supabase_migration(), nl=False)

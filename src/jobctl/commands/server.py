@@ -8,11 +8,19 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
+from jobctl.config import DEFAULT_HOST, DEFAULT_PORT, load_settings
 from jobctl.errors import ExitCode
 
 app = typer.Typer(help="Run and manage the embedded job server.", no_args_is_help=True)
 STATUS_FIELDS = ("running", "url", "pid", "version", "store", "db", "data_dir")
+PortOption = Annotated[
+    int | None,
+    typer.Option(
+        help=f"Port (default: the `port` setting, {DEFAULT_PORT}; 0 picks a free one).",
+        show_default=False,
+    ),
+]
 
 
 def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
@@ -30,12 +38,11 @@ def _parse_pairs(values: list[str], what: str) -> dict[str, float]:
 
 @app.command("run")
 def run(
+    typer_ctx: typer.Context,
     host: Annotated[
         str, typer.Option(help="Address to listen on (loopback by default).")
-    ] = "127.0.0.1",
-    port: Annotated[
-        int, typer.Option(help="Port (0 picks a free one).", envvar="JOBCTL_PORT")
-    ] = 8765,
+    ] = DEFAULT_HOST,
+    port: PortOption = None,
     db: Annotated[
         str, typer.Option(help="SQLite file or postgresql:// URL.", envvar="JOBCTL_DB")
     ] = "",
@@ -73,6 +80,11 @@ def run(
     from jobctl.server.records import Limits
     from jobctl.server.settings import ServerSettings
 
+    if port is None:
+        # The same layering as every other setting (flag > JOBCTL_PORT > config file > 8765);
+        # a server may run for a profile that does not exist yet.
+        ctx = get_ctx(typer_ctx)
+        port = load_settings(ctx.env, ctx.flags, check_profile=False).port
     settings = ServerSettings(host=host, port=port, db=db, functions=functions or [])
     engine = EngineSettings(slots=slots, cancel_grace=cancel_grace)
     if backoff:
@@ -108,7 +120,7 @@ def run(
 
 
 def _print_state(ctx: Context, data: dict[str, object], json_fields: str | None) -> None:
-    from jobctl import render
+    from jobctl.commands import render
 
     if json_fields is not None:
         ctx.out(
@@ -123,7 +135,7 @@ def _print_state(ctx: Context, data: dict[str, object], json_fields: str | None)
 
 
 def run_start(ctx: Context, port: int | None, json_fields: str | None) -> int:
-    from jobctl.localserver import log_file, start_server
+    from jobctl.backends.localserver import log_file, start_server
 
     data_dir = ctx.data_dir
     state, started = start_server(data_dir, ctx.settings.port if port is None else port)
@@ -139,7 +151,7 @@ def run_start(ctx: Context, port: int | None, json_fields: str | None) -> int:
 
 
 def run_status(ctx: Context, json_fields: str | None) -> int:
-    from jobctl.localserver import running_server
+    from jobctl.backends.localserver import running_server
 
     state = running_server(ctx.data_dir)
     if state is None:
@@ -154,7 +166,7 @@ def run_status(ctx: Context, json_fields: str | None) -> int:
 
 
 def run_stop(ctx: Context) -> int:
-    from jobctl.localserver import stop_server
+    from jobctl.backends.localserver import stop_server
 
     state = stop_server(ctx.data_dir)
     if state is None:
@@ -167,12 +179,7 @@ def run_stop(ctx: Context) -> int:
 @app.command("start")
 def start(
     typer_ctx: typer.Context,
-    port: Annotated[
-        int | None,
-        typer.Option(
-            help="Port (default: the `port` setting, 8765; 0 picks a free one).", show_default=False
-        ),
-    ] = None,
+    port: PortOption = None,
     json_fields: JsonOption = None,
 ) -> None:
     """Start the server in the background (pid and log files in the data dir).

@@ -7,15 +7,15 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
-from jobctl.models import JOB_FIELDS
+from jobctl.jobshape import JOB_FIELD_NAMES
 
-SHOW_FIELDS = (*JOB_FIELDS, "steps")
+SHOW_FIELDS = (*JOB_FIELD_NAMES, "steps")
 
 
 def run_show(ref: str, json_fields: str | None, ctx: Context, trace: bool = False) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     fields = render.parse_fields(json_fields, SHOW_FIELDS)
     client = ctx.reader()

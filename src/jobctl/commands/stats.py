@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
 
 # `--check` reuses code 1 ("failed") for "a threshold is crossed": the table of
@@ -32,7 +32,7 @@ STATS_FIELDS = (
 
 
 def run_stats(json_fields: str | None, check: bool, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
     fields = render.parse_fields(json_fields, STATS_FIELDS)
     stats = ctx.client().stats()

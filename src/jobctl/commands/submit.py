@@ -9,11 +9,11 @@ from typing import Annotated, Any
 
 import typer
 
-from jobctl.commands._input import build_input
 from jobctl.commands._shared import JsonOption, get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
-from jobctl.models import JOB_FIELDS, Job
+from jobctl.jobshape import JOB_FIELD_NAMES
+from jobctl.models import Job
 
 
 @dataclass
@@ -32,7 +32,7 @@ class SubmitOptions:
 
 def remember(ctx: Context, job_ids: list[str]) -> None:
     """For `watch --last`; a submit never fails for want of it."""
-    from jobctl import history
+    from jobctl.commands import _last_submit as history
 
     try:
         history.record_submit(ctx.data_dir, ctx.settings.profile, job_ids)
@@ -41,10 +41,17 @@ def remember(ctx: Context, job_ids: list[str]) -> None:
 
 
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
-    from jobctl import render
+    from jobctl.commands import render
 
-    fields = render.parse_fields(opts.json_fields, JOB_FIELDS)
-    data = build_input(opts.file, opts.input_json, opts.input_file, ctx)
+    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
+    from jobctl.jobinput import Stdin, job_input
+
+    data = job_input(
+        opts.file,
+        opts.input_json,
+        None if opts.input_file is None else str(opts.input_file),
+        stdin=Stdin(ctx.stdin, ctx.stdin_tty),
+    )
     key = opts.idempotency_key or str(uuid.uuid4())
     client = ctx.client()
     job = client.create_job(opts.type, data, key, opts.concurrency_key)
@@ -66,10 +73,9 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
 
 def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any) -> int:
     """Follow the job with `watch`'s machinery: progress on stderr, the outcome on stdout."""
-    from jobctl import render
-    from jobctl.commands._live import follow, view_config
-    from jobctl.watcher import WatchOptions
-    from jobctl.watchview import WatchPrinter, ending_text
+    from jobctl.backends.watchloop import WatchOptions
+    from jobctl.commands import render
+    from jobctl.commands.watchview import WatchPrinter, ending_text, follow, view_config
 
     if not opts.quiet and opts.json_fields is None:
         ctx.info(f"submitted {job.type} job {job.id}")

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobctl.commands._shared import get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, UsageError
 
 if TYPE_CHECKING:
-    from jobctl.client import Endpoint
-    from jobctl.feed import RealtimeConfig
+    from jobctl.backends.feed import RealtimeConfig
+    from jobctl.backends.jobapi import Endpoint
 
 
 @dataclass(frozen=True)
@@ -30,7 +30,7 @@ def connect(ctx: Context) -> tuple[Endpoint, bool]:
     whether it offers Realtime. An unreachable server is not an error here: the
     dashboard starts offline and connects when the server is back (trying Realtime
     then, and polling if the server has none)."""
-    from jobctl.client import Endpoint
+    from jobctl.backends.jobapi import Endpoint
 
     client = ctx.client()
     try:
@@ -51,9 +51,8 @@ def realtime_config(ctx: Context, endpoint: Endpoint, offered: bool) -> Realtime
 def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
-    from jobctl.client import AsyncJobClient
-    from jobctl.commands._live import _quiet_libraries
-    from jobctl.feed import JobFeed, Subscription
+    from jobctl.backends.feed import JobFeed, Subscription
+    from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
 
@@ -63,7 +62,7 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
             "the dashboard needs the job API; `jobctl watch` works with Supabase alone"
         )
     # A library writing a log line to stderr would tear the screen Textual draws there.
-    _quiet_libraries(ctx)
+    quiet_libraries(ctx)
     endpoint, offered = connect(ctx)
     settings = tui_settings_from_file(
         ctx.settings.config_path,
@@ -72,13 +71,10 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
     )
 
     async def main() -> int:
-        client = AsyncJobClient(
-            endpoint.url,
-            endpoint.token,
-            timeout=ctx.settings.timeout,
-            retries=1,  # the feed and the workers retry on their own schedule
-            unreachable_hint=ctx.unreachable_hint(),
-        )
+        # connect() has started the local server if that is how the profile works; no
+        # second start from inside the dashboard (its stderr note would tear the screen).
+        # At most one resend: the feed and the workers retry on their own schedule.
+        client = ctx.async_client(autostart=False, retries=1)
         feed = JobFeed(client, Subscription(), realtime=realtime_config(ctx, endpoint, offered))
         app = make_app(client, feed, settings)
         try:

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from jobctl.commands._shared import get_ctx
-from jobctl.context import Context
+from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
 from jobctl.models import Job
 
 if TYPE_CHECKING:
-    from jobctl.client import JobClient
-    from jobctl.restread import SupabaseReader
+    from jobctl.backends.jobapi import JobClient
+    from jobctl.backends.supabase_reader import SupabaseReader
 
 
 class Notify(StrEnum):
@@ -40,7 +40,7 @@ class WatchArgs:
 
 
 def _targets(args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader) -> list[Job]:
-    from jobctl import history
+    from jobctl.commands import _last_submit as history
 
     if sum([bool(args.refs), args.last, args.all]) > 1:
         raise UsageError("give job ids, --last or --all, not several of them")
@@ -60,9 +60,8 @@ def _targets(args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader) 
 
 
 def run_watch(args: WatchArgs, ctx: Context) -> int:
-    from jobctl.commands._live import follow, view_config
-    from jobctl.watcher import WatchOptions
-    from jobctl.watchview import WatchPrinter
+    from jobctl.backends.watchloop import WatchOptions
+    from jobctl.commands.watchview import WatchPrinter, follow, view_config
 
     if args.interval <= 0:
         raise UsageError("--interval must be more than 0")

@@ -10,8 +10,8 @@ Public API for job authors::
         ...
 """
 
-from jobctl.server.context import JobContext
-from jobctl.server.errors import NonRetriableError, RetryAfterError, StepError
+from jobctl.server.jobcontext import JobContext
+from jobctl.server.joberrors import NonRetriableError, RetryAfterError, StepError
 from jobctl.server.registry import JobType, Registry, registry
 
 __all__ = [

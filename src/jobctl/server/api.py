@@ -5,17 +5,19 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from jobctl import __version__
+from jobctl.jobshape import JOB_FIELDS
+from jobctl.models import parse_since as parse_since_time
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
-from jobctl.server.errors import ApiError, JobNotFound
 from jobctl.server.events import SOURCE_API, SOURCE_EVENT, new_event, record_events
+from jobctl.server.joberrors import ApiError, JobNotFound
 from jobctl.server.records import STATUSES, NewJob, dumps, now_us
 from jobctl.server.registry import JobType
 from jobctl.server.stats import compute_stats
@@ -23,7 +25,6 @@ from jobctl.server.store.base import ListQuery, decode_cursor
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
-DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 KEY_MAX = 255
 
 
@@ -41,26 +42,11 @@ class RetryJob(BaseModel):
     input: dict[str, Any] | None = None  # replaces the job's input for the new attempt
 
 
-class JobOut(BaseModel):
-    id: str
-    type: str
-    status: str
-    progress: int
-    message: str | None
-    input: dict[str, Any]
-    output: Any
-    error: str | None
-    attempt: int
-    max_attempts: int
-    user_id: str
-    concurrency_key: str | None
-    idempotency_key: str | None
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    completed_at: str | None
-    schedule_id: str | None = None
-    schedule_tick: str | None = None
+# The job as the API returns it: the fields and types of jobshape.JOB_FIELDS, all present.
+if TYPE_CHECKING:
+    JobOut = BaseModel
+else:
+    JobOut = create_model("JobOut", **{f.name: (f.json_type, ...) for f in JOB_FIELDS})
 
 
 class JobList(BaseModel):
@@ -116,17 +102,13 @@ def check_id(job_id: str) -> str:
 
 
 def parse_since(value: str) -> int:
-    if m := DURATION_RE.match(value):
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return now_us() - int(m[1]) * unit * 1_000_000
+    """`since` (1h, 30m, 7d or ISO-8601, read by jobctl.models.parse_since) in microseconds."""
     try:
-        when = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        when = parse_since_time(value, datetime.now(UTC))
     except ValueError:
         raise ApiError(
             400, "invalid_since", f"since: expected ISO-8601 time or 1h/30m/7d, got {value[:40]!r}"
         ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
     return int(when.timestamp() * 1_000_000)
 
 

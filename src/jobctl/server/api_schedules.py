@@ -19,8 +19,8 @@ from jobctl.server.api import (
     parse_since,
     validate_input,
 )
-from jobctl.server.errors import ApiError, JobNotFound
 from jobctl.server.events import replay_event
+from jobctl.server.joberrors import ApiError, JobNotFound
 from jobctl.server.records import dumps, now_us
 from jobctl.server.schedule_records import BACKFILL, TRIGGER, ScheduleRow
 from jobctl.server.schedules import (

@@ -17,7 +17,7 @@ from jobctl import __version__
 from jobctl.server import api
 from jobctl.server.auth import Authenticator
 from jobctl.server.engine import Engine
-from jobctl.server.errors import ApiError
+from jobctl.server.joberrors import ApiError
 from jobctl.server.registry import Registry
 from jobctl.server.store.base import Store
 

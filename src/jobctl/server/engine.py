@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.context import JobCancelled, JobContext, JobSuspended
-from jobctl.server.errors import NonRetriableError, StepError
+from jobctl.server.jobcontext import JobCancelled, JobContext, JobSuspended
+from jobctl.server.joberrors import NonRetriableError, StepError
 from jobctl.server.records import (
     CANCELLED,
     COMPLETED,

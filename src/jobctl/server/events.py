@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobctl.server.errors import ApiError
+from jobctl.server.joberrors import ApiError
 from jobctl.server.records import NewJob, dumps, now_us
 from jobctl.server.schedule_records import EventRow
 

@@ -19,7 +19,7 @@ from jobctl.server.auth import Authenticator, load_or_create_secret
 from jobctl.server.engine import Engine
 from jobctl.server.registry import load_builtin_jobs, load_functions, registry
 from jobctl.server.settings import ServerSettings
-from jobctl.server.store import open_store
+from jobctl.server.store import StoreUnavailable, open_store
 
 log = logging.getLogger("jobctl.server")
 
@@ -55,7 +55,10 @@ def build(settings: ServerSettings) -> Built:
     if not secret:
         secret, _ = load_or_create_secret(settings.jwt_secret_file)
     auth = Authenticator(token, secret)
-    store = open_store(settings.db_target)
+    try:
+        store = open_store(settings.db_target)
+    except StoreUnavailable as exc:
+        raise StartupError(str(exc)) from exc
     settings.engine.single_process = not settings.db_target.startswith("postgres")
     lease = os.environ.get("JOBCTL_LEASE_SECONDS")
     if lease:

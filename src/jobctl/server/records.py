@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from jobctl.jobshape import JOB_FIELD_NAMES, JOB_FIELDS, Kind
 
 PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "pending",
@@ -42,30 +45,8 @@ def dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-JOB_COLUMNS = (
-    "id",
-    "type",
-    "status",
-    "progress",
-    "message",
-    "input",
-    "output",
-    "error",
-    "attempt",
-    "max_attempts",
-    "user_id",
-    "concurrency_key",
-    "idempotency_key",
-    "created_at",
-    "updated_at",
-    "started_at",
-    "completed_at",
-    "run_at",
-    "lease_owner",
-    "lease_expires_at",
-    "schedule_id",
-    "schedule_tick",
-)
+# The job's fields (jobshape.JOB_FIELDS), then the columns only the stores use.
+JOB_COLUMNS = (*JOB_FIELD_NAMES, "run_at", "lease_owner", "lease_expires_at")
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
 
@@ -88,11 +69,11 @@ class JobRow:
     updated_at: int
     started_at: int | None
     completed_at: int | None
+    schedule_id: str | None  # made by this schedule, for this tick (migration 0005)
+    schedule_tick: int | None
     run_at: int
     lease_owner: str | None
     lease_expires_at: int | None
-    schedule_id: str | None = None  # made by this schedule, for this tick (migration 0005)
-    schedule_tick: int | None = None
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:
@@ -103,27 +84,16 @@ class JobRow:
         return value if isinstance(value, dict) else {}
 
     def to_api(self) -> dict[str, Any]:
+        """The job's API (JSON) shape: jobshape.JOB_FIELDS, JSON parsed, times in ISO-8601."""
         return {
-            "id": self.id,
-            "type": self.type,
-            "status": self.status,
-            "progress": self.progress,
-            "message": self.message,
-            "input": json.loads(self.input),
-            "output": loads(self.output),
-            "error": self.error,
-            "attempt": self.attempt,
-            "max_attempts": self.max_attempts,
-            "user_id": self.user_id,
-            "concurrency_key": self.concurrency_key,
-            "idempotency_key": self.idempotency_key,
-            "created_at": iso(self.created_at),
-            "updated_at": iso(self.updated_at),
-            "started_at": iso(self.started_at),
-            "completed_at": iso(self.completed_at),
-            "schedule_id": self.schedule_id,
-            "schedule_tick": iso(self.schedule_tick),
+            name: getattr(self, name) if to is None else to(getattr(self, name))
+            for name, to in _TO_API
         }
+
+
+# How each field of the job's shape goes from its stored form (text JSON, microseconds) to JSON.
+_STORED: dict[Kind, Callable[[Any], Any]] = {Kind.OBJECT: loads, Kind.JSON: loads, Kind.TIME: iso}
+_TO_API = tuple((f.name, _STORED.get(f.kind)) for f in JOB_FIELDS)
 
 
 STEP_COLUMNS = (

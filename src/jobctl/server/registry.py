@@ -9,7 +9,7 @@ from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from jobctl.server.context import JobContext
+    from jobctl.server.jobcontext import JobContext
 
 JobFunction = Callable[["JobContext"], Awaitable[Any]]
 FailureHook = Callable[["JobContext", str], Awaitable[None]]

@@ -1,4 +1,7 @@
-"""Server settings: flags > JOBCTL_* environment > defaults."""
+"""What `jobctl server run` was told: listening address, store, job types, engine tuning.
+
+Built by the command from its flags and the layered settings of jobctl.config (the
+port); defaults, paths and DEFAULT_PORT come from there too."""
 
 from __future__ import annotations
 
@@ -6,10 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobctl import paths
+from jobctl.config import DEFAULT_HOST, DEFAULT_PORT
 from jobctl.server.engine import EngineSettings
-
-DEFAULT_PORT = 8765
-DEFAULT_HOST = "127.0.0.1"
 
 
 @dataclass

@@ -20,8 +20,8 @@ from textual.screen import Screen
 from textual.widget import Widget
 from textual.worker import Worker, WorkerState
 
+from jobctl.backends.feed import FeedMode, JobChanged
 from jobctl.errors import JobctlError
-from jobctl.feed import FeedMode, JobChanged
 from jobctl.models import Job
 from jobctl.tui.format import finish_notice, ids_label
 from jobctl.tui.messages import (

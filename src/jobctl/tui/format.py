@@ -12,16 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from jobctl.feed import FeedMode
+from jobctl.backends.feed import FeedMode
+from jobctl.glyphs import STATUS_GLYPHS as STATUS_SYMBOL
 from jobctl.models import Job, JobStatus
 
-STATUS_SYMBOL = {
-    JobStatus.PENDING: "○",
-    JobStatus.RUNNING: "▶",
-    JobStatus.COMPLETED: "✔",
-    JobStatus.FAILED: "✖",
-    JobStatus.CANCELLED: "⊘",
-}
 MODE_LABEL = {
     FeedMode.CONNECTING: "… connecting",
     FeedMode.REALTIME: "● realtime",

@@ -12,7 +12,7 @@ from typing import Any
 
 from textual.message import Message
 
-from jobctl.feed import FeedMode
+from jobctl.backends.feed import FeedMode
 from jobctl.models import Job, LogLine, Step
 
 

@@ -1,16 +1,18 @@
-"""What the dashboard needs from the job API and from the live feed.
+"""What the dashboard needs from the job API and from the live feed: the one declaration.
 
-`jobctl.client.AsyncJobClient` and `jobctl.feed.JobFeed` are the real ones;
-tests and the benchmark pass small in-process fakes of the same shape.
+`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feed.JobFeed` are the real
+ones (mypy checks them against these protocols below); the tests and bench/tui.py pass
+the in-process fakes of tests/tui/fakes.py, which subclass the protocols so that mypy
+checks them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobctl.client import LogPage
-from jobctl.feed import FeedEvent, FeedMode
+from jobctl.backends.feed import FeedEvent, FeedMode
+from jobctl.backends.jobapi import LogPage
 from jobctl.models import Job, JobPage, Step
 
 
@@ -60,3 +62,11 @@ class LiveFeed(Protocol):
     def add_jobs(self, job_ids: Sequence[str]) -> None: ...
 
     def refresh(self) -> None: ...
+
+
+if TYPE_CHECKING:
+    from jobctl.backends.feed import JobFeed
+    from jobctl.backends.jobapi import AsyncJobClient
+
+    def _the_real_ones_fit(client: AsyncJobClient, feed: JobFeed) -> tuple[JobApi, LiveFeed]:
+        return client, feed  # a mypy error here: the real client or feed left the protocol

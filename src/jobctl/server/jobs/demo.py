@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobctl.server.context import JobContext
-from jobctl.server.errors import NonRetriableError
+from jobctl.server.jobcontext import JobContext
+from jobctl.server.joberrors import NonRetriableError
 from jobctl.server.registry import registry
 
 INPUT_SCHEMA = {

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from jobctl.server.context import JobContext
-from jobctl.server.errors import NonRetriableError
+from jobctl.server.jobcontext import JobContext
+from jobctl.server.joberrors import NonRetriableError
 from jobctl.server.jobs import extract
 from jobctl.server.registry import registry
 

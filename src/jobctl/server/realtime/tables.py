@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobctl.jobshape import JOB_FIELDS, PRIMARY_KEY
 from jobctl.server.auth import Principal
 from jobctl.server.records import Change, JobRow, LogRow
 
@@ -38,31 +39,8 @@ class Table:
         return [{"name": name, "type": kind} for name, kind in self.columns]
 
 
-JOBS = Table(
-    "jobs",
-    (
-        ("id", "uuid"),
-        ("type", "text"),
-        ("status", "text"),
-        ("progress", "int4"),
-        ("message", "text"),
-        ("input", "jsonb"),
-        ("output", "jsonb"),
-        ("error", "text"),
-        ("attempt", "int4"),
-        ("max_attempts", "int4"),
-        ("user_id", "text"),
-        ("concurrency_key", "text"),
-        ("idempotency_key", "text"),
-        ("created_at", "timestamptz"),
-        ("updated_at", "timestamptz"),
-        ("started_at", "timestamptz"),
-        ("completed_at", "timestamptz"),
-        ("schedule_id", "text"),
-        ("schedule_tick", "timestamptz"),
-    ),
-    ("id",),
-)
+# The job's shape (jobshape.JOB_FIELDS) with PostgreSQL's typnames; nothing internal.
+JOBS = Table("jobs", tuple((f.name, f.pg_type) for f in JOB_FIELDS), PRIMARY_KEY)
 
 JOB_LOGS = Table(
     "job_logs",

@@ -21,7 +21,7 @@ The database is the only coordination between servers:
 
 Statements that write run in autocommit mode as one statement (one round trip) where
 they can; the rest use explicit transactions. Connections come from two small pools
-(psycopg_pool is not a dependency; this needs only a queue): durable commits for what
+(psycopg_pool; a request waits at most POOL_TIMEOUT for one): durable commits for what
 must survive a crash of PostgreSQL (new jobs, completed steps, cancel, retry, expiry),
 and relaxed ones (`synchronous_commit=off`) for the workers' bookkeeping; see
 PostgresStore.__init__ for why that is safe. Producers outside a server (an app, a
@@ -41,10 +41,11 @@ from typing import Any
 
 import psycopg
 from psycopg import AsyncConnection
-from psycopg.pq import ConnStatus, TransactionStatus
+from psycopg.pq import ConnStatus
+from psycopg_pool import AsyncConnectionPool
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.errors import JobConflict, JobNotFound
+from jobctl.server.joberrors import JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
     COMPLETED,
@@ -222,50 +223,51 @@ def _idempotent_create(new: NewJob, now: int, ttl_us: int) -> _Steps:
     return _rows(inserted)[0], True
 
 
+POOL_TIMEOUT = 30.0  # seconds a request waits for a free connection before PoolTimeout
+
+
 class _Pool:
-    """A fixed number of lazily (re)connected autocommit connections."""
+    """Autocommit connections from a psycopg_pool pool of at most `size`, made on first use
+    (again after `close`: a closed psycopg_pool pool cannot be reopened). A connection
+    given back mid-transaction is rolled back, one broken or busy is replaced."""
 
     def __init__(self, url: str, size: int, setup: str | None = None) -> None:
         self.url = url
+        self.size = size
         self._setup = setup  # a SET statement for every new connection
-        self._idle: asyncio.Queue[AsyncConnection[Any] | None] = asyncio.Queue()
-        for _ in range(size):
-            self._idle.put_nowait(None)
-        self._all: set[AsyncConnection[Any]] = set()
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
 
-    async def _connect(self) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.url, autocommit=True)
+    async def _configure(self, conn: AsyncConnection[Any]) -> None:
         if self._setup:
             await conn.execute(self._setup)  # type: ignore[arg-type]
-        self._all.add(conn)
-        return conn
 
     @contextlib.asynccontextmanager
     async def connection(self) -> AsyncIterator[AsyncConnection[Any]]:
-        conn = await self._idle.get()
+        if self._pool is None:
+            self._pool = AsyncConnectionPool(
+                self.url,
+                kwargs={"autocommit": True},
+                min_size=1,
+                max_size=self.size,
+                configure=self._configure,
+                timeout=POOL_TIMEOUT,
+                open=False,
+            )
+            await self._pool.open()
+        # getconn/putconn rather than pool.connection(): no commit-or-rollback wrapper for
+        # what are autocommit connections (putconn still rolls back a transaction left open
+        # and replaces a broken or busy connection), about half the cost per checkout.
+        pool = self._pool
+        conn = await pool.getconn()
         try:
-            if conn is None or conn.closed:
-                conn = None
-                conn = await self._connect()
             yield conn
-        except BaseException:
-            # A connection left mid-transaction (cancelled task) or broken is not reused.
-            if conn is not None and (
-                conn.closed or conn.info.transaction_status != TransactionStatus.IDLE
-            ):
-                self._all.discard(conn)
-                with contextlib.suppress(Exception):
-                    await conn.close()
-                conn = None
-            raise
         finally:
-            self._idle.put_nowait(conn)
+            await pool.putconn(conn)
 
     async def close(self) -> None:
-        for conn in list(self._all):
-            with contextlib.suppress(Exception):
-                await conn.close()
-        self._all.clear()
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
 
 
 class PostgresStore(Store):

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.errors import ApiError, JobConflict, JobNotFound
+from jobctl.server.joberrors import ApiError, JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
     COMPLETED,
@@ -217,8 +217,8 @@ class SQLiteStore(Store):
             )
         row = JobRow(
             new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
-            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, now,
-            None, None,
+            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, None,
+            None, now, None, None,
         )  # fmt: skip
         self._announce("INSERT", [row], now)
         return row, True
@@ -726,7 +726,7 @@ class SQLiteStore(Store):
         return JobRow(
             new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
             new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None,
-            run.run_at, None, None, s.id, run.tick,
+            s.id, run.tick, run.run_at, None, None,
         )  # fmt: skip
 
     @staticmethod

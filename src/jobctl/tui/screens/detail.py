@@ -21,8 +21,8 @@ from textual.reactive import reactive
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from jobctl.backends.feed import FeedMode
 from jobctl.errors import JobctlError
-from jobctl.feed import FeedMode
 from jobctl.models import Job, Step, format_time
 from jobctl.tui.format import job_time, progress_bar, status_label
 from jobctl.tui.messages import DetailLoaded, LogsLoaded

@@ -6,7 +6,6 @@ text, the JSON is an object) and answers with a Submission; the app sends it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,8 +19,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Label, Static
 
 from jobctl.errors import UsageError
-
-MAX_FILE_BYTES = 1024 * 1024  # the server's input limit
+from jobctl.jobinput import job_input
 
 
 @dataclass(frozen=True)
@@ -32,47 +30,24 @@ class Submission:
 
 
 def build_submission(path: str, type_: str, input_json: str) -> Submission:
-    """Check the dialog's fields; raises UsageError with a message for the user."""
+    """Check the dialog's fields with the command line's input reader; raises UsageError
+    with a message for the user."""
     type_ = type_.strip()
     if not type_:
         raise UsageError("give a job type")
-    data: dict[str, Any] = {}
-    if input_json.strip():
-        try:
-            value = json.loads(input_json)
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"input JSON: {exc.msg} (column {exc.colno})") from None
-        if not isinstance(value, dict):
-            raise UsageError('input JSON must be an object, like {"steps": 3}')
-        data = value
-    path = path.strip()
-    label = type_
-    if path:
-        file = Path(path).expanduser()
-        label = file.name
-        try:
-            if file.is_dir():
-                raise UsageError(f"{path}: is a directory, not a file")
-            if file.stat().st_size > MAX_FILE_BYTES:
-                raise UsageError(f"{path}: over the {MAX_FILE_BYTES // 1024} KiB input limit")
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            raise UsageError(f"{path}: no such file") from None
-        except OSError as exc:
-            raise UsageError(f"{path}: cannot read: {exc.strerror}") from None
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise UsageError(f"{path}: not UTF-8 text") from None
-        if "\x00" in text or not text.strip():
-            raise UsageError(f"{path}: is empty or not text")
-        if "text" in data:
-            raise UsageError("input.text given twice: by the file and by the input JSON")
-        data["text"] = text
-        data["filename"] = file.name
-    elif not data:
-        raise UsageError("nothing to submit: give a file, or input JSON")
-    return Submission(type_, data, label)
+    file = Path(path.strip()).expanduser() if path.strip() else None
+    nothing = UsageError("nothing to submit: give a file, or input JSON")
+    if file is None and not input_json.strip():
+        raise nothing
+    data = job_input(
+        None if file is None else str(file),
+        input_json if input_json.strip() else None,
+        json_source="input JSON",
+        file_word="the file",
+    )
+    if not data:  # "{}" alone
+        raise nothing
+    return Submission(type_, data, type_ if file is None else file.name)
 
 
 class SubmitScreen(ModalScreen[Submission | None]):

@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from jobctl.feed import FeedMode
+from jobctl.backends.feed import FeedMode
 from jobctl.tui.format import MODE_LABEL
 
 

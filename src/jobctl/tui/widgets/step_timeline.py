@@ -9,10 +9,9 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import Static
 
+from jobctl.glyphs import STEP_GLYPHS as STEP_SYMBOL
 from jobctl.models import Step
 from jobctl.tui.format import short_duration
-
-STEP_SYMBOL = {"running": "▶", "completed": "✔", "failed": "✖"}
 
 
 def render_steps(steps: list[Step], now: datetime) -> Table | Text:

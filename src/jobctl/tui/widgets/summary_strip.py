@@ -9,8 +9,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
+from jobctl.glyphs import STATUS_GLYPHS as STATUS_SYMBOL
 from jobctl.models import JobStatus
-from jobctl.tui.format import STATUS_SYMBOL
 
 
 class SummaryStrip(Widget):

@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
+from jobctl.backends.backoff import Backoff
 from jobctl.errors import JobctlError, RateLimitedError
 from jobctl.models import Job, LogLine
 
-log = logging.getLogger("jobctl.feed")
+log = logging.getLogger("jobctl.backends.feed")
 
 
 class FeedMode(StrEnum):
@@ -113,7 +114,8 @@ class PollSettings:
     realtime_check: float = 30.0  # a safety poll even while Realtime is up
 
 
-RECONNECT_DELAYS = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+# Realtime reconnects: 0.5 s, doubling up to 30 s, +-20% so that clients do not stampede.
+RECONNECT = Backoff(0.5, factor=2.0, cap=30.0, jitter=(0.8, 1.2))
 
 
 class JobFeed:
@@ -124,7 +126,7 @@ class JobFeed:
         *,
         realtime: RealtimeConfig | None = None,
         poll: PollSettings | None = None,
-        reconnect_delays: Sequence[float] = RECONNECT_DELAYS,
+        reconnect: Backoff = RECONNECT,
         rng: Callable[[], float] = random.random,
         logs: bool = False,
     ) -> None:
@@ -137,7 +139,7 @@ class JobFeed:
         self.subscription = subscription
         self.realtime = realtime
         self.poll = poll or PollSettings()
-        self.reconnect_delays = tuple(reconnect_delays)
+        self.reconnect = reconnect
         self._rng = rng
         self._mode = FeedMode.CONNECTING if realtime else FeedMode.POLLING
         self._queue: asyncio.Queue[AnyFeedEvent] = asyncio.Queue()
@@ -340,12 +342,12 @@ class JobFeed:
                 failures += 1
                 if self._mode != FeedMode.REALTIME:
                     self._set_mode(FeedMode.OFFLINE, exc.message)
-                interval = min(self.poll.max_interval, self._base_interval() * 2**failures)
+                interval = self._failing_interval(failures)
                 continue
             except Exception as exc:  # never let the feed die on a surprise
                 log.warning("poll failed: %s", exc)
                 failures += 1
-                interval = min(self.poll.max_interval, self._base_interval() * 2**failures)
+                interval = self._failing_interval(failures)
                 continue
             failures = 0
             if self._mode in (FeedMode.OFFLINE, FeedMode.CONNECTING) and (
@@ -356,6 +358,10 @@ class JobFeed:
             interval = (
                 base if changed else min(self.poll.max_interval, interval * self.poll.backoff)
             )
+
+    def _failing_interval(self, failures: int) -> float:
+        """While polls fail: the usual interval, doubled per failure, up to max_interval."""
+        return Backoff(self._base_interval(), 2.0, self.poll.max_interval).step(failures)
 
     async def _sleep_or_signal(self, seconds: float) -> None:
         """Sleep, waking early for a poll request or a change of mode."""
@@ -389,9 +395,9 @@ class JobFeed:
             fallback = FeedMode.OFFLINE if self._mode == FeedMode.OFFLINE else FeedMode.POLLING
             self._set_mode(fallback, detail)
             self._poll_now.set()
-            delay = self.reconnect_delays[min(attempt, len(self.reconnect_delays) - 1)]
+            delay = self.reconnect.delay(attempt, self._rng)
             attempt += 1
-            await asyncio.sleep(self._jitter(delay))
+            await asyncio.sleep(delay)
 
     async def _realtime_session(self) -> None:
         """One connection: subscribe, snapshot, then deliver until the channel is lost."""

@@ -14,17 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from jobctl.errors import UsageError
+from jobctl.glyphs import STATUS_GLYPHS, STEP_GLYPHS
 from jobctl.models import Job, JobStatus, LogLine, Step
 
-SYMBOLS = {
-    JobStatus.PENDING: "○",
-    JobStatus.RUNNING: "●",
-    JobStatus.COMPLETED: "✓",
-    JobStatus.FAILED: "✗",
-    JobStatus.CANCELLED: "⊘",
-}
-JOB_SYMBOLS = {s.value: sym for s, sym in SYMBOLS.items()}
-STEP_SYMBOLS = {"running": "●", "completed": "✓", "failed": "✗"}
+JOB_GLYPHS = {s.value: glyph for s, glyph in STATUS_GLYPHS.items()}
 COLORS = {"pending": "33", "running": "36", "completed": "32", "failed": "31", "cancelled": "35"}
 
 
@@ -35,7 +28,7 @@ def paint(text: str, status: str, color: bool) -> str:
 
 def status_label(status: JobStatus | str, color: bool = False) -> str:
     word = str(status)
-    symbol = JOB_SYMBOLS.get(word) or STEP_SYMBOLS.get(word, "?")
+    symbol = JOB_GLYPHS.get(word) or STEP_GLYPHS.get(word, "?")
     return paint(f"{symbol} {word}", word, color)
 
 

@@ -2,24 +2,25 @@
 
 One place (`error_for`, `transport_error`) turns HTTP answers and connection
 failures into the errors of jobctl.errors, whose exit codes are DESIGN.md
-section 6. Retries with backoff and jitter apply to idempotent requests and to
-submits (which always carry an idempotency key); a 429's Retry-After is
-honoured. The transport is injectable for tests. No Rich, Textual or server
-imports here.
+section 6. One send policy (`_Core.plan`) serves both clients: retries with
+backoff and jitter apply to idempotent requests and to submits (which always
+carry an idempotency key), a 429's Retry-After is honoured, and a refused
+connection may start the local server once (`on_unreachable`). The transport
+is injectable for tests. No Rich, Textual or server imports here.
 """
 
 from __future__ import annotations
 
-import random
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypedDict, TypeVar, Unpack
 from urllib.parse import quote
 
 from jobctl import __version__
-from jobctl._httpx import httpx
+from jobctl.backends._httpx import httpx
+from jobctl.backends.backoff import Backoff
 from jobctl.errors import (
     AuthError,
     ConflictError,
@@ -118,13 +119,38 @@ def transport_error(exc: httpx.TransportError, url: str, hint: str) -> Unreachab
     return UnreachableError(f"the job server at {url} {what}{hint}")
 
 
-def backoff_delay(attempt: int, base: float) -> float:
-    """Exponential backoff with jitter (half to all of the step)."""
-    step = min(base * (2**attempt), 8.0)
-    return float(step * random.uniform(0.5, 1.0))
+@dataclass(frozen=True)
+class Recover:
+    """A step of the send plan: call the owner's hook (it may start the local server)."""
+
+    hook: Callable[[], Endpoint | None]
+
+
+@dataclass(frozen=True)
+class Done:
+    """The send plan's end: the decoded answer."""
+
+    value: Any
+
+
+SEND = "send"  # a step of the send plan: send the request now
+Outcome = httpx.Response | httpx.TransportError
+PlanStep = str | float | Recover  # SEND, seconds to sleep, or Recover
+Plan = Generator[PlanStep, Any, Any]
+
+
+def _advance(plan: Plan, reply: Outcome | Endpoint | None) -> PlanStep | Done:
+    """Tell the plan how the last step went; its next step, or Done with the answer (or
+    the error it raises)."""
+    try:
+        return plan.send(reply)
+    except StopIteration as stop:
+        return Done(stop.value)
 
 
 class _Core:
+    """What both clients share: the endpoint, the headers and the one send policy."""
+
     def __init__(
         self,
         base_url: str,
@@ -140,7 +166,7 @@ class _Core:
         self.token = token
         self.timeout = httpx.Timeout(timeout, connect=min(timeout, 5.0))
         self.retries = retries
-        self.backoff = backoff
+        self.resend = Backoff(backoff, factor=2.0, cap=8.0, jitter=(0.5, 1.0))
         self.unreachable_hint = unreachable_hint
         self.on_unreachable = on_unreachable
 
@@ -150,21 +176,42 @@ class _Core:
             headers["Authorization"] = f"Bearer {self.token}"
         return headers
 
-    def try_recover(self, exc: Exception) -> bool:
-        """On a refused connection, let the owner start a server once; True to resend."""
-        if self.on_unreachable is None or not isinstance(exc, httpx.ConnectError):
-            return False
-        hook, self.on_unreachable = self.on_unreachable, None
-        endpoint = hook()
-        if endpoint is None:
-            return False
-        self.base_url, self.token = endpoint.url.rstrip("/"), endpoint.token
-        return True
+    def request(self, call: Call) -> dict[str, Any]:
+        """httpx's arguments for one try of `call` (the endpoint may have moved since)."""
+        return {
+            "url": self.base_url + call.path,
+            "params": call.params,
+            "json": call.body,
+            "headers": self.headers(),
+        }
 
-    def next_delay(
-        self, call: Call, attempt: int, outcome: httpx.Response | Exception
-    ) -> float | None:
-        """Seconds to wait before resending, or None to give up now."""
+    @property
+    def tls(self) -> bool:
+        # TLS settings only matter for https; building them loads the CA bundle
+        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
+        return not self.base_url.startswith("http://")
+
+    def plan(self, call: Call) -> Plan:
+        """The send policy, free of I/O: yields what to do next (SEND the request and be
+        told its Outcome, sleep some seconds, or Recover through the owner's hook and be
+        told the new Endpoint or None) and returns the answer, or raises the error."""
+        attempt = 0
+        while True:
+            outcome: Outcome = yield SEND
+            if isinstance(outcome, httpx.ConnectError) and self.on_unreachable is not None:
+                hook, self.on_unreachable = self.on_unreachable, None  # once per client
+                endpoint: Endpoint | None = yield Recover(hook)
+                if endpoint is not None:
+                    self.base_url, self.token = endpoint.url.rstrip("/"), endpoint.token
+                    continue
+            delay = self.next_delay(call, attempt, outcome)
+            if delay is None:
+                return self.finish(outcome)
+            attempt += 1
+            yield delay
+
+    def next_delay(self, call: Call, attempt: int, outcome: Outcome) -> float | None:
+        """Seconds to wait before resending, or None to take this outcome as final."""
         if attempt >= self.retries:
             return None
         if isinstance(outcome, httpx.Response):
@@ -172,16 +219,20 @@ class _Core:
                 wait = _retry_after(outcome)
                 if wait is not None and wait > MAX_RETRY_AFTER:
                     return None
-                return backoff_delay(attempt, self.backoff) if wait is None else wait
+                return self.resend.delay(attempt) if wait is None else wait
             if outcome.status_code in RETRYABLE_STATUS and call.retry_safe:
-                return backoff_delay(attempt, self.backoff)
+                return self.resend.delay(attempt)
             return None
         # A refused connection never reached the server: safe to resend any request.
         if isinstance(outcome, httpx.ConnectError) or call.retry_safe:
-            return backoff_delay(attempt, self.backoff)
+            return self.resend.delay(attempt)
         return None
 
-    def result(self, response: httpx.Response) -> Any:
+    def finish(self, outcome: Outcome) -> Any:
+        """The final outcome as the caller gets it: the decoded answer, or its error."""
+        if not isinstance(outcome, httpx.Response):
+            raise transport_error(outcome, self.base_url, self.unreachable_hint) from None
+        response = outcome
         if response.status_code >= 400:
             raise error_for(response)
         if response.status_code == 204 or not response.content:
@@ -194,11 +245,9 @@ class _Core:
                 f"(HTTP {response.status_code}); is {self.base_url} a jobctl server?"
             ) from None
 
-    def fail(self, exc: httpx.TransportError) -> UnreachableError:
-        return transport_error(exc, self.base_url, self.unreachable_hint)
 
-
-# Request builders: shared by the sync and async clients ------------------------
+# The calls of the job API, each declared once: a builder (the call's parameters and
+# its request) and a reader of the answer. Both clients make their methods from them.
 def _job_path(job_id: str, suffix: str = "") -> str:
     return f"/api/jobs/{job_id}{suffix}"
 
@@ -209,6 +258,7 @@ def create_call(
     idempotency_key: str,
     concurrency_key: str | None = None,
 ) -> Call:
+    """Create a job (or get the one already made with this idempotency key)."""
     body: dict[str, Any] = {"type": type, "input": input, "idempotency_key": idempotency_key}
     if concurrency_key:
         body["concurrency_key"] = concurrency_key
@@ -224,6 +274,7 @@ def list_call(
     cursor: str | None = None,
     id_prefix: str | None = None,
 ) -> Call:
+    """One page of jobs, newest first."""
     params: list[tuple[str, str | int | float | bool | None]]
     params = [("status", s) for s in statuses or []]
     params += [("limit", str(max(1, min(limit, MAX_PAGE))))]
@@ -238,13 +289,26 @@ def list_call(
     return Call("GET", "/api/jobs", params=params)
 
 
+def get_call(job_id: str) -> Call:
+    """One job."""
+    return Call("GET", _job_path(job_id))
+
+
+def steps_call(job_id: str) -> Call:
+    """A job's step timeline."""
+    return Call("GET", _job_path(job_id, "/steps"))
+
+
 def logs_call(job_id: str, after: int = 0, limit: int = 1000) -> Call:
+    """A job's log lines after `after`."""
     return Call(
         "GET", _job_path(job_id, "/logs"), params=[("after", str(after)), ("limit", str(limit))]
     )
 
 
-def retry_call(job_id: str, from_start: bool, input: dict[str, Any] | None = None) -> Call:
+def retry_call(job_id: str, from_start: bool = False, input: dict[str, Any] | None = None) -> Call:
+    """Put a failed or cancelled job back in the queue (keeping completed steps unless
+    `from_start`), with replacement input when `input` is given."""
     body: dict[str, Any] = {"from_start": from_start}
     if input is not None:
         body["input"] = input
@@ -252,11 +316,31 @@ def retry_call(job_id: str, from_start: bool, input: dict[str, Any] | None = Non
 
 
 def cancel_call(job_id: str) -> Call:
+    """Cancel a pending or running job."""
     return Call("POST", _job_path(job_id, "/cancel"), retry_safe=False)
+
+
+def types_call() -> Call:
+    """The registered job types, with descriptions and input schemas."""
+    return Call("GET", "/api/types")
+
+
+def stats_call() -> Call:
+    """Monitoring figures: counts, rates, durations, alerts."""
+    return Call("GET", "/api/stats")
+
+
+def health_call() -> Call:
+    """Version, store, Realtime and workers (needs no token)."""
+    return Call("GET", "/api/health")
 
 
 def page_of(data: Any) -> JobPage:
     return JobPage([Job.from_dict(j) for j in data.get("jobs", [])], data.get("next_cursor"))
+
+
+def steps_of(data: Any) -> list[Step]:
+    return [Step.from_dict(s) for s in data.get("steps", [])]
 
 
 def log_page_of(data: Any) -> LogPage:
@@ -267,11 +351,57 @@ def log_page_of(data: Any) -> LogPage:
     )
 
 
+def types_of(data: Any) -> list[dict[str, Any]]:
+    return list(data.get("types", []))
+
+
+def object_of(data: Any) -> dict[str, Any]:
+    return dict(data or {})
+
+
 def check_ref(ref: str) -> str:
     ref = ref.strip().lower()
     if not PREFIX_RE.match(ref):
         raise UsageError(f"not a job id or id prefix: {ref[:60]!r} (hex digits and dashes)")
     return ref
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _blocking(
+    build: Callable[P, Call], read: Callable[[Any], R]
+) -> Callable[Concatenate[JobClient, P], R]:
+    """A JobClient method: build the call, send it, read the answer."""
+
+    def method(self: JobClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return read(self.send(build(*args, **kwargs)))
+
+    method.__doc__ = build.__doc__
+    return method
+
+
+def _awaitable(
+    build: Callable[P, Call], read: Callable[[Any], R]
+) -> Callable[Concatenate[AsyncJobClient, P], Coroutine[Any, Any, R]]:
+    """An AsyncJobClient method: the same, awaited."""
+
+    async def method(self: AsyncJobClient, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return read(await self.send(build(*args, **kwargs)))
+
+    method.__doc__ = build.__doc__
+    return method
+
+
+class ClientOptions(TypedDict, total=False):
+    """How a client sends (the defaults are _Core's)."""
+
+    timeout: float
+    retries: int
+    backoff: float
+    unreachable_hint: str
+    on_unreachable: Callable[[], Endpoint | None] | None
 
 
 class JobClient:
@@ -282,36 +412,14 @@ class JobClient:
         base_url: str,
         token: str | None,
         *,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.2,
         transport: httpx.BaseTransport | None = None,
-        unreachable_hint: str = "",
-        on_unreachable: Callable[[], Endpoint | None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.core = _Core(
-            base_url,
-            token,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            unreachable_hint=unreachable_hint,
-            on_unreachable=on_unreachable,
-        )
+        self.core = _Core(base_url, token, **options)
         self._transport = transport
         self._clients: dict[bool, httpx.Client] = {}
         self._sleep = sleep
-
-    def _http(self) -> httpx.Client:
-        # TLS settings only matter for https; building them loads the CA bundle
-        # (~40 ms of start-up), so a plain-http client (the local server) skips it.
-        tls = not self.core.base_url.startswith("http://")
-        if tls not in self._clients:
-            self._clients[tls] = httpx.Client(
-                timeout=self.core.timeout, transport=self._transport, verify=tls
-            )
-        return self._clients[tls]
 
     @property
     def base_url(self) -> str:
@@ -328,53 +436,41 @@ class JobClient:
         self.close()
 
     def send(self, call: Call) -> Any:
-        core = self.core
-        attempt = 0
-        while True:
-            try:
-                response = self._http().request(
-                    call.method,
-                    core.base_url + call.path,
-                    params=call.params,
-                    json=call.body,
-                    headers=core.headers(),
-                )
-            except httpx.TransportError as exc:
-                if core.try_recover(exc):
-                    continue
-                delay = core.next_delay(call, attempt, exc)
-                if delay is None:
-                    raise core.fail(exc) from None
-            else:
-                delay = (
-                    core.next_delay(call, attempt, response)
-                    if response.status_code >= 400
-                    else None
-                )
-                if delay is None:
-                    return core.result(response)
-            attempt += 1
-            self._sleep(delay)
+        """Carry out the core's send plan with blocking I/O."""
+        plan, reply = self.core.plan(call), None
+        while not isinstance(step := _advance(plan, reply), Done):
+            reply = self._carry_out(step, call)
+        return step.value
 
-    # The API ---------------------------------------------------------------
-    def create_job(
-        self,
-        type: str,
-        input: dict[str, Any],
-        idempotency_key: str,
-        concurrency_key: str | None = None,
-    ) -> Job:
-        return Job.from_dict(self.send(create_call(type, input, idempotency_key, concurrency_key)))
+    def _carry_out(self, step: PlanStep, call: Call) -> Outcome | Endpoint | None:
+        if isinstance(step, Recover):
+            return step.hook()
+        if isinstance(step, float):
+            self._sleep(step)
+            return None
+        return self._request(call)
 
-    def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> JobPage:
-        return page_of(self.send(list_call(statuses, type, since, limit, cursor)))
+    def _request(self, call: Call) -> Outcome:
+        tls = self.core.tls
+        if tls not in self._clients:
+            self._clients[tls] = httpx.Client(
+                timeout=self.core.timeout, transport=self._transport, verify=tls
+            )
+        try:
+            return self._clients[tls].request(call.method, **self.core.request(call))
+        except httpx.TransportError as exc:
+            return exc
+
+    create_job = _blocking(create_call, Job.from_dict)
+    list_jobs = _blocking(list_call, page_of)
+    get_job = _blocking(get_call, Job.from_dict)
+    get_steps = _blocking(steps_call, steps_of)
+    get_logs = _blocking(logs_call, log_page_of)
+    cancel_job = _blocking(cancel_call, Job.from_dict)
+    retry_job = _blocking(retry_call, Job.from_dict)
+    types = _blocking(types_call, types_of)
+    stats = _blocking(stats_call, object_of)
+    health = _blocking(health_call, object_of)
 
     def iter_jobs(
         self,
@@ -397,36 +493,17 @@ class JobClient:
             if not cursor or not page.jobs or (limit is not None and seen >= limit):
                 return
 
-    def get_job(self, job_id: str) -> Job:
-        return Job.from_dict(self.send(Call("GET", _job_path(job_id))))
-
     def resolve_id(self, ref: str) -> str:
         """A full id, or a unique prefix of one (as git does with commits)."""
         ref = check_ref(ref)
         if UUID_RE.match(ref):
             return ref
-        data = self.send(list_call(limit=2, id_prefix=ref))
-        jobs = data.get("jobs", [])
+        jobs = self.list_jobs(limit=2, id_prefix=ref).jobs
         if not jobs:
             raise NotFoundError(f"no job with an id starting {ref!r}")
         if len(jobs) > 1:
             raise UsageError(f"id prefix {ref!r} is ambiguous; give more characters")
-        return str(jobs[0]["id"])
-
-    def get_steps(self, job_id: str) -> list[Step]:
-        data = self.send(Call("GET", _job_path(job_id, "/steps")))
-        return [Step.from_dict(s) for s in data.get("steps", [])]
-
-    def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
-        return log_page_of(self.send(logs_call(job_id, after, limit)))
-
-    def cancel_job(self, job_id: str) -> Job:
-        return Job.from_dict(self.send(cancel_call(job_id)))
-
-    def retry_job(
-        self, job_id: str, from_start: bool = False, input: dict[str, Any] | None = None
-    ) -> Job:
-        return Job.from_dict(self.send(retry_call(job_id, from_start, input)))
+        return jobs[0].id
 
     # schedules and the event history: plain dicts in the API's shape ----------------
     def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
@@ -496,18 +573,6 @@ class JobClient:
             raise UsageError(f"event id prefix {ref!r} is ambiguous; give more characters")
         return found.pop()
 
-    def types(self) -> list[dict[str, Any]]:
-        data = self.send(Call("GET", "/api/types"))
-        return list(data.get("types", []))
-
-    def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.send(Call("GET", "/api/stats"))
-        return data
-
-    def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = self.send(Call("GET", "/api/health"))
-        return data
-
 
 class AsyncJobClient:
     """The same API for asyncio callers (the TUI and the live feed)."""
@@ -517,105 +582,59 @@ class AsyncJobClient:
         base_url: str,
         token: str | None,
         *,
-        timeout: float = 30.0,
-        retries: int = 3,
-        backoff: float = 0.2,
         transport: httpx.AsyncBaseTransport | None = None,
-        unreachable_hint: str = "",
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.core = _Core(
-            base_url,
-            token,
-            timeout=timeout,
-            retries=retries,
-            backoff=backoff,
-            unreachable_hint=unreachable_hint,
-        )
-        self._http = httpx.AsyncClient(timeout=self.core.timeout, transport=transport)
+        self.core = _Core(base_url, token, **options)
+        self._transport = transport
+        self._clients: dict[bool, httpx.AsyncClient] = {}
 
     @property
     def base_url(self) -> str:
         return self.core.base_url
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        for http in self._clients.values():
+            await http.aclose()
 
     async def send(self, call: Call) -> Any:
+        """Carry out the core's send plan on the event loop."""
+        plan, reply = self.core.plan(call), None
+        while not isinstance(step := _advance(plan, reply), Done):
+            reply = await self._carry_out(step, call)
+        return step.value
+
+    async def _carry_out(self, step: PlanStep, call: Call) -> Outcome | Endpoint | None:
         import asyncio  # here, not at the top: the blocking commands never pay for it
 
-        core = self.core
-        attempt = 0
-        while True:
-            try:
-                response = await self._http.request(
-                    call.method,
-                    core.base_url + call.path,
-                    params=call.params,
-                    json=call.body,
-                    headers=core.headers(),
-                )
-            except httpx.TransportError as exc:
-                delay = core.next_delay(call, attempt, exc)
-                if delay is None:
-                    raise core.fail(exc) from None
-            else:
-                delay = (
-                    core.next_delay(call, attempt, response)
-                    if response.status_code >= 400
-                    else None
-                )
-                if delay is None:
-                    return core.result(response)
-            attempt += 1
-            await asyncio.sleep(delay)
+        if isinstance(step, Recover):  # it may start a server and wait: not on the loop
+            return await asyncio.to_thread(step.hook)
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+            return None
+        return await self._request(call)
 
-    async def create_job(
-        self,
-        type: str,
-        input: dict[str, Any],
-        idempotency_key: str,
-        concurrency_key: str | None = None,
-    ) -> Job:
-        call = create_call(type, input, idempotency_key, concurrency_key)
-        return Job.from_dict(await self.send(call))
+    async def _request(self, call: Call) -> Outcome:
+        tls = self.core.tls
+        if tls not in self._clients:
+            self._clients[tls] = httpx.AsyncClient(
+                timeout=self.core.timeout, transport=self._transport, verify=tls
+            )
+        try:
+            return await self._clients[tls].request(call.method, **self.core.request(call))
+        except httpx.TransportError as exc:
+            return exc
 
-    async def get_job(self, job_id: str) -> Job:
-        return Job.from_dict(await self.send(Call("GET", _job_path(job_id))))
-
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-    ) -> JobPage:
-        return page_of(await self.send(list_call(statuses, type, since, limit, cursor)))
-
-    async def get_steps(self, job_id: str) -> list[Step]:
-        data = await self.send(Call("GET", _job_path(job_id, "/steps")))
-        return [Step.from_dict(s) for s in data.get("steps", [])]
-
-    async def get_logs(self, job_id: str, after: int = 0, limit: int = 1000) -> LogPage:
-        return log_page_of(await self.send(logs_call(job_id, after, limit)))
-
-    async def cancel_job(self, job_id: str) -> Job:
-        return Job.from_dict(await self.send(cancel_call(job_id)))
-
-    async def retry_job(self, job_id: str, from_start: bool = False) -> Job:
-        return Job.from_dict(await self.send(retry_call(job_id, from_start)))
-
-    async def stats(self) -> dict[str, Any]:
-        data: dict[str, Any] = await self.send(Call("GET", "/api/stats"))
-        return data
-
-    async def types(self) -> list[dict[str, Any]]:
-        data = await self.send(Call("GET", "/api/types"))
-        return list(data.get("types", []))
-
-    async def health(self) -> dict[str, Any]:
-        data: dict[str, Any] = await self.send(Call("GET", "/api/health"))
-        return data
+    create_job = _awaitable(create_call, Job.from_dict)
+    list_jobs = _awaitable(list_call, page_of)
+    get_job = _awaitable(get_call, Job.from_dict)
+    get_steps = _awaitable(steps_call, steps_of)
+    get_logs = _awaitable(logs_call, log_page_of)
+    cancel_job = _awaitable(cancel_call, Job.from_dict)
+    retry_job = _awaitable(retry_call, Job.from_dict)
+    types = _awaitable(types_call, types_of)
+    stats = _awaitable(stats_call, object_of)
+    health = _awaitable(health_call, object_of)
 
     # feed.JobSource: lets the live feed poll through this client -----------------
     async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:

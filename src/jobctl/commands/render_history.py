@@ -8,8 +8,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from jobctl.models import Job, LogLine, Step, parse_time
-from jobctl.render import (
+from jobctl.commands.render import (
     _kv,
     _tsv_cell,
     age,
@@ -19,6 +18,7 @@ from jobctl.render import (
     status_label,
     table,
 )
+from jobctl.models import Job, LogLine, Step, parse_time
 
 Data = Mapping[str, Any]
 
@@ -278,7 +278,7 @@ def render_trace(
             )
             lines.append(f"{sub}· {_offset(line.ts, origin)} {line.message}{earlier}")
         if step.status == "failed" and step.error:
-            lines.append(f"{sub}✗ {step.error}")
+            lines.append(f"{sub}✖ {step.error}")
     if not steps:
         lines.append(f"{branch}└─ (no steps)")
     if job.error:

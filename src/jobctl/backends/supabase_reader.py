@@ -1,27 +1,33 @@
-"""Reading jobs straight from a Supabase project's `jobs` table (PostgREST, via supabase-py).
+"""Reading jobs straight from a Supabase project's `jobs` table, over PostgREST.
 
 For a profile that has a Supabase project and no job API: `list`, `show` and
 `watch` read here; writes need the job API. Row-level security decides what
 the user's JWT may read (your own jobs), exactly as on the Realtime channel.
-supabase-py is imported on first use: it costs about half a second.
+Only postgrest-py is needed (not all of supabase-py, whose import costs about half
+a second more); it is imported on first use.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.client import MAX_PAGE, UUID_RE, check_ref
-from jobctl.errors import AuthError, JobctlError, NotFoundError, ServerError, UnreachableError
-from jobctl.models import Job, Step, format_time
+from jobctl.backends.jobapi import MAX_PAGE, UUID_RE, check_ref
+from jobctl.errors import (
+    AuthError,
+    JobctlError,
+    NotFoundError,
+    ServerError,
+    UnreachableError,
+    UsageError,
+)
+from jobctl.models import Job, Step, format_time, parse_since
 
 if TYPE_CHECKING:
-    from supabase import Client
+    from postgrest import SyncPostgrestClient
 
-DURATION_RE = re.compile(r"^(\d+)([smhdw])$")
 AUTH_CODES = frozenset({"PGRST301", "PGRST302", "PGRST303", "42501"})
 PREFIX_SCAN = 2000  # id prefixes are matched among this many of the newest jobs
 IN_BATCH = 100
@@ -29,19 +35,13 @@ IN_BATCH = 100
 
 def since_time(value: str, now: datetime | None = None) -> str:
     """`30m`, `2h`, `7d`, `1w` or an ISO time -> an ISO time, as the job API reads `since`."""
-    now = now or datetime.now(UTC)
-    if m := DURATION_RE.match(value.strip()):
-        unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m[2]]
-        return format_time(now - timedelta(seconds=int(m[1]) * unit)) or ""
     try:
-        when = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        when = parse_since(value, now or datetime.now(UTC))
     except ValueError:
-        from jobctl.errors import UsageError
-
         raise UsageError(
             f"--since: expected 30m, 2h, 7d or an ISO time, got {value[:40]!r}"
         ) from None
-    return format_time(when if when.tzinfo else when.replace(tzinfo=UTC)) or ""
+    return format_time(when) or ""
 
 
 class SupabaseReader:
@@ -53,29 +53,29 @@ class SupabaseReader:
         self.anon_key = anon_key
         self.token = token
         self.timeout = timeout
-        self._client: Client | None = None
+        self._client: SyncPostgrestClient | None = None
 
-    def _sb(self) -> Client:
+    def _rest(self) -> SyncPostgrestClient:
         if self._client is None:
-            from supabase import ClientOptions, create_client
+            from postgrest import SyncPostgrestClient
 
-            options = ClientOptions(
-                auto_refresh_token=False,
-                persist_session=False,
-                postgrest_client_timeout=self.timeout,
-            )
+            from jobctl.backends._httpx import httpx
+
             # PostgREST reads as the user: their JWT in Authorization, the anon key as apikey.
-            options.headers["Authorization"] = f"Bearer {self.token}"
-            self._client = create_client(self.url, self.anon_key, options)
+            headers = {"apikey": self.anon_key, "Authorization": f"Bearer {self.token}"}
+            session = httpx.Client(headers=headers, timeout=self.timeout, follow_redirects=True)
+            self._client = SyncPostgrestClient(
+                f"{self.url}/rest/v1", headers=headers, http_client=session
+            )
         return self._client
 
     def _rows(self, build: Any) -> list[dict[str, Any]]:
         from postgrest import APIError
 
-        from jobctl._httpx import httpx
+        from jobctl.backends._httpx import httpx
 
         try:
-            response = build(self._sb().table("jobs")).execute()
+            response = build(self._rest().from_("jobs")).execute()
         except APIError as exc:
             raise self._error(exc) from None
         except httpx.TransportError as exc:
@@ -147,8 +147,6 @@ class SupabaseReader:
         if not found:
             raise NotFoundError(f"no job with an id starting {ref!r}")
         if len(found) > 1:
-            from jobctl.errors import UsageError
-
             raise UsageError(f"id prefix {ref!r} is ambiguous; give more characters")
         return found[0]
 
@@ -172,7 +170,7 @@ class SupabaseReader:
 
     def close(self) -> None:
         if self._client is not None:
-            self._client.postgrest.session.close()
+            self._client.session.close()
 
 
 class AsyncSupabaseSource:

@@ -1,25 +1,39 @@
-"""Reading what `jobctl submit` sends: a text file or stdin, and JSON input."""
+"""Reading what a job is given: a text file (or stdin) becomes `input.text`, JSON the rest.
+
+One reader for `jobctl submit` and the dashboard's submit dialog. Everything is
+checked before anything is sent, and every failure is a UsageError that names
+its source (the file, stdin, `--input`...).
+"""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from jobctl.context import Context
 from jobctl.errors import UsageError
 
 MAX_FILE_BYTES = 1024 * 1024  # the embedded server's input limit
 
 
-def _read_bytes(name: str, ctx: Context) -> bytes:
+@dataclass(frozen=True)
+class Stdin:
+    """Where `-` reads from, and whether that is a terminal (then there is nothing to read)."""
+
+    stream: IO[str]
+    is_tty: bool
+
+
+def read_bytes(name: str, stdin: Stdin | None = None) -> bytes:
+    """A file's bytes (`-`: stdin's), at most MAX_FILE_BYTES."""
     if name == "-":
-        if ctx.stdin_tty:
+        if stdin is None or stdin.is_tty:
             raise UsageError(
                 "reading the input from stdin, but stdin is a terminal; pipe a file in"
             )
-        buffer = getattr(ctx.stdin, "buffer", None)
-        data = buffer.read(MAX_FILE_BYTES + 1) if buffer else ctx.stdin.read().encode()
+        buffer = getattr(stdin.stream, "buffer", None)
+        data = buffer.read(MAX_FILE_BYTES + 1) if buffer else stdin.stream.read().encode()
         if len(data) > MAX_FILE_BYTES:
             raise UsageError(f"stdin: over the {MAX_FILE_BYTES // 1024} KiB input limit")
         return bytes(data)
@@ -40,7 +54,8 @@ def _read_bytes(name: str, ctx: Context) -> bytes:
         raise UsageError(f"{name}: cannot read: {exc.strerror}") from None
 
 
-def _text_of(name: str, data: bytes) -> str:
+def text_of(name: str, data: bytes) -> str:
+    """UTF-8 text that is not empty and not binary."""
     if b"\x00" in data:
         raise UsageError(f"{name}: looks like a binary file; submit text")
     try:
@@ -52,7 +67,7 @@ def _text_of(name: str, data: bytes) -> str:
     return text
 
 
-def _json_object(source: str, text: str) -> dict[str, Any]:
+def json_object(source: str, text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -62,23 +77,35 @@ def _json_object(source: str, text: str) -> dict[str, Any]:
     return value
 
 
-def build_input(
-    file: str | None, input_json: str | None, input_file: Path | None, ctx: Context
+def job_input(
+    file: str | None,
+    input_json: str | None,
+    input_file: str | Path | None = None,
+    *,
+    stdin: Stdin | None = None,
+    json_source: str = "--input",
+    file_word: str = "FILE",
 ) -> dict[str, Any]:
-    """FILE's text (and name) plus --input or --input-file, checked before anything is sent."""
+    """FILE's text (and name) plus the JSON input, given inline or in a file.
+
+    `json_source` and `file_word` name the sources in messages as the caller shows
+    them (`--input` and FILE on the command line; "input JSON" and "the file" in the
+    dashboard). Raises UsageError when there is nothing to submit."""
     if input_json is not None and input_file is not None:
         raise UsageError("give --input or --input-file, not both")
     data: dict[str, Any] = {}
     if input_json is not None:
-        data = _json_object("--input", input_json)
+        data = json_object(json_source, input_json)
     elif input_file is not None:
-        raw = _read_bytes(str(input_file), ctx)
-        data = _json_object(f"--input-file {input_file}", _text_of(str(input_file), raw))
+        input_file = str(input_file)
+        text = text_of(input_file, read_bytes(input_file, stdin))
+        data = json_object(f"--input-file {input_file}", text)
     if file is not None:
         if "text" in data:
-            raise UsageError("input.text given twice: by FILE and by --input/--input-file")
+            others = json_source if input_file is None else "--input-file"
+            raise UsageError(f"input.text given twice: by {file_word} and by {others}")
         name = "stdin" if file == "-" else file
-        data["text"] = _text_of(name, _read_bytes(file, ctx))
+        data["text"] = text_of(name, read_bytes(file, stdin))
         if file != "-":
             data["filename"] = Path(file).name
     elif input_json is None and input_file is None:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.server.errors import NonRetriableError, RetryAfterError, StepError
+from jobctl.server.joberrors import NonRetriableError, RetryAfterError, StepError
 from jobctl.server.records import COMPLETED, FAILED, RUNNING, LogRow, StepRow, dumps, now_us
 
 if TYPE_CHECKING:

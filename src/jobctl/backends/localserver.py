@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from jobctl._httpx import httpx
+from jobctl.backends._httpx import httpx
 from jobctl.errors import UnreachableError
 
 START_TIMEOUT = 30.0

@@ -1,5 +1,7 @@
 """What `watch` shows: a live block of progress bars on a terminal, plain lines elsewhere,
-JSONL transitions for scripts, notes on stderr, and a terminal notification at the end.
+JSONL transitions for scripts, notes on stderr, and a terminal notification at the end;
+and `follow`, which runs the UI-free watch loop (backends/watchloop.py) with this view.
+Shared by `watch` and `submit --watch`.
 
 Hand-drawn with a few ANSI sequences rather than Rich's Live: the block and the
 lines printed above it (a job's end on stdout, a note on stderr) go to two
@@ -13,15 +15,22 @@ from __future__ import annotations
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import IO
+from typing import IO, TYPE_CHECKING, Any
 
-from jobctl import render
-from jobctl.feed import FeedMode, ModeChanged
+from jobctl.backends.feed import FeedMode, ModeChanged
+from jobctl.backends.watchloop import Reason, WatchOptions, WatchResult
+from jobctl.commands import render
+from jobctl.commands._shared import quiet_libraries
+from jobctl.commands.context import Context, _isatty
+from jobctl.glyphs import STATUS_GLYPHS
 from jobctl.models import Job, JobStatus, LogLine, Step
-from jobctl.watcher import Reason, WatchResult
+
+if TYPE_CHECKING:
+    from jobctl.backends.jobapi import JobClient
+    from jobctl.backends.supabase_reader import SupabaseReader
 
 NOTIFY_KINDS = ("off", "bell", "osc9", "osc777")
 REDRAW_EVERY = 0.1  # seconds: bursts of progress collapse into one redraw
@@ -55,7 +64,7 @@ def clip(text: str, width: int) -> str:
 
 def live_line(job: Job, now: datetime) -> str:
     elapsed, eta = elapsed_and_eta(job, now)
-    head = f"{render.SYMBOLS[job.status]} {job.short_id}  {job.type[:18]:<18}"
+    head = f"{STATUS_GLYPHS[job.status]} {job.short_id}  {job.type[:18]:<18}"
     if job.status == JobStatus.PENDING:
         return f"{head}  {'pending':<15}  {clock_text(elapsed)}"
     eta_text = f"ETA {clock_text(eta)}" if eta is not None else ""
@@ -68,7 +77,7 @@ def live_line(job: Job, now: datetime) -> str:
 def end_line(job: Job) -> str:
     took = render.duration(job.duration_seconds)
     word = "in" if job.status == JobStatus.COMPLETED else "after"
-    line = f"{render.SYMBOLS[job.status]} {job.status.value:<9} {job.short_id}  {job.type}  {word} {took}"
+    line = f"{STATUS_GLYPHS[job.status]} {job.status.value:<9} {job.short_id}  {job.type}  {word} {took}"
     if job.status == JobStatus.FAILED and job.error:
         line += f": {job.error}"
     return line
@@ -111,7 +120,9 @@ def log_record(line: LogLine, source: str) -> dict[str, object]:
 def failure_lines(job: Job, step: Step | None, logs: list[LogLine]) -> list[str]:
     """Why a job failed, for the end of `watch --logs`: the step, the error, the last lines."""
     where = f" at step {step.name!r} (attempt {step.attempt})" if step else ""
-    out = [f"✗ {job.short_id} {job.type} failed{where}: {job.error or 'no error given'}"]
+    out = [
+        f"{STATUS_GLYPHS[JobStatus.FAILED]} {job.short_id} {job.type} failed{where}: {job.error or 'no error given'}"
+    ]
     if step is not None and step.error and step.error not in (job.error or ""):
         out.append(f"  step error: {step.error}")
     if logs:
@@ -372,3 +383,101 @@ def summary(result: WatchResult) -> dict[str, object]:
             for j in result.jobs.values()
         ],
     }
+
+
+def view_config(
+    ctx: Context,
+    *,
+    human: IO[str],
+    jsonl: bool = False,
+    notify: str = "off",
+    poll_interval: float = 2.0,
+    **extra: Any,
+) -> ViewConfig:
+    """The view for this command's streams: live on a terminal, colour unless turned off."""
+    live = _isatty(human) and ctx.env.get("TERM") != "dumb"
+    color = live and not ctx.no_color and not ctx.env.get("NO_COLOR")
+    terminal = ctx.stderr if ctx.stderr_tty else ctx.stdout if ctx.stdout_tty else None
+    return ViewConfig(
+        human=human,
+        notes=ctx.stderr,
+        live=live,
+        jsonl=ctx.stdout if jsonl else None,
+        notify=notify,
+        notify_stream=terminal,
+        poll_interval=poll_interval,
+        lost_after=ctx.settings.reconnect_seconds,
+        color=color,
+        now=ctx.clock,
+        **extra,
+    )
+
+
+def follow(
+    ctx: Context,
+    reader: JobClient | SupabaseReader,
+    initial: Sequence[Job],
+    view: WatchPrinter,
+    options: WatchOptions,
+    *,
+    poll_only: bool = False,
+    interval: float = 2.0,
+    logs: bool = False,
+) -> WatchResult:
+    """Follow `initial` to their end (or the watch's), telling `view`; returns the result.
+
+    The feed reads through the async form of `reader`: the job API client that the
+    Context builds (the same profile, settings and autostart), or the Supabase reader
+    in a worker thread."""
+    import asyncio
+
+    from jobctl.backends.feed import JobFeed, PollSettings, Subscription
+    from jobctl.backends.jobapi import AsyncJobClient, Endpoint, JobClient
+    from jobctl.backends.supabase_reader import AsyncSupabaseSource
+    from jobctl.backends.watchloop import watch_jobs
+
+    quiet_libraries(ctx)
+
+    async def run() -> WatchResult:
+        source: AsyncJobClient | AsyncSupabaseSource
+        endpoint = None
+        if isinstance(reader, JobClient):
+            client = source = ctx.async_client()
+            endpoint = Endpoint(client.base_url, client.core.token)
+        else:
+            source = AsyncSupabaseSource(reader)
+        active = frozenset(j.id for j in initial if not j.status.is_terminal)
+        feed = JobFeed(
+            source,
+            Subscription(active),
+            realtime=None if poll_only else ctx.realtime_config(endpoint),
+            poll=PollSettings(interval=interval, max_interval=max(15.0, interval)),
+            logs=logs,
+        )
+        try:
+            result = await watch_jobs(feed, initial, view, options)
+            if logs and isinstance(source, AsyncJobClient):
+                await _failed_steps(source, result, view)
+            return result
+        finally:
+            await source.aclose()
+
+    try:
+        result = asyncio.run(run())
+    finally:
+        view.close()
+    view.finish(result)
+    return result
+
+
+async def _failed_steps(source: Any, result: WatchResult, view: WatchPrinter) -> None:
+    """The step each failed job failed at, for the end of `watch --logs`."""
+    from jobctl.errors import JobctlError
+
+    for job in [j for j in result.jobs.values() if j.status.value == "failed"][:20]:
+        try:
+            steps = await source.get_steps(job.id)
+        except JobctlError:
+            continue
+        failed = [s for s in steps if s.status == "failed"]
+        view.failed_steps[job.id] = failed[-1] if failed else None

@@ -18,23 +18,7 @@ END
 $$;
 
 CREATE TABLE IF NOT EXISTS public.jobs (
-    id              uuid PRIMARY KEY DEFAULT gen_random_uuid(),
-    type            text NOT NULL,
-    status          public.job_status NOT NULL DEFAULT 'pending',
-    progress        integer NOT NULL DEFAULT 0 CHECK (progress BETWEEN 0 AND 100),
-    message         text,
-    input           jsonb NOT NULL DEFAULT '{}'::jsonb,
-    output          jsonb,
-    error           text,
-    attempt         integer NOT NULL DEFAULT 1 CHECK (attempt >= 1),
-    max_attempts    integer NOT NULL DEFAULT 1 CHECK (max_attempts >= 1),
-    user_id         uuid NOT NULL DEFAULT auth.uid() REFERENCES auth.users (id) ON DELETE CASCADE,
-    concurrency_key text,
-    idempotency_key text,
-    created_at      timestamptz NOT NULL DEFAULT now(),
-    updated_at      timestamptz NOT NULL DEFAULT now(),
-    started_at      timestamptz,
-    completed_at    timestamptz
+    -- @columns@ (one per field of jobctl.jobshape.JOB_FIELDS, written by supabase_migration.py)
 );
 
 COMMENT ON TABLE public.jobs IS 'Background jobs: one row per job, written by workers, read by clients (jobctl).';

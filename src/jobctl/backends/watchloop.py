@@ -21,8 +21,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from jobctl.backends.feed import FeedMode, JobChanged, JobFeed, LogReceived, ModeChanged
 from jobctl.errors import ExitCode
-from jobctl.feed import FeedMode, JobChanged, JobFeed, LogReceived, ModeChanged
 from jobctl.models import Job, JobStatus, LogLine
 
 

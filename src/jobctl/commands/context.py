@@ -17,15 +17,15 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from jobctl import paths
-from jobctl.config import ENV_DEBUG, ENV_NO_COLOR, Settings, load_settings
+from jobctl.config import DEFAULT_HOST, ENV_DEBUG, ENV_NO_COLOR, Settings, load_settings
 from jobctl.errors import AuthError, UsageError
 
 if TYPE_CHECKING:
     import httpx
 
-    from jobctl.client import Endpoint, JobClient
-    from jobctl.feed import RealtimeConfig
-    from jobctl.restread import SupabaseReader
+    from jobctl.backends.feed import RealtimeConfig
+    from jobctl.backends.jobapi import AsyncJobClient, Endpoint, JobClient
+    from jobctl.backends.supabase_reader import SupabaseReader
 
 
 def _isatty(stream: IO[str]) -> bool:
@@ -49,7 +49,9 @@ class Context:
     no_color: bool = False
     clock: Callable[[], datetime] = _now
     transport: httpx.BaseTransport | None = None
+    async_transport: httpx.AsyncBaseTransport | None = None  # default: `transport`, if it can
     _clients: list[JobClient] = field(default_factory=list)
+    _async_clients: list[AsyncJobClient] = field(default_factory=list)  # their owners close them
     _readers: list[SupabaseReader] = field(default_factory=list)
 
     @classmethod
@@ -101,13 +103,13 @@ class Context:
 
     def api_url(self) -> str:
         """The active profile's API URL; for `local`, the running local server's."""
-        from jobctl.localserver import read_state
+        from jobctl.backends.localserver import read_state
 
         s = self.settings
         url = s.explicit_api_url
         if url is None and s.is_local:
             state = read_state(s.data_dir)
-            url = state.url if state else f"http://127.0.0.1:{s.port}"
+            url = state.url if state else f"http://{DEFAULT_HOST}:{s.port}"
         if url is None and s.supabase_only:
             raise UsageError(
                 f"profile {s.profile!r} has only a Supabase project (no api_url): `list`, `show` "
@@ -123,7 +125,7 @@ class Context:
 
     def endpoint(self) -> Endpoint:
         """URL and token of the active profile (the local server's token when local)."""
-        from jobctl.client import Endpoint
+        from jobctl.backends.jobapi import Endpoint
 
         s = self.settings
         url = self.api_url()
@@ -146,8 +148,8 @@ class Context:
 
     def autostart(self) -> Endpoint | None:
         """Start the local server for a client that found none, and say so on stderr."""
-        from jobctl.client import Endpoint
-        from jobctl.localserver import log_file, start_server
+        from jobctl.backends.jobapi import Endpoint
+        from jobctl.backends.localserver import log_file, start_server
 
         s = self.settings
         state, started = start_server(s.data_dir, s.port)
@@ -158,21 +160,38 @@ class Context:
             )
         return Endpoint(state.url, self.settings.get("token") or self.local_token())
 
-    def client(self, *, autostart: bool = True) -> JobClient:
-        from jobctl.client import JobClient
-
+    def _client_options(self, autostart: bool, retries: int | None) -> dict[str, Any]:
+        """What both job API clients are built from: the active profile's endpoint, the
+        settings, and the local server's autostart on a refused connection."""
         endpoint = self.endpoint()
-        hook = self.autostart if autostart and self.settings.autostart else None
-        client = JobClient(
-            endpoint.url,
-            endpoint.token,
-            timeout=self.settings.timeout,
-            retries=self.settings.retries,
-            transport=self.transport,
-            unreachable_hint=self.unreachable_hint(),
-            on_unreachable=hook,
-        )
+        return {
+            "base_url": endpoint.url,
+            "token": endpoint.token,
+            "timeout": self.settings.timeout,
+            "retries": self.settings.retries if retries is None else retries,
+            "unreachable_hint": self.unreachable_hint(),
+            "on_unreachable": self.autostart if autostart and self.settings.autostart else None,
+        }
+
+    def client(self, *, autostart: bool = True) -> JobClient:
+        """The job API for the blocking commands (closed by `close`)."""
+        from jobctl.backends.jobapi import JobClient
+
+        client = JobClient(**self._client_options(autostart, None), transport=self.transport)
         self._clients.append(client)
+        return client
+
+    def async_client(self, *, autostart: bool = True, retries: int | None = None) -> AsyncJobClient:
+        """The same job API for asyncio (the live feed, the dashboard), built as `client()`
+        is; the caller closes it (`aclose`) inside its event loop."""
+        from jobctl.backends._httpx import httpx
+        from jobctl.backends.jobapi import AsyncJobClient
+
+        transport = self.async_transport
+        if transport is None and isinstance(self.transport, httpx.AsyncBaseTransport):
+            transport = self.transport  # httpx.MockTransport serves both kinds of client
+        client = AsyncJobClient(**self._client_options(autostart, retries), transport=transport)
+        self._async_clients.append(client)
         return client
 
     def reader(self) -> JobClient | SupabaseReader:
@@ -181,7 +200,7 @@ class Context:
         s = self.settings
         if not s.supabase_only:
             return self.client()
-        from jobctl.restread import SupabaseReader
+        from jobctl.backends.supabase_reader import SupabaseReader
 
         key, token = self.supabase_key(), s.get("token")
         if not token:
@@ -207,7 +226,7 @@ class Context:
         """Where live updates come from: the profile's Supabase project (anon key as apikey,
         the user's JWT set on the client before subscribing), else the job server's own
         Realtime endpoint (its token as apikey)."""
-        from jobctl.feed import RealtimeConfig
+        from jobctl.backends.feed import RealtimeConfig
 
         s = self.settings
         if s.get("supabase_url") and not s.is_local:
@@ -223,6 +242,7 @@ class Context:
         if "settings" in self.__dict__:
             found += [self.settings.get(k) for k in ("token", "supabase_anon_key")]
         found += [c.core.token for c in self._clients]
+        found += [c.core.token for c in self._async_clients]
         found += [self.env.get("JOBCTL_TOKEN"), self.local_token()]
         return [s for s in found if s]
 
