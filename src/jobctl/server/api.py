@@ -8,6 +8,7 @@ FastAPI sees it (GuardedRoute), and every query value is checked by `check_query
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import re
@@ -259,10 +260,12 @@ def parse_since(value: str) -> int:
 
 
 def check_cursor(cursor: str) -> str:
-    """A cursor this server made: `<created_at>:<id>`, with a time that fits 63 bits."""
+    """A cursor this server made (store.base.encode_cursor): base64 of
+    `<created_at>:<id>`, in ASCII digits that fit 63 bits (int() alone takes any
+    Unicode digits and any length)."""
     try:
-        created, job_id = decode_cursor(cursor)
-        raw = f"{created}:{job_id}"
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        decode_cursor(cursor)
     except (ValueError, UnicodeDecodeError):
         raw = ""
     m = CURSOR_RE.fullmatch(raw)

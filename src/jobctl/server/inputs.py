@@ -30,10 +30,17 @@ class UnsafeJson(InvalidInput):
 
 
 def _where(path: tuple[Any, ...] | None, root: str) -> str:
+    """`input.a[3]["odd key"]`: where in a value a fault is, in ASCII (keys may hold
+    the very NUL or surrogate being reported)."""
     parts: list[str] = []
     while path is not None:
         path, key = path
-        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+        if isinstance(key, int):
+            parts.append(f"[{key}]")
+        elif isinstance(key, str) and key.isascii() and key.isidentifier():
+            parts.append(f".{key[:40]}")
+        else:
+            parts.append(f"[{json.dumps(str(key)[:40])}]")
     text = (root + "".join(reversed(parts))).lstrip(".") or "the request body"
     return text if len(text) <= 120 else text[:117] + "..."
 
