@@ -134,6 +134,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         install_redaction(auth.local_token)  # uvicorn has set up its loggers by now
+        # uvicorn writes request lines only when its access_log is on (`--access-log`),
+        # at INFO, which the server's log_level ("warning") would otherwise hide.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         await engine.start()
         try:
             yield
