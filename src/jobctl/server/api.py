@@ -432,6 +432,7 @@ class EventsOut(BaseModel):
     errors: list[EventError] | None = None
 
 
+EVENT_SCHEMA = Event.model_json_schema()  # inline: nothing else puts Event in components
 EVENT_BODY = {
     "requestBody": {
         "required": True,
@@ -439,10 +440,10 @@ EVENT_BODY = {
             "application/json": {
                 "schema": {
                     "anyOf": [
-                        {"$ref": "#/components/schemas/Event"},
+                        EVENT_SCHEMA,
                         {
                             "type": "array",
-                            "items": {"$ref": "#/components/schemas/Event"},
+                            "items": EVENT_SCHEMA,
                             "minItems": 1,
                             "maxItems": MAX_EVENTS,
                         },
