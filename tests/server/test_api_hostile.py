@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -241,3 +243,40 @@ def test_the_nastiest_accepted_input_reads_back(make_server: Any) -> None:
         assert (again.status_code, again.json()["id"]) == (200, job_id)
         assert c.get("/api/jobs", params={"type": "de%"}).json()["jobs"] == []
     assert "Traceback" not in server.log
+
+
+async def test_a_poison_row_from_before_the_limit_does_not_break_listings(
+    store_url: str, tmp_path: Path
+) -> None:
+    """A row nested 260 deep (as servers before the limit committed) is listed with its
+    input replaced by a note; the job itself still has its input."""
+    from jobctl.server.main import build
+    from jobctl.server.records import NewJob, now_us
+    from jobctl.server.settings import ServerSettings
+
+    settings = ServerSettings(db=store_url, data_dir=tmp_path / "d",
+                              token_file=tmp_path / "token", jwt_secret_file=tmp_path / "jwt")  # fmt: skip
+    built = build(settings)
+    store = built.engine.store
+    await store.open()
+    try:
+        poison = NewJob(str(uuid.uuid4()), "demo", nested(260), "local", 3)
+        await store.create_job(poison, now_us(), 10**9)
+        fine = NewJob(str(uuid.uuid4()), "demo", '{"steps":0}', "local", 3)
+        await store.create_job(fine, now_us(), 10**9)
+        transport = httpx.ASGITransport(app=built.app)
+        headers = {"Authorization": f"Bearer {built.auth.local_token}"}
+        async with httpx.AsyncClient(transport=transport, base_url="http://t",
+                                     headers=headers) as c:  # fmt: skip
+            listing = await c.get("/api/jobs")
+            assert listing.status_code == 200, listing.text
+            inputs = {j["id"]: j["input"] for j in listing.json()["jobs"]}
+            assert inputs[fine.id] == {"steps": 0}
+            assert inputs[poison.id] == {
+                "_not_shown": "nested 260 levels deep, over the 200 the API shows"}  # fmt: skip
+            one = await c.get(f"/api/jobs/{poison.id}")
+            assert one.status_code == 200 and one.json()["input"] == inputs[poison.id]
+        row = await store.get_job(poison.id, None)
+        assert row is not None and row.input == nested(260)
+    finally:
+        await store.close()

@@ -93,6 +93,11 @@ def canonical(value: Any, where: str, max_depth: int = MAX_DEPTH) -> str:
     return text
 
 
+def json_depth(text: str, max_depth: int) -> int:
+    """How deep JSON text nests, exactly when that is over `max_depth` (else maybe 0)."""
+    return _depth(text.replace("\\\\", ""), max_depth)
+
+
 def _depth(plain: str, max_depth: int) -> int:
     """How deep JSON text nests, given without its escaped backslashes (0 when it cannot
     be over `max_depth`: too few brackets). Brackets inside strings do not count."""

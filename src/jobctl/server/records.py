@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from jobctl.server.inputs import json_depth
+
 PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "pending",
     "running",
@@ -36,6 +38,25 @@ def iso(us: int | None) -> str | None:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+SHOWN_DEPTH = 200
+"""Stored JSON nested deeper than this is not shown (the API's encoder stops at 255
+levels). New input cannot be that deep (inputs.MAX_DEPTH), but rows written before that
+limit, or by other producers, must not make every listing that holds them fail."""
+
+
+def shown(text: str | None) -> Any:
+    """A stored JSON column as the API shows it."""
+    if text is None:
+        return None
+    depth = json_depth(text, SHOWN_DEPTH)
+    if depth <= SHOWN_DEPTH:
+        try:
+            return json.loads(text)
+        except RecursionError:
+            pass
+    return {"_not_shown": f"nested {depth} levels deep, over the {SHOWN_DEPTH} the API shows"}
 
 
 def dumps(value: Any) -> str:
@@ -105,8 +126,8 @@ class JobRow:
             "status": self.status,
             "progress": self.progress,
             "message": self.message,
-            "input": json.loads(self.input),
-            "output": loads(self.output),
+            "input": shown(self.input),
+            "output": shown(self.output),
             "error": self.error,
             "attempt": self.attempt,
             "max_attempts": self.max_attempts,
@@ -155,7 +176,7 @@ class StepRow:
             "name": self.name,
             "status": self.status,
             "attempt": self.attempt,
-            "output": loads(self.output),
+            "output": shown(self.output),
             "error": self.error,
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
