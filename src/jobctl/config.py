@@ -57,7 +57,7 @@ FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 # Numeric keys: (lowest, highest, lowest allowed?) -- a timeout of 0 would fail every call.
 RANGES: dict[str, tuple[float, float, bool]] = {
-    "port": (1, 65535, True),
+    "port": (0, 65535, True),  # 0: the local server picks a free port
     "timeout": (0, 86400, False),
     "retries": (0, 100, True),
     "reconnect_seconds": (0, 86400, True),

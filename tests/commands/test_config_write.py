@@ -60,8 +60,8 @@ def test_what_config_set_writes_is_checked_first() -> None:
     path = write(ORIGINAL)
     refused = [
         (("profile", "NOSUCH"), "no profile named 'NOSUCH' (known: local, staging)"),
-        (("port", "99999"), "port: must be from 1 to 65535"),
-        (("port", "0"), "port: must be from 1 to 65535"),
+        (("port", "99999"), "port: must be from 0 to 65535"),
+        (("port", "-1"), "port: must be from 0 to 65535"),
         (("timeout", "0"), "timeout: must be over 0"),
         (("timeout", "nan"), "timeout: must be over 0"),
         (("retries", "1.5"), "retries: expected a whole number"),
@@ -85,7 +85,7 @@ def test_a_bad_value_in_the_file_is_one_error_that_names_it() -> None:
     assert invoke("config", "set", "timeout", "5", "--profile", "staging").code == 0
     assert invoke("config", "show").code == 0
     write("port = 99999\n")
-    invoke("config", "show").one_line_error(2, "port: must be from 1 to 65535")
+    invoke("config", "show").one_line_error(2, "port: must be from 0 to 65535")
     assert invoke("config", "unset", "port").code == 0
     assert invoke("config", "show").code == 0
     write('[profiles]\nstaging = "not a table"\n')
