@@ -61,7 +61,7 @@ def test_what_config_set_writes_is_checked_first() -> None:
     refused = [
         (("profile", "NOSUCH"), "no profile named 'NOSUCH' (known: local, staging)"),
         (("port", "99999"), "port: must be from 0 to 65535"),
-        (("port", "-1"), "port: must be from 0 to 65535"),
+        (("port", "65536"), "port: must be from 0 to 65535"),
         (("timeout", "0"), "timeout: must be over 0"),
         (("timeout", "nan"), "timeout: must be over 0"),
         (("retries", "1.5"), "retries: expected a whole number"),
