@@ -13,7 +13,7 @@ import contextlib
 import json
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
@@ -70,24 +70,29 @@ class RetryJob(BaseModel):
     from_start: bool = False
 
 
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+
 class JobOut(BaseModel):
-    id: str
+    id: Uuid
     type: str
-    status: str
-    progress: int
+    status: Status
+    progress: int = Field(ge=0, le=100)
     message: str | None
     input: dict[str, Any]
     output: Any
     error: str | None
-    attempt: int
-    max_attempts: int
+    attempt: int = Field(ge=1)
+    max_attempts: int = Field(ge=1)
     user_id: str
     concurrency_key: str | None
     idempotency_key: str | None
-    created_at: str
-    updated_at: str
-    started_at: str | None
-    completed_at: str | None
+    created_at: Time
+    updated_at: Time
+    started_at: Time | None
+    completed_at: Time | None
 
 
 class JobList(BaseModel):
