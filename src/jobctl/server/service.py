@@ -225,13 +225,9 @@ class _SchemaCache:
         cached = self._validators.get(job_type.name)
         if cached is not None and cached[0] is job_type.input_schema:
             return cached[1]
-        import jsonschema.validators
-
         schema = job_type.input_schema
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-        cls.check_schema(
-            schema
-        )  # a type's own schema is wrong: the server's fault, not the caller's
+        cls = _validator_class(schema)
+        cls.check_schema(schema)  # wrong: the server's fault, not the caller's (check_schemas)
         validator = cls(schema, format_checker=cls.FORMAT_CHECKER)
         self._validators[job_type.name] = (schema, validator)
         return validator
@@ -241,18 +237,22 @@ def check_schemas(registry: Registry) -> None:
     """Raise ValueError naming the first registered type whose input_schema is not a
     valid JSON Schema (for start-up, so no submit finds out)."""
     import jsonschema.exceptions
-    import jsonschema.validators
 
     for job_type in registry.types():
-        schema = job_type.input_schema
-        cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
         try:
-            cls.check_schema(schema)
+            _validator_class(job_type.input_schema).check_schema(job_type.input_schema)
         except jsonschema.exceptions.SchemaError as exc:
             raise ValueError(
                 f"job type {job_type.name}: input_schema is not a valid JSON Schema: "
                 f"{exc.message[:200]}"
             ) from None
+
+
+def _validator_class(schema: dict[str, Any]) -> Any:
+    """The validator of the draft the schema names (`$schema`), 2020-12 when it names none."""
+    import jsonschema.validators
+
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
 
 
 def _schema_message(type_name: str, error: Any) -> str:
