@@ -134,6 +134,7 @@ EVENTS: list[tuple[str, bytes, int, str]] = [
      "invalid_input"),
     ("not JSON", b'{"name":', 400, "malformed_json"),
 ]  # fmt: skip
+EVENT_QUERIES = [("a NUL in a query value", {"x": "a\x00"}, 400, "invalid_text")]
 
 
 def count_jobs(c: httpx.Client) -> int:
@@ -165,6 +166,10 @@ def test_hostile_input_is_refused_and_nothing_is_committed(make_server: Any) -> 
             assert answer["status"] == status and answer["error"], (what, answer)
             assert answer["code"] == code, (what, answer)
             assert answer["ids"] in ([], [""]), (what, answer)
+        for what, params, status, code in EVENT_QUERIES:
+            r = c.post(f"/e/{server.token}", params=params, json={"name": "demo", "data": {}})
+            answer = r.json()
+            assert (r.status_code, answer["status"], answer["code"]) == (status, status, code), what
         assert count_jobs(c) == before
         # and the server still does its job
         ok = c.post("/api/jobs", json={"type": "demo", "input": {"steps": 0}})

@@ -160,6 +160,8 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if request.url.path.startswith("/e/"):  # the event intake answers in Inngest's shape
+            return api.events_error(exc.status, exc.code, exc.message)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(DomainError)
