@@ -38,7 +38,7 @@ complete -c jobctl -n '__fish_seen_subcommand_from cancel' -l yes -s y -d 'Do no
 complete -c jobctl -n '__fish_seen_subcommand_from cancel' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from completion' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a get -d 'Print one setting\'s effective value (secrets masked: use `auth token`).'
-complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a path -d 'Print the config file\'s path.'
+complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a path -d 'Print the config file\'s path (even when the file cannot be read).'
 complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a set -d 'Set a value in the config file: api_url and supabase_* go to the active profile'
 complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a show -d 'Every setting of the active profile, its value and where it came from.'
 complete -c jobctl -n '__fish_seen_subcommand_from config; and not __fish_seen_subcommand_from get path set show unset' -a unset -d 'Remove a key from the config file: from the active profile (or --profile NAME) if set'

@@ -17,6 +17,7 @@ to the embedded server in the data dir and reads that server's token file.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -55,8 +56,18 @@ TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
 FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
+# Numeric keys: (lowest, highest, lowest allowed?) -- a timeout of 0 would fail every call.
+RANGES: dict[str, tuple[float, float, bool]] = {
+    "port": (0, 65535, True),  # 0: the local server picks a free port
+    "timeout": (0, 86400, False),
+    "retries": (0, 100, True),
+    "reconnect_seconds": (0, 86400, True),
+}
+
+
 def parse_value(key: str, raw: Any) -> Any:
-    """Coerce a value from the environment, the file or `config set` to the key's type."""
+    """Coerce a value from the environment, the file or `config set` to the key's type,
+    and check it is one jobctl can use (a port that exists, a timeout above 0)."""
     default = KEYS[key][0]
     if isinstance(default, bool):
         if isinstance(raw, bool):
@@ -68,20 +79,40 @@ def parse_value(key: str, raw: Any) -> Any:
             return False
         raise UsageError(f"{key}: expected true or false, got {str(raw)[:40]!r}")
     if isinstance(default, int | float) and not isinstance(default, bool):
-        kind = type(default)
-        try:
-            value = kind(raw)
-        except (TypeError, ValueError):
-            raise UsageError(f"{key}: expected a number, got {str(raw)[:40]!r}") from None
-        if value < 0:
-            raise UsageError(f"{key}: must not be negative")
-        return value
+        return _number(key, raw, type(default))
     if raw is None:
         return None
-    text = str(raw).strip()
+    if not isinstance(raw, str):
+        raise UsageError(f"{key}: expected a string, got {raw!r:.40}")
+    text = raw.strip()
     if key in ("api_url", "supabase_url") and text and not text.startswith(("http://", "https://")):
         raise UsageError(f"{key}: expected an http:// or https:// URL, got {text[:60]!r}")
     return text.rstrip("/") if key.endswith("_url") else text
+
+
+def _number(key: str, raw: Any, kind: type) -> int | float:
+    wanted = "a whole number" if kind is int else "a number"
+    if isinstance(raw, bool) or not isinstance(raw, str | int | float):
+        raise UsageError(f"{key}: expected {wanted}, got {raw!r:.40}")
+    try:
+        value = float(raw) if kind is float else _whole(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{key}: expected {wanted}, got {str(raw)[:40]!r}") from None
+    low, high, low_ok = RANGES[key]
+    if not math.isfinite(value) or value > high or value < low or (value == low and not low_ok):
+        span = f"from {low:g} to {high:g}" if low_ok else f"over {low:g} and at most {high:g}"
+        raise UsageError(f"{key}: must be {span}, got {str(raw)[:40]!r}")
+    return value
+
+
+def _whole(raw: str | int | float) -> int:
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise ValueError(raw)
+        return int(raw)
+    if isinstance(raw, str) and not raw.strip().isascii():
+        raise ValueError(raw)
+    return int(raw)
 
 
 def read_file(path: Path) -> dict[str, Any]:
@@ -94,29 +125,70 @@ def read_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"cannot read the config file {path}: {exc}") from None
 
 
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    text = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{text}"'
+def _edit(path: Path) -> Any:
+    """The config file as a tomlkit document, to change and write back with its comments,
+    order and every table jobctl does not know (`[tui]`) exactly as they were."""
+    import tomlkit
+    import tomlkit.exceptions
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return tomlkit.document()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read the config file {path}: {exc}") from None
+    try:
+        return tomlkit.parse(text)
+    except tomlkit.exceptions.ParseError as exc:
+        raise UsageError(
+            f"cannot read the config file {path}: {exc}; fix or remove it first"
+        ) from None
 
 
 def dump_toml(data: Mapping[str, Any]) -> str:
-    """The small subset of TOML this file uses: scalars at the top, then [profiles.NAME]."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
-    profiles = data.get("profiles") or {}
-    for name, table in profiles.items():
-        lines.append("")
-        lines.append(f'[profiles."{name}"]')
-        lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
-    return "\n".join(lines) + "\n"
+    import tomlkit
+
+    return tomlkit.dumps(data)
+
+
+def _save(path: Path, doc: Any) -> None:
+    # 0600 always: the file may hold tokens.
+    paths.write_secret(path, dump_toml(doc))
 
 
 def write_file(path: Path, data: Mapping[str, Any]) -> None:
-    # 0600 always: the file may hold tokens.
-    paths.write_secret(path, dump_toml(data))
+    """Write a whole config file (tests and first set-ups; `set_value` edits in place)."""
+    _save(path, data)
+
+
+def check_file_data(path: Path, data: Mapping[str, Any]) -> None:
+    """Every value jobctl reads from the file is one it can use: what `config set`
+    leaves behind loads, and a bad value found on reading names the file."""
+    profiles = data.get("profiles", {})
+    if not isinstance(profiles, Mapping):
+        raise UsageError(f"{path}: [profiles] must be a table")
+    tables: list[tuple[str, Mapping[str, Any]]] = [("", data)]
+    for name, table in profiles.items():
+        if not isinstance(table, Mapping):
+            raise UsageError(f"{path}: profiles.{name} must be a table ([profiles.{name}])")
+        tables.append((f"[profiles.{name}] ", table))
+    for where, table in tables:
+        for key, value in table.items():
+            if key not in KEYS or isinstance(value, Mapping):
+                continue
+            try:
+                parse_value(key, value)
+            except UsageError as exc:
+                raise UsageError(f"{path}: {where}{exc.message}") from None
+
+
+def file_profile(env: Mapping[str, str], flags: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    """The active profile's name from the flag, the environment or the file alone (for
+    config commands, which must work while other values in the file are wrong)."""
+    for value in (flags.get("profile"), env.get(KEYS["profile"][1]), data.get("profile")):
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return LOCAL_PROFILE
 
 
 @dataclass(frozen=True)
@@ -173,9 +245,8 @@ def load_settings(
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     path = paths.config_file()
     data = read_file(path)
+    check_file_data(path, data)
     profiles: dict[str, Any] = data.get("profiles") or {}
-    if not isinstance(profiles, dict):
-        raise UsageError(f"{path}: [profiles] must be a table")
 
     def layered(key: str, table: Mapping[str, Any]) -> tuple[Any, str]:
         _, env_name, _ = KEYS[key]
@@ -209,35 +280,65 @@ def load_settings(
 
 
 def set_value(key: str, value: str, profile: str | None) -> tuple[Path, str]:
-    """Write one key to the config file; returns the path and where it went."""
+    """Write one key to the config file; returns the path and where it went.
+
+    Only that key changes: the rest of the file (comments, order, other tables) is kept
+    byte for byte. The value is checked first, and the file as it would be after.
+    """
     if key not in KEYS:
         raise UsageError(f"unknown config key {key!r} (known: {', '.join(KEYS)})")
     parsed = parse_value(key, value)
     path = paths.config_file()
-    data = read_file(path)
+    doc = _edit(path)
     per_profile = KEYS[key][2]
+    if key == "profile":
+        known = sorted({LOCAL_PROFILE, *_table(doc, "profiles")})
+        if parsed not in known:
+            raise UsageError(
+                f"no profile named {parsed!r} (known: {', '.join(known)}); create it with "
+                f"`jobctl config set api_url URL --profile {parsed}`"
+            )
     if per_profile or (profile is not None and key != "profile"):
-        name = profile or str(data.get("profile") or LOCAL_PROFILE)
-        data.setdefault("profiles", {}).setdefault(name, {})[key] = parsed
+        import tomlkit
+
+        name = profile or str(doc.get("profile") or LOCAL_PROFILE)
+        if "profiles" not in doc:
+            doc.add("profiles", tomlkit.table(is_super_table=True))
+        profiles = doc["profiles"]
+        if name in profiles:
+            profiles[name][key] = parsed
+        else:  # a new table, with the blank line that sets tables apart
+            table = tomlkit.table()
+            table.add(key, parsed)
+            table.add(tomlkit.nl())
+            profiles.add(name, table)
         where = f"profile {name}"
     else:
-        data[key] = parsed
+        doc[key] = parsed
         where = "top level"
-    write_file(path, data)
+    check_file_data(path, doc.unwrap())
+    _save(path, doc)
     return path, where
 
 
+def _table(doc: Any, name: str) -> Mapping[str, Any]:
+    table = doc.get(name)
+    return table if isinstance(table, Mapping) else {}
+
+
 def unset_value(key: str, profile: str) -> bool:
+    """Remove a key (from the profile's table if set there, else the top level), keeping
+    the rest of the file as it is, wrong values included: unset is how one fixes them."""
     path = paths.config_file()
-    data = read_file(path)
-    table = (data.get("profiles") or {}).get(profile) or {}
-    if key in table:
-        del table[key]
-    elif key in data and not isinstance(data[key], dict):
-        del data[key]
+    doc = _edit(path)
+    table = _table(_table(doc, "profiles"), profile)
+    if key in table and not isinstance(table[key], Mapping):
+        del doc["profiles"][profile][key]
+    elif key in doc and not isinstance(doc[key], Mapping):
+        del doc[key]
     else:
         return False
-    write_file(path, data)
+    _save(path, doc)
     return True
 
 

@@ -68,9 +68,15 @@ def test_events_replay_of_an_e_event_starts_a_new_job_linked_to_it(
     # the same event id sent again starts no job (de-duplicated) and is still recorded
     with fn_server.client() as http:
         again = http.post(
-            f"/e/{fn_server.token}", json={"name": "app/counted", "data": {}, "id": "evt-1"}
+            f"/e/{fn_server.token}",
+            json={"name": "app/counted", "data": {"steps": 1, "step_seconds": 0}, "id": "evt-1"},
         )
         assert again.json()["ids"] == [first_job]
+        # with other data it is a conflict, not a silent de-duplication (#10)
+        other = http.post(
+            f"/e/{fn_server.token}", json={"name": "app/counted", "data": {}, "id": "evt-1"}
+        )
+        assert other.status_code == 400 and other.json()["code"] == "idempotency_conflict"
     assert ran(effects, first_job) == ["step-1"] and ran(effects, new_job) == ["step-1"]
 
 

@@ -6,9 +6,20 @@ from typing import Annotated
 
 import typer
 
+from jobctl import paths
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
-from jobctl.config import KEYS, SECRET_KEYS, Settings, load_settings, mask, set_value, unset_value
+from jobctl.config import (
+    KEYS,
+    SECRET_KEYS,
+    Settings,
+    file_profile,
+    load_settings,
+    mask,
+    read_file,
+    set_value,
+    unset_value,
+)
 from jobctl.errors import ExitCode, UsageError
 
 app = typer.Typer(
@@ -95,7 +106,7 @@ def set_(
         raise UsageError("tokens are set with `jobctl auth login` (it keeps them out of argv)")
     profile = ctx.flags.get("profile")
     if profile is None and KEYS.get(key, (None, "", False))[2]:
-        profile = _settings(ctx).profile
+        profile = _active_profile(ctx)
     path, where = set_value(key, value, profile)
     ctx.info(f"set {key} ({where}) in {path}")
 
@@ -108,7 +119,7 @@ def unset(
     """Remove a key from the config file: from the active profile (or --profile NAME) if set
     there, else from the top level."""
     ctx = get_ctx(typer_ctx)
-    profile = ctx.flags.get("profile") or _settings(ctx).profile
+    profile = _active_profile(ctx)
     if not unset_value(key, profile):
         raise UsageError(f"{key} is not set in the config file (profile {profile!r} or top level)")
     ctx.info(f"removed {key} from the config file")
@@ -116,6 +127,12 @@ def unset(
 
 @app.command("path")
 def path(typer_ctx: typer.Context) -> None:
-    """Print the config file's path."""
+    """Print the config file's path (even when the file cannot be read)."""
     ctx = get_ctx(typer_ctx)
-    ctx.out(str(_settings(ctx).config_path))
+    ctx.out(str(paths.config_file()))
+
+
+def _active_profile(ctx: Context) -> str:
+    """The profile to write to, read without checking the rest of the file: `set` and
+    `unset` are how a wrong value in it gets fixed."""
+    return file_profile(ctx.env, ctx.flags, read_file(paths.config_file()))

@@ -1,31 +1,64 @@
-"""The job API (DESIGN.md section 3): validates, then calls the store or the engine."""
+"""The job API (DESIGN.md section 3): parses HTTP, calls the job service, answers.
+
+Handlers parse and check what HTTP brings (ids, query values, the JSON body, who is
+calling) and leave every rule to `JobService`; its domain errors become HTTP answers
+in one place, `http_error`. Every JSON body is parsed by `inputs.load_json` before
+FastAPI sees it (GuardedRoute), and every query value is checked by `check_query`.
+"""
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import re
-import uuid
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, create_model
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from jobctl import __version__
-from jobctl.jobshape import JOB_FIELDS
+from jobctl.jobshape import JOB_FIELDS, JobField, Kind
 from jobctl.models import parse_since as parse_since_time
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
-from jobctl.server.events import SOURCE_API, SOURCE_EVENT, new_event, record_events
-from jobctl.server.joberrors import ApiError, JobNotFound
-from jobctl.server.records import STATUSES, NewJob, dumps, now_us
-from jobctl.server.registry import JobType
-from jobctl.server.stats import compute_stats
+from jobctl.server.events import SOURCE_EVENT
+from jobctl.server.inputs import MAX_DEPTH, UnsafeJson, check_text, load_json
+from jobctl.server.joberrors import (
+    ApiError,
+    DomainError,
+    EventMissing,
+    InvalidInput,
+    LimitReached,
+    StateConflict,
+    TooLarge,
+    UnknownType,
+)
+from jobctl.server.joberrors import JobMissing as _JobMissing
+from jobctl.server.records import STATUSES
+from jobctl.server.service import JobService, Submission, Submitted
 from jobctl.server.store.base import ListQuery, decode_cursor
 
-UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
+UUID_RE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+PREFIX_RE = re.compile(r"[0-9a-f-]{1,36}")
+DURATION_RE = re.compile(r"([0-9]{1,10})([smhdw])")
+SINCE_PATTERN = (
+    r"^([0-9]{1,10}[smhdw]|[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([T ][0-9]{2}(:[0-9]{2}(:[0-9]{2}([.][0-9]{1,6})?)?)?)?(Z|[+-][0-9]{2}:[0-9]{2})?)$"
+)
+SINCE_RE = re.compile(SINCE_PATTERN)
+CURSOR_RE = re.compile(r"([0-9]{1,19}):([0-9a-f-]{36})")
+STATUS_PATTERN = "^({s})(,({s}))*$".format(s="|".join((*STATUSES, "processing")))
 KEY_MAX = 255
+MAX_US = 2**63 - 1
+# A job's input may nest MAX_DEPTH levels; its body holds it one level down (an event
+# list two), so bodies may nest that much deeper and the service still has the last word.
+BODY_DEPTH = MAX_DEPTH + 2
+MAX_QUERY_VALUES = 100
 
 
 class CreateJob(BaseModel):
@@ -42,11 +75,33 @@ class RetryJob(BaseModel):
     input: dict[str, Any] | None = None  # replaces the job's input for the new attempt
 
 
-# The job as the API returns it: the fields and types of jobshape.JOB_FIELDS, all present.
+Uuid = Annotated[str, Field(json_schema_extra={"format": "uuid"})]
+Time = Annotated[str, Field(json_schema_extra={"format": "date-time"})]
+Status = Literal["pending", "running", "completed", "failed", "cancelled"]
+
+# The job as the API returns it: the fields of jobshape.JOB_FIELDS, all present, with the
+# formats and ranges the OpenAPI declares (the fuzz checks every answer against them).
+_KIND_TYPES: dict[Kind, Any] = {Kind.UUID: Uuid, Kind.TIME: Time, Kind.STATUS: Status}
+_RANGES: dict[str, Any] = {
+    "progress": Field(ge=0, le=100),
+    "attempt": Field(ge=1),
+    "max_attempts": Field(ge=1),
+}
+
+
+def _out_type(f: JobField) -> Any:
+    base = _KIND_TYPES.get(f.kind)
+    if base is None:
+        return f.json_type
+    return base | None if f.nullable else base
+
+
 if TYPE_CHECKING:
     JobOut = BaseModel
 else:
-    JobOut = create_model("JobOut", **{f.name: (f.json_type, ...) for f in JOB_FIELDS})
+    JobOut = create_model(
+        "JobOut", **{f.name: (_out_type(f), _RANGES.get(f.name, ...)) for f in JOB_FIELDS}
+    )
 
 
 class JobList(BaseModel):
@@ -63,9 +118,95 @@ class ErrorOut(BaseModel):
     error: ErrorBody
 
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": ErrorOut} for code in (400, 401, 403, 404, 409, 413, 422, 429)
-}
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    described = {
+        400: "bad input: a malformed id, parameter or JSON body (too deep, NUL, bad Unicode)",
+        401: "no valid token",
+        403: "the token has no user",
+        404: "no such job (or not yours)",
+        409: "the job's state does not allow this, or an idempotency key was reused",
+        413: "the body or the input is over the size limit",
+        422: "the body does not fit the schema, or the input does not fit the type's schema",
+        429: "a concurrency limit rejects the job (see Retry-After)",
+        503: "the store is unavailable (see Retry-After)",
+    }
+    return {s: {"model": ErrorOut, "description": described[s]} for s in statuses}
+
+
+READ_ERRORS = error_responses(400, 401, 403, 404, 422, 503)
+WRITE_ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
+
+# The one mapping from the service's domain errors to HTTP (most specific class first).
+HTTP_STATUS: tuple[tuple[type[DomainError], int], ...] = (
+    (UnsafeJson, 400),
+    (UnknownType, 400),
+    (TooLarge, 413),
+    (InvalidInput, 422),
+    (_JobMissing, 404),
+    (EventMissing, 404),
+    (StateConflict, 409),
+    (LimitReached, 429),
+    (DomainError, 409),  # IdempotencyConflict and any other refusal
+)
+
+
+def http_error(exc: DomainError) -> ApiError:
+    status = next(code for cls, code in HTTP_STATUS if isinstance(exc, cls))
+    headers = {}
+    if isinstance(exc, LimitReached):
+        headers["Retry-After"] = f"{exc.retry_after:g}"
+    return ApiError(status, exc.code, exc.message, headers)
+
+
+class _CheckedRequest(Request):
+    """A request whose JSON body is parsed once, by `inputs.load_json`."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_checked_json"):
+            self._checked_json = load_json(await self.body(), BODY_DEPTH)
+        return self._checked_json
+
+
+class GuardedRoute(APIRoute):
+    """Routes with a JSON body parse it with the depth, Unicode and NUL checks first, so
+    a refusal is a clear 400 (FastAPI would call a RecursionError 'error parsing the
+    body'), and nothing unsafe reaches a handler."""
+
+    def get_route_handler(self) -> Any:
+        handler = super().get_route_handler()
+        if self.body_field is None:
+            return handler
+
+        async def guarded(request: Request) -> Response:
+            checked = _CheckedRequest(request.scope, request.receive)
+            kind = checked.headers.get("content-type", "")
+            if (not kind or "json" in kind) and await checked.body():
+                # Not JSON at all: FastAPI parses it again and answers 400 malformed_json.
+                with contextlib.suppress(json.JSONDecodeError):
+                    await checked.json()
+            response: Response = await handler(checked)
+            return response
+
+        return guarded
+
+
+async def check_query(request: Request) -> None:
+    """Every query value (and name) is text a store can compare against: no NUL, no
+    lone surrogate; and there are not too many of them."""
+    items = request.query_params.multi_items()
+    if len(items) > MAX_QUERY_VALUES:
+        raise ApiError(400, "invalid_query", f"at most {MAX_QUERY_VALUES} query parameters")
+    for name, value in items:
+        try:
+            check_text(name, "a query parameter's name")
+            check_text(value, f"query parameter {name[:40]!r}")
+        except UnsafeJson as exc:
+            raise ApiError(400, exc.code, exc.message) from None
+
+
+def service_of(request: Request) -> JobService:
+    service: JobService = request.app.state.service
+    return service
 
 
 def engine_of(request: Request) -> Engine:
@@ -89,119 +230,65 @@ def principal(request: Request, authorization: Annotated[str | None, Header()] =
     return who
 
 
-Caller = Annotated[Principal, Depends(principal)]
-EngineDep = Annotated[Engine, Depends(engine_of)]
+def owner(who: Principal) -> str:
+    if who.user_id is None:
+        raise ApiError(403, "forbidden", "jobs belong to a user; use a token with a subject")
+    return who.user_id
 
-router = APIRouter()
+
+Caller = Annotated[Principal, Depends(principal)]
+Service = Annotated[JobService, Depends(service_of)]
+EngineDep = Annotated[Engine, Depends(engine_of)]
+JobId = Annotated[
+    str,
+    Path(
+        description="A job's id (a UUID)",
+        json_schema_extra={"format": "uuid", "pattern": UUID_PATTERN},
+    ),
+]
+
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(check_query)])
 
 
 def check_id(job_id: str) -> str:
-    if not UUID_RE.match(job_id):
+    lowered = job_id.lower()
+    if not UUID_RE.fullmatch(lowered):
         raise ApiError(400, "invalid_id", f"not a job id: {job_id[:80]!r} (expected a UUID)")
-    return job_id
+    return lowered
 
 
 def parse_since(value: str) -> int:
-    """`since` (1h, 30m, 7d or ISO-8601, read by jobctl.models.parse_since) in microseconds."""
+    """`since`: 30m / 2h / 7d / 2w ago or an ISO-8601 time (read by jobctl.models.parse_since,
+    as the CLI and the Supabase reader read it), in microseconds since the epoch, clamped."""
     try:
+        if not (DURATION_RE.fullmatch(value) or SINCE_RE.fullmatch(value)):
+            raise ValueError(value)
         when = parse_since_time(value, datetime.now(UTC))
     except ValueError:
         raise ApiError(
             400, "invalid_since", f"since: expected ISO-8601 time or 1h/30m/7d, got {value[:40]!r}"
         ) from None
-    return int(when.timestamp() * 1_000_000)
+    return max(0, int(when.timestamp() * 1_000_000))
 
 
-def validate_input(job_type: JobType, data: dict[str, Any]) -> None:
-    """The checks of the type's schema that matter at the door: required fields, basic types."""
-    schema = job_type.input_schema
-    for name in schema.get("required", []):
-        if name not in data:
-            raise ApiError(422, "invalid_input", f"input.{name} is required for {job_type.name}")
-    kinds: dict[str, type | tuple[type, ...]] = {"string": str, "integer": int, "number": (int, float), "boolean": bool, "object": dict,
-             "array": list, "null": type(None)}  # fmt: skip
-    for name, prop in schema.get("properties", {}).items():
-        if name not in data or "type" not in prop:
-            continue
-        allowed = prop["type"] if isinstance(prop["type"], list) else [prop["type"]]
-        value = data[name]
-        ok = any(
-            isinstance(value, kinds[t])
-            and not (t in ("integer", "number") and isinstance(value, bool))
-            for t in allowed
-            if t in kinds
-        )
-        if not ok:
-            raise ApiError(422, "invalid_input", f"input.{name} must be {' or '.join(allowed)}")
+def check_cursor(cursor: str) -> str:
+    """A cursor this server made (store.base.encode_cursor): base64 of
+    `<created_at>:<id>`, in ASCII digits that fit 63 bits (int() alone takes any
+    Unicode digits and any length)."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        decode_cursor(cursor)
+    except (ValueError, UnicodeDecodeError):
+        raw = ""
+    m = CURSOR_RE.fullmatch(raw)
+    if m is None or int(m[1]) > MAX_US:
+        raise ApiError(400, "invalid_cursor", "cursor is not one this server made")
+    return cursor
 
 
-@router.post("/api/jobs", status_code=201, response_model=JobOut, responses=ERRORS)
-async def create_job(
-    body: CreateJob, who: Caller, engine: EngineDep, request: Request, response: Response
-) -> Any:
-    if who.user_id is None:
-        raise ApiError(403, "forbidden", "jobs belong to a user; use a token with a subject")
-    job_type = engine.registry.get(body.type)
-    if job_type is None:
-        known = ", ".join(engine.registry.names())
-        raise ApiError(400, "unknown_type", f"unknown job type {body.type!r} (known: {known})")
-    validate_input(job_type, body.input)
-    text = dumps(body.input)
-    limit: int = request.app.state.max_input_bytes
-    if len(text.encode()) > limit:
-        raise ApiError(413, "too_large", f"input is over the {limit // 1024} KiB limit")
-    if job_type.reject_when_limited:
-        await _reject_if_limited(engine, who.user_id, body.concurrency_key)
-    new = NewJob(
-        id=str(uuid.uuid4()),
-        type=body.type,
-        input=text,
-        user_id=who.user_id,
-        max_attempts=job_type.retries + 1,
-        concurrency_key=body.concurrency_key,
-        idempotency_key=body.idempotency_key,
-    )
-    ttl = int(engine.settings.idempotency_hours * 3600 * 1_000_000)
-    row, created = await engine.store.create_job(new, now_us(), ttl)
-    if created:
-        engine.wake()
-        await record_events(engine, [new_event(user_id=who.user_id, name=body.type,
-                                               data=body.input, source=SOURCE_API,
-                                               job_ids=[row.id])])  # fmt: skip
-    else:
-        response.status_code = 200
-    return row.to_api()
-
-
-async def _reject_if_limited(engine: Engine, user_id: str, key: str | None) -> None:
-    limits = engine.settings.limits
-    by_user, by_key = await engine.store.count_running(user_id, key)
-    full = limits.per_user is not None and by_user >= limits.per_user
-    if key is not None:
-        key_limit = limits.key_limit(key)
-        full = full or (key_limit is not None and by_key >= key_limit)
-    if full:
-        raise ApiError(
-            429,
-            "limit_reached",
-            "concurrency limit reached for this job type; try again later",
-            headers={"Retry-After": "5"},
-        )
-
-
-@router.get("/api/jobs", response_model=JobList, responses=ERRORS)
-async def list_jobs(
-    who: Caller,
-    engine: EngineDep,
-    status: Annotated[list[str] | None, Query()] = None,
-    type: Annotated[str | None, Query(max_length=100)] = None,
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
-    id_prefix: Annotated[str | None, Query(max_length=36)] = None,
-) -> Any:
+def parse_statuses(values: list[str]) -> list[str]:
     statuses = []
-    for value in status or []:
+    for value in values:
         for part in value.split(","):
             part = "running" if part == "processing" else part
             if part not in STATUSES:
@@ -211,54 +298,77 @@ async def list_jobs(
                     f"unknown status {part[:40]!r} (one of {', '.join(STATUSES)})",
                 )
             statuses.append(part)
-    if id_prefix is not None and not PREFIX_RE.match(id_prefix.lower()):
+    return statuses
+
+
+@router.post("/api/jobs", status_code=201, response_model=JobOut, responses=WRITE_ERRORS)
+async def create_job(body: CreateJob, who: Caller, service: Service, response: Response) -> Any:
+    sub = Submission(body.type, body.input, body.idempotency_key, body.concurrency_key)
+    result = await service.submit(sub, owner(who))
+    if not result.created:
+        response.status_code = 200
+    return result.job.to_api()
+
+
+@router.get("/api/jobs", response_model=JobList, responses=READ_ERRORS)
+async def list_jobs(
+    who: Caller,
+    service: Service,
+    status: Annotated[
+        list[str] | None,
+        Query(json_schema_extra={"items": {"type": "string", "pattern": STATUS_PATTERN}}),
+    ] = None,
+    type: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[
+        str | None,
+        Query(
+            max_length=64,
+            description="ISO-8601 time, or 30m / 2h / 7d / 2w ago",
+            json_schema_extra={"pattern": SINCE_PATTERN},
+        ),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    id_prefix: Annotated[
+        str | None, Query(max_length=36, json_schema_extra={"pattern": "^[0-9a-fA-F-]{1,36}$"})
+    ] = None,
+) -> Any:
+    prefix = id_prefix.lower() if id_prefix is not None else None
+    if prefix is not None and not PREFIX_RE.fullmatch(prefix):
         raise ApiError(400, "invalid_id", "id_prefix: hex digits and dashes only")
-    if cursor is not None:
-        try:
-            decode_cursor(cursor)
-        except (ValueError, UnicodeDecodeError):
-            raise ApiError(400, "invalid_cursor", "cursor is not one this server made") from None
     query = ListQuery(
         user_id=who.scope,
-        statuses=statuses,
+        statuses=parse_statuses(status or []),
         type=type,
         since_us=parse_since(since) if since else None,
         limit=limit,
-        cursor=cursor,
-        id_prefix=id_prefix.lower() if id_prefix else None,
+        cursor=check_cursor(cursor) if cursor is not None else None,
+        id_prefix=prefix,
     )
-    rows, next_cursor = await engine.store.list_jobs(query)
+    rows, next_cursor = await service.list_jobs(query)
     return {"jobs": [r.to_api() for r in rows], "next_cursor": next_cursor}
 
 
-@router.get("/api/jobs/{job_id}", response_model=JobOut, responses=ERRORS)
-async def get_job(job_id: str, who: Caller, engine: EngineDep) -> Any:
-    row = await engine.store.get_job(check_id(job_id), who.scope)
-    if row is None:
-        raise JobNotFound(job_id)
-    return row.to_api()
+@router.get("/api/jobs/{job_id}", response_model=JobOut, responses=READ_ERRORS)
+async def get_job(job_id: JobId, who: Caller, service: Service) -> Any:
+    return (await service.job(check_id(job_id), who.scope)).to_api()
 
 
-@router.get("/api/jobs/{job_id}/steps", responses=ERRORS)
-async def get_steps(job_id: str, who: Caller, engine: EngineDep) -> dict[str, Any]:
-    row = await engine.store.get_job(check_id(job_id), who.scope)
-    if row is None:
-        raise JobNotFound(job_id)
-    return {"steps": [s.to_api() for s in await engine.store.load_steps(job_id)]}
+@router.get("/api/jobs/{job_id}/steps", responses=READ_ERRORS)
+async def get_steps(job_id: JobId, who: Caller, service: Service) -> dict[str, Any]:
+    steps = await service.steps(check_id(job_id), who.scope)
+    return {"steps": [s.to_api() for s in steps]}
 
 
-@router.get("/api/jobs/{job_id}/logs", responses=ERRORS)
+@router.get("/api/jobs/{job_id}/logs", responses=READ_ERRORS)
 async def get_logs(
-    job_id: str,
+    job_id: JobId,
     who: Caller,
-    engine: EngineDep,
+    service: Service,
     after: Annotated[int, Query(ge=0, le=2**62)] = 0,
     limit: Annotated[int, Query(ge=1, le=5000)] = 1000,
 ) -> dict[str, Any]:
-    row = await engine.store.get_job(check_id(job_id), who.scope)
-    if row is None:
-        raise JobNotFound(job_id)
-    lines = await engine.store.list_logs(job_id, after, limit)
+    row, lines = await service.logs(check_id(job_id), who.scope, after, limit)
     return {
         "logs": [ln.to_api() for ln in lines],
         "next_after": lines[-1].seq if lines else after,
@@ -266,54 +376,34 @@ async def get_logs(
     }
 
 
-@router.post("/api/jobs/{job_id}/cancel", status_code=202, response_model=JobOut, responses=ERRORS)
-async def cancel_job(job_id: str, who: Caller, engine: EngineDep) -> Any:
-    row = await engine.store.cancel_job(check_id(job_id), who.scope, now_us())
-    return row.to_api()
+@router.post("/api/jobs/{job_id}/cancel", status_code=202, response_model=JobOut,
+             responses=WRITE_ERRORS)  # fmt: skip
+async def cancel_job(job_id: JobId, who: Caller, service: Service) -> Any:
+    return (await service.cancel(check_id(job_id), who.scope)).to_api()
 
 
-@router.post("/api/jobs/{job_id}/retry", status_code=202, response_model=JobOut, responses=ERRORS)
+@router.post("/api/jobs/{job_id}/retry", status_code=202, response_model=JobOut,
+             responses=WRITE_ERRORS)  # fmt: skip
 async def retry_job(
-    job_id: str, who: Caller, engine: EngineDep, request: Request, body: RetryJob | None = None
+    job_id: JobId, who: Caller, service: Service, body: RetryJob | None = None
 ) -> Any:
     from_start = body.from_start if body else False
-    text = None
-    if body is not None and body.input is not None:
-        text = await _checked_retry_input(engine, check_id(job_id), who, body.input, request)
-    row = await engine.store.retry_job(check_id(job_id), who.scope, from_start, now_us(), text)
-    engine.wake()
-    return row.to_api()
+    new_input = body.input if body else None
+    return (await service.retry(check_id(job_id), who.scope, from_start, new_input)).to_api()
 
 
-async def _checked_retry_input(
-    engine: Engine, job_id: str, who: Principal, data: dict[str, Any], request: Request
-) -> str:
-    """New input for a retry passes the same checks as a submit's."""
-    row = await engine.store.get_job(job_id, who.scope)
-    if row is None:
-        raise JobNotFound(job_id)
-    job_type = engine.registry.get(row.type)
-    if job_type is not None:
-        validate_input(job_type, data)
-    text = dumps(data)
-    limit: int = request.app.state.max_input_bytes
-    if len(text.encode()) > limit:
-        raise ApiError(413, "too_large", f"input is over the {limit // 1024} KiB limit")
-    return text
+@router.get("/api/types", responses=error_responses(400, 401, 403, 503))
+async def list_types(who: Caller, service: Service) -> dict[str, Any]:
+    return {"types": [t.describe() for t in service.types()]}
 
 
-@router.get("/api/types", responses=ERRORS)
-async def list_types(who: Caller, engine: EngineDep) -> dict[str, Any]:
-    return {"types": [t.describe() for t in engine.registry.types()]}
+@router.get("/api/stats", responses=error_responses(400, 401, 403, 503))
+async def stats(who: Caller, service: Service) -> dict[str, Any]:
+    return await service.stats(who.scope)
 
 
-@router.get("/api/stats", responses=ERRORS)
-async def stats(who: Caller, engine: EngineDep) -> dict[str, Any]:
-    return await compute_stats(engine.store, who.scope)
-
-
-@router.get("/api/health")
-async def health(request: Request, engine: EngineDep) -> dict[str, Any]:
+@router.get("/api/health", responses=error_responses(400))
+async def health(request: Request, engine: Annotated[Engine, Depends(engine_of)]) -> dict[str, Any]:
     return {
         "status": "ok",
         "version": __version__,
@@ -326,69 +416,135 @@ async def health(request: Request, engine: EngineDep) -> dict[str, Any]:
 
 
 # Inngest-shaped event intake ---------------------------------------------------
+MAX_EVENTS = 5000
+
+
 class Event(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str = Field(min_length=1, max_length=512)
     data: dict[str, Any] = Field(default_factory=dict)
     id: str | None = Field(default=None, max_length=KEY_MAX)
-    ts: int | None = None
+    ts: int | None = Field(default=None, ge=0, le=2**53)
 
 
-def event_type(engine: Engine, name: str) -> JobType | None:
-    """An event named after a type (`demo`), or `anything/<type>`, starts that type."""
-    return engine.registry.get(name) or engine.registry.get(name.rsplit("/", 1)[-1])
+class EventError(BaseModel):
+    index: int
+    status: int
+    code: str
+    message: str
 
 
-@router.post("/e/{event_key}")
-async def receive_events(event_key: str, request: Request, engine: EngineDep) -> Any:
+class EventsOut(BaseModel):
+    """Inngest's answer: `ids` one per event in order ("" where refused), `status` as
+    the HTTP status, `error` a line about the first refusal; `errors` one per refusal."""
+
+    ids: list[str]
+    status: int
+    error: str | None = None
+    code: str | None = None
+    errors: list[EventError] | None = None
+
+
+EVENT_SCHEMA = Event.model_json_schema()  # inline: nothing else puts Event in components
+EVENT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        EVENT_SCHEMA,
+                        {
+                            "type": "array",
+                            "items": EVENT_SCHEMA,
+                            "minItems": 1,
+                            "maxItems": MAX_EVENTS,
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+EVENT_RESPONSES: dict[int | str, dict[str, Any]] = {
+    s: {"model": EventsOut, "description": d}
+    for s, d in (
+        (400, "a malformed body, or some events refused (each in `errors`)"),
+        (401, "the key is not a valid token"),
+        (403, "the key has no user"),
+        (413, "the body is over the size limit"),
+        (503, "the store is unavailable"),
+    )
+}
+
+
+def events_error(status: int, code: str, message: str) -> JSONResponse:
+    body = {"ids": [], "status": status, "error": message, "code": code}
+    return JSONResponse(body, status_code=status)
+
+
+@router.post("/e/{event_key}", response_model=EventsOut, responses=EVENT_RESPONSES,
+             openapi_extra=EVENT_BODY)  # fmt: skip
+async def receive_events(event_key: str, request: Request, service: Service) -> Any:
     auth_header = request.headers.get("authorization", "")
     token = auth_header.partition(" ")[2].strip() or event_key
     try:
         who = request.app.state.auth.authenticate(token)
     except AuthFailed as exc:
-        return JSONResponse({"ids": [], "status": 401, "error": str(exc)}, status_code=401)
+        return events_error(401, "unauthenticated", str(exc))
     if who.user_id is None:
-        return JSONResponse(
-            {"ids": [], "status": 403, "error": "this key has no user"}, status_code=403
-        )
+        return events_error(403, "forbidden", "this key has no user")
     try:
-        payload = await request.json()
-    except ValueError:
-        return JSONResponse({"ids": [], "status": 400, "error": "malformed JSON"}, status_code=400)
+        payload = load_json(await request.body(), BODY_DEPTH)
+    except json.JSONDecodeError:
+        return events_error(400, "malformed_json", "request body is not valid JSON")
+    except UnsafeJson as exc:
+        return events_error(400, exc.code, exc.message)
     raw = payload if isinstance(payload, list) else [payload]
-    if not raw or len(raw) > 5000:
-        return JSONResponse(
-            {"ids": [], "status": 400, "error": "send 1 to 5000 events"}, status_code=400
-        )
-    events: list[tuple[Event, JobType]] = []
-    for item in raw:
-        try:
-            event = Event.model_validate(item)
-        except ValueError as exc:
-            msg = f"invalid event: {str(exc).splitlines()[0]}"
-            return JSONResponse({"ids": [], "status": 400, "error": msg}, status_code=400)
-        job_type = event_type(engine, event.name)
-        if job_type is None:
-            msg = f"no job type for event {event.name!r}"
-            return JSONResponse({"ids": [], "status": 400, "error": msg}, status_code=400)
-        events.append((event, job_type))
-    ids = []
-    history = []
-    ttl = int(engine.settings.idempotency_hours * 3600 * 1_000_000)
-    for event, job_type in events:
-        new = NewJob(
-            id=str(uuid.uuid4()),
-            type=job_type.name,
-            input=dumps(event.data),
-            user_id=who.user_id,
-            max_attempts=job_type.retries + 1,
-            idempotency_key=f"event:{event.id}" if event.id else None,
-        )
-        row, created = await engine.store.create_job(new, now_us(), ttl)
-        ids.append(row.id)
-        history.append(new_event(user_id=who.user_id, name=event.name, data=event.data,
-                                 source=SOURCE_EVENT, job_ids=[row.id] if created else [],
-                                 event_id=event.id))  # fmt: skip
-    engine.wake()
-    await record_events(engine, history)
-    return {"ids": ids, "status": 200}
+    if not raw or len(raw) > MAX_EVENTS:
+        return events_error(400, "invalid_request", f"send 1 to {MAX_EVENTS} events")
+    subs: list[Submission | DomainError] = [_event_submission(service, item) for item in raw]
+    wanted = [s for s in subs if isinstance(s, Submission)]
+    created = iter(await service.submit_many(wanted, who.user_id))
+    results = [next(created) if isinstance(s, Submission) else s for s in subs]
+    ids: list[str] = []
+    errors: list[EventError] = []
+    for index, result in enumerate(results):
+        if isinstance(result, Submitted):
+            ids.append(result.job.id)
+            continue
+        ids.append("")
+        err = http_error(result)
+        errors.append(EventError(index=index, status=err.status, code=err.code,
+                                 message=err.message))  # fmt: skip
+    if not errors:
+        return {"ids": ids, "status": 200}
+    first = errors[0]
+    summary = f"event {first.index}: {first.message}"
+    if len(errors) > 1:
+        summary += f" (and {len(errors) - 1} more refused; see errors)"
+    body = EventsOut(ids=ids, status=400, error=summary, code=first.code, errors=errors)
+    return JSONResponse(body.model_dump(), status_code=400)
+
+
+def _event_submission(service: JobService, item: Any) -> Submission | DomainError:
+    try:
+        event = Event.model_validate(item)
+    except ValidationError as exc:
+        parts = []
+        for err in exc.errors()[:3]:
+            loc = ".".join(str(p) for p in err.get("loc", ()))
+            parts.append(f"{loc}: {err.get('msg', 'invalid')}" if loc else err.get("msg", ""))
+        return InvalidInput(f"invalid event: {'; '.join(parts)}")
+    job_type = service.type_for_event(event.name)
+    if job_type is None:
+        return UnknownType(f"no job type for event {event.name[:100]!r}")
+    return Submission(
+        type=job_type.name,
+        input=event.data,
+        idempotency_key=f"event:{event.id}" if event.id else None,
+        key_label=f"event id {event.id!r}" if event.id else None,
+        source=SOURCE_EVENT,
+        event_name=event.name,
+        event_id=event.id,
+    )

@@ -7,21 +7,22 @@ import re
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from jobctl.server.api import (
-    ERRORS,
     UUID_RE,
     Caller,
     EngineDep,
+    GuardedRoute,
+    Service,
     check_id,
+    check_query,
+    error_responses,
     parse_since,
-    validate_input,
 )
-from jobctl.server.events import replay_event
 from jobctl.server.joberrors import ApiError, JobNotFound
-from jobctl.server.records import dumps, now_us
+from jobctl.server.records import now_us
 from jobctl.server.schedule_records import BACKFILL, TRIGGER, ScheduleRow
 from jobctl.server.schedules import (
     CATCHUP_POLICIES,
@@ -35,6 +36,7 @@ from jobctl.server.schedules import (
     plan_manual,
     validate_spec,
 )
+from jobctl.server.service import Submission
 from jobctl.server.store.base import decode_cursor
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
@@ -68,7 +70,8 @@ class Backfill(BaseModel):
     end: str = Field(alias="to", max_length=64)
 
 
-router = APIRouter()
+router = APIRouter(route_class=GuardedRoute, dependencies=[Depends(check_query)])
+ERRORS = error_responses(400, 401, 403, 404, 409, 413, 422, 429, 503)
 
 
 def _duration(value: Duration, what: str) -> int:
@@ -101,7 +104,7 @@ async def _schedule(engine: EngineDep, ref: str, who: Caller) -> ScheduleRow:
 
 @router.post("/api/schedules", status_code=201, responses=ERRORS)
 async def create_schedule(
-    body: CreateSchedule, who: Caller, engine: EngineDep, request: Request
+    body: CreateSchedule, who: Caller, engine: EngineDep, service: Service, request: Request
 ) -> dict[str, Any]:
     if who.user_id is None:
         raise ApiError(403, "forbidden", "schedules belong to a user; use a token with a subject")
@@ -132,11 +135,8 @@ async def create_schedule(
         )
     if spec.every_us is not None and jitter >= spec.every_us:
         raise ApiError(400, "invalid_schedule", "jitter: must be shorter than the interval")
-    validate_input(job_type, body.input)
-    text = dumps(body.input)
-    limit: int = request.app.state.max_input_bytes
-    if len(text.encode()) > limit:
-        raise ApiError(413, "too_large", f"input is over the {limit // 1024} KiB limit")
+    # the same checks as a submit's, so every tick's job is one the door would take
+    text = service.prepare(Submission(job_type.name, body.input), who.user_id).input
     now = now_us()
     row = ScheduleRow(
         id=str(uuid.uuid4()),
@@ -296,9 +296,9 @@ async def show_event(event_id: str, who: Caller, engine: EngineDep) -> dict[str,
 
 
 @router.post("/api/events/{event_id}/replay", status_code=201, responses=ERRORS)
-async def replay(event_id: str, who: Caller, engine: EngineDep) -> dict[str, Any]:
-    done = await replay_event(engine, check_event_id(event_id), who.scope)
-    return {"event": done.event.to_api(), "job_ids": done.job_ids}
+async def replay(event_id: str, who: Caller, service: Service) -> dict[str, Any]:
+    event, job_ids = await service.replay(check_event_id(event_id), who.scope)
+    return {"event": event.to_api(), "job_ids": job_ids}
 
 
 @router.get("/api/jobs/{job_id}/events", responses=ERRORS)

@@ -17,8 +17,10 @@ from jobctl import __version__
 from jobctl.server import api
 from jobctl.server.auth import Authenticator
 from jobctl.server.engine import Engine
-from jobctl.server.joberrors import ApiError
+from jobctl.server.joberrors import ApiError, DomainError
+from jobctl.server.logredact import install_redaction
 from jobctl.server.registry import Registry
+from jobctl.server.service import JobService
 from jobctl.server.store.base import Store
 
 log = logging.getLogger("jobctl.server")
@@ -39,7 +41,12 @@ def error_response(
 
 
 class BodyLimit:
-    """Refuse request bodies over `limit` bytes with 413, declared or streamed."""
+    """Refuse request bodies over `limit` bytes with 413, declared or streamed.
+
+    A streamed (chunked) body is cut off where it passes the limit: the 413 goes out
+    at once, the application is told the client left, and what it still tries to send
+    is dropped (FastAPI would otherwise report the cut as "error parsing the body", 400).
+    """
 
     def __init__(self, app: ASGIApp, limit: int) -> None:
         self.app = app
@@ -59,30 +66,41 @@ class BodyLimit:
                     await self._reject(scope, receive, send)
                     return
         seen = 0
+        rejected = False
 
         async def limited() -> Message:
-            nonlocal seen
+            nonlocal seen, rejected
+            if rejected:
+                return {"type": "http.disconnect"}
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.limit:
-                    raise _TooLarge()
+                    rejected = True
+                    await self._reject(scope, receive, send)
+                    return {"type": "http.disconnect"}
             return message
 
+        async def guarded_send(message: Message) -> None:
+            if not rejected:
+                await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
-            await self._reject(scope, receive, send)
+            await self.app(scope, limited, guarded_send)
+        except Exception:
+            if not rejected:
+                raise
 
     async def _reject(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(
             413, "too_large", f"request body is over the {self.limit // 1024} KiB limit"
         )
+        if scope.get("path", "").startswith("/e/"):  # Inngest's shape there
+            response = JSONResponse(
+                {"ids": [], "status": 413, "error": "request body is too large",
+                 "code": "too_large"}, status_code=413,
+            )  # fmt: skip
         await response(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
@@ -120,6 +138,10 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_redaction(auth.local_token)  # uvicorn has set up its loggers by now
+        # uvicorn writes request lines only when its access_log is on (`--access-log`),
+        # at INFO, which the server's log_level ("warning") would otherwise hide.
+        logging.getLogger("uvicorn.access").setLevel(logging.INFO)
         await engine.start()
         await scheduler.start()
         try:
@@ -136,6 +158,7 @@ def create_app(
         redoc_url=None,
     )
     app.state.engine = engine
+    app.state.service = JobService(store, registry, engine.settings, max_body_bytes)
     app.state.auth = auth
     app.state.max_input_bytes = max_body_bytes
     app.state.db_display = db_display or store.description
@@ -146,7 +169,13 @@ def create_app(
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        if request.url.path.startswith("/e/"):  # the event intake answers in Inngest's shape
+            return api.events_error(exc.status, exc.code, exc.message)
         return error_response(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        return await api_error(request, api.http_error(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

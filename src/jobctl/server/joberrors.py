@@ -34,7 +34,9 @@ class StepError(Exception):
 
 
 class ApiError(Exception):
-    """An error with an HTTP status and a code, rendered as the API's error shape."""
+    """An HTTP answer the API layer gives by itself (auth, a malformed id or parameter),
+    rendered as the API's error shape. The service never raises these: its errors are
+    the domain errors below, which `jobctl.server.api.http_error` maps to HTTP."""
 
     def __init__(
         self, status: int, code: str, message: str, headers: dict[str, str] | None = None
@@ -46,11 +48,80 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-class JobNotFound(ApiError):
+# Domain errors: what the job service (and the stores under it) refuse, in words a
+# person can act on. They know nothing of HTTP; the API maps each class in one table.
+class DomainError(Exception):
+    """A rule of the job service said no. `code` is the machine-readable reason."""
+
+    code = "rejected"
+
+    def __init__(self, message: str, *, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+
+
+class InvalidInput(DomainError):
+    """The submission is not acceptable as sent: a type's input schema, nesting, text."""
+
+    code = "invalid_input"
+
+
+class UnknownType(InvalidInput):
+    code = "unknown_type"
+
+
+class TooLarge(InvalidInput):
+    code = "too_large"
+
+
+class JobMissing(DomainError):
+    """No such job, or not the caller's (the two are not told apart)."""
+
+    code = "not_found"
+
     def __init__(self, job_id: str) -> None:
-        super().__init__(404, "not_found", f"job {job_id} not found")
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
 
 
-class JobConflict(ApiError):
-    def __init__(self, message: str) -> None:
-        super().__init__(409, "conflict", message)
+class EventMissing(DomainError):
+    """No such event in the history, or not the caller's."""
+
+    code = "not_found"
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event {event_id} not found")
+        self.event_id = event_id
+
+
+class StateConflict(DomainError):
+    """The job is not in a state that allows this (cancel a finished job, retry a running one)."""
+
+    code = "conflict"
+
+
+class IdempotencyConflict(DomainError):
+    """An idempotency key reused for a different request (another type, input or key)."""
+
+    code = "idempotency_conflict"
+
+    def __init__(self, message: str, job_id: str) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class LimitReached(DomainError):
+    """A concurrency limit refuses the job now (types with reject_when_limited)."""
+
+    code = "limit_reached"
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+# The names the stores raise.
+JobNotFound = JobMissing
+JobConflict = StateConflict

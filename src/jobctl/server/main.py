@@ -78,15 +78,18 @@ def build(settings: ServerSettings) -> Built:
             return
         mount_realtime(app, store, auth)
 
-    app = create_app(
-        store,
-        registry,
-        engine,
-        auth,
-        max_body_bytes=settings.max_body_bytes,
-        db_display=_display_db(settings.db_target),
-        extra_setup=setup,
-    )
+    try:
+        app = create_app(
+            store,
+            registry,
+            engine,
+            auth,
+            max_body_bytes=settings.max_body_bytes,
+            db_display=_display_db(settings.db_target),
+            extra_setup=setup,
+        )
+    except ValueError as exc:  # a job type's input_schema is not a JSON Schema
+        raise StartupError(str(exc)) from None
     return Built(app, engine, auth, created)
 
 

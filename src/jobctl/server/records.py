@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobctl.jobshape import JOB_FIELD_NAMES, JOB_FIELDS, Kind
+from jobctl.server.inputs import json_depth
 
 PENDING, RUNNING, COMPLETED, FAILED, CANCELLED = (
     "pending",
@@ -39,6 +40,25 @@ def iso(us: int | None) -> str | None:
 
 def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
+
+
+SHOWN_DEPTH = 200
+"""Stored JSON nested deeper than this is not shown (the API's encoder stops at 255
+levels). New input cannot be that deep (inputs.MAX_DEPTH), but rows written before that
+limit, or by other producers, must not make every listing that holds them fail."""
+
+
+def shown(text: str | None) -> Any:
+    """A stored JSON column as the API shows it."""
+    if text is None:
+        return None
+    depth = json_depth(text, SHOWN_DEPTH)
+    if depth <= SHOWN_DEPTH:
+        try:
+            return json.loads(text)
+        except RecursionError:
+            pass
+    return {"_not_shown": f"nested {depth} levels deep, over the {SHOWN_DEPTH} the API shows"}
 
 
 def dumps(value: Any) -> str:
@@ -92,7 +112,7 @@ class JobRow:
 
 
 # How each field of the job's shape goes from its stored form (text JSON, microseconds) to JSON.
-_STORED: dict[Kind, Callable[[Any], Any]] = {Kind.OBJECT: loads, Kind.JSON: loads, Kind.TIME: iso}
+_STORED: dict[Kind, Callable[[Any], Any]] = {Kind.OBJECT: shown, Kind.JSON: shown, Kind.TIME: iso}
 _TO_API = tuple((f.name, _STORED.get(f.kind)) for f in JOB_FIELDS)
 
 
@@ -133,7 +153,7 @@ class StepRow:
             "kind": "sleep" if self.output is None and self.status == COMPLETED else "run",
             "status": self.status,
             "attempt": self.attempt,
-            "output": loads(self.output),
+            "output": shown(self.output),
             "error": self.error,
             "started_at": iso(self.started_at),
             "completed_at": iso(self.completed_at),
