@@ -63,6 +63,20 @@ def matches(text: str, row: JobRow | None = None, record: dict[str, Any] | None 
         ('input=eq.{"a": 1}', True),  # jsonb compares as JSON
         ("status=eq.running,progress=gt.50", False),  # comma = AND
         ("status=eq.running,user_id=eq.alice", True),
+        ("status=like.run%", True),
+        ("status=like.run*", True),  # PostgREST's `*` for `%`
+        ("status=like.r_nning", True),
+        ("status=like.RUN%", False),
+        ("status=ilike.RUN%", True),
+        ("status=not.like.run%", False),
+        ("status=like.%ing", True),
+        ("status=like.%x%", False),
+        ("message=like.%", False),  # NULL matches no pattern
+        ("message=isdistinct.x", True),  # NULL is distinct from a value ...
+        ("message=isdistinct.null", False),  # ... and not from NULL
+        ("status=isdistinct.running", False),
+        ("status=not.isdistinct.running", True),
+        (f"id=isdistinct.{JOB_ID.upper()}", False),
     ],
 )
 def test_filters_match_with_sql_semantics(text: str, expected: bool) -> None:
@@ -80,7 +94,10 @@ def test_filters_on_columns_a_delete_lacks_are_vacuous() -> None:
     ("text", "message"),
     [
         ("nope=eq.1", "invalid column for filter nope"),
-        ("status=like.run%", "unsupported operator"),
+        ("status=fts.run", "unsupported operator"),
+        ("status=match.^run", "regular expressions"),
+        ("progress=like.1%", "operator like is not supported on int4"),
+        ("status=like." + "x" * 300, "at most 256 characters"),
         ("status", "expected column=operator.value"),
         ("progress=eq.ten", 'invalid input syntax for type integer: "ten"'),
         ("id=eq.123", "invalid input syntax for type uuid"),
