@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from jobctl.server.realtime.protocol import MalformedMessage, load_json
 from jobctl.server.realtime.tables import MISSING, Table, parse_timestamp
 
 OPERATORS = ("eq", "neq", "lt", "lte", "gt", "gte", "in", "is", "like", "ilike", "isdistinct")
@@ -25,7 +26,8 @@ REFUSED = {  # Supabase accepts these; here a client's regex would run on the ev
 }
 MAX_PATTERN = 256
 MAX_IN_VALUES = 100
-INT_RE = re.compile(r"^\s*[+-]?\d+\s*$")
+INT_RE = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
+INT_RANGE = {"int4": ("integer", 2**31), "int8": ("bigint", 2**63)}
 ORDERED = {"int4", "int8", "timestamptz", "text", "uuid"}
 
 
@@ -35,27 +37,35 @@ class FilterError(ValueError):
 
 def _cast(table: Table, column: str, kind: str, text: str) -> Any:
     if kind in ("int4", "int8"):
+        name, bound = INT_RANGE[kind]
         if not INT_RE.match(text):
-            raise FilterError(f'invalid input syntax for type integer: "{text}"')
+            raise FilterError(f'invalid input syntax for type {name}: "{_clip(text)}"')
+        digits = text.strip().lstrip("+-")
+        if len(digits) > 20 or not -bound <= int(text) < bound:  # int() of 4,300+ digits raises
+            raise FilterError(f'value "{_clip(text)}" is out of range for type {name}')
         return int(text)
     if kind == "timestamptz":
         try:
             return parse_timestamp(text)
         except ValueError:
             raise FilterError(
-                f'invalid input syntax for type timestamp with time zone: "{text}"'
+                f'invalid input syntax for type timestamp with time zone: "{_clip(text)}"'
             ) from None
     if kind == "uuid":
         try:
             return str(uuid.UUID(text))
         except ValueError:
-            raise FilterError(f'invalid input syntax for type uuid: "{text}"') from None
+            raise FilterError(f'invalid input syntax for type uuid: "{_clip(text)}"') from None
     if kind == "jsonb":
         try:
-            return _canonical(json.loads(text))
-        except ValueError:
-            raise FilterError(f'invalid input syntax for type json: "{text}"') from None
+            return _canonical(load_json(text))
+        except MalformedMessage as exc:
+            raise FilterError(f"invalid input syntax for type json: {exc}") from None
     return text
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 60 else text[:60] + "..."
 
 
 def _canonical(value: Any) -> str:
@@ -185,9 +195,12 @@ class Condition:
         return result != self.negate
 
 
-def parse_condition(table: Table, column: str, expression: str) -> Condition:
-    """`status` + `in.(pending,running)` -> a Condition on that column of `table`."""
-    kind = table.type_of(column)
+def parse_condition(
+    table: Table, column: str, expression: str, kind: str | None = None
+) -> Condition:
+    """`status` + `in.(pending,running)` -> a Condition on that column of `table` (or, with
+    `kind`, on a value of that type derived from the column: a JSON path's)."""
+    kind = kind or table.type_of(column)
     if kind is None:
         raise FilterError(f"invalid column for filter {column}")
     negate = False
@@ -229,7 +242,7 @@ def parse_condition(table: Table, column: str, expression: str) -> Condition:
     return Condition(column, op, value, negate, kind)
 
 
-def _split_conditions(text: str) -> list[str]:
+def split_top_level(text: str) -> list[str]:
     """Split on commas outside parentheses and quotes."""
     parts: list[str] = []
     depth, quoted, start = 0, False, 0
@@ -254,7 +267,7 @@ def parse_filter(table: Table, text: str) -> tuple[Condition, ...]:
     if not text.strip():
         return ()
     conditions = []
-    for part in _split_conditions(text):
+    for part in split_top_level(text):
         column, eq, expression = part.partition("=")
         if not eq or not column.strip():
             raise FilterError(f"expected column=operator.value, got {part[:80]!r}")
