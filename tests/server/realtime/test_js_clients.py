@@ -162,7 +162,7 @@ def test_presence_state_and_diffs(server: ServerProcess, js: Any) -> None:
 def test_private_channels_and_broadcast_from_the_database(server: ServerProcess, js: Any) -> None:
     alice = jwt_for(server.config_dir, "alice")
     bob = jwt_for(server.config_dir, "bob")
-    job = submit(server.url, alice, steps=3, step_seconds=0.3)
+    job = submit(server.url, alice, steps=100, step_seconds=0.2)  # cancelled below
     a, b = user_client(js, "supabase-js", alice), user_client(js, "realtime-js", bob)
     private = {"private": True}
     a.subscribe("mine", "jobs:alice", config=private, broadcast=["*"])
@@ -180,8 +180,9 @@ def test_private_channels_and_broadcast_from_the_database(server: ServerProcess,
 
     later = submit(server.url, alice, steps=1, step_seconds=0)
     with server.client(alice) as http:
-        wait_job(http, job["id"])
         wait_job(http, later["id"])
+        assert http.post(f"/api/jobs/{job['id']}/cancel").status_code == 202
+        wait_job(http, job["id"])
 
     def states(events: list[Event], job_id: str) -> list[str]:
         return [
@@ -191,7 +192,7 @@ def test_private_channels_and_broadcast_from_the_database(server: ServerProcess,
         ]
 
     a.wait(lambda _: states(a.of("broadcast", "mine"), later["id"])[-1:] == ["completed"])
-    a.wait(lambda _: states(a.of("broadcast", "one"), job["id"])[-1:] == ["completed"])
+    a.wait(lambda _: states(a.of("broadcast", "one"), job["id"])[-1:] == ["cancelled"])
     first = a.of("broadcast", "mine")[0]["payload"]
     assert first["type"] == "broadcast" and first["event"] in ("INSERT", "UPDATE")
     body = first["payload"]
@@ -208,7 +209,8 @@ def test_private_channels_and_broadcast_from_the_database(server: ServerProcess,
     ]
     only_updates = a.of("broadcast", "one")
     assert {e["payload"]["event"] for e in only_updates} == {"UPDATE"}
-    assert states(only_updates, job["id"])[-1] == "completed"
+    assert states(only_updates, job["id"])[-1] == "cancelled"
+    assert "running" in states(only_updates, job["id"])  # progress while it ran
     assert not b.of("broadcast") and not public.of("broadcast")  # nothing of Alice's jobs
 
     # Token refresh in-band: a fresh token of Alice's keeps the channel; another user's token on

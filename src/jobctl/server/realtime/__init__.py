@@ -9,8 +9,9 @@ supabase-js's table queries use. docs/design.md ("Realtime endpoint") records th
 
 from __future__ import annotations
 
-import asyncio
 import hmac
+import logging
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -30,6 +31,18 @@ __all__ = ["Hub", "RealtimeSettings", "mount_realtime"]
 
 SOCKET_PATHS = ("/realtime/v1/websocket", "/socket/websocket")
 TRANSPORT_KEY = "jobctl.transport"
+DENIED_KEY = "jobctl.denied"
+# Set in the task that serves a refused upgrade, where uvicorn logs after the app returns.
+_denied: ContextVar[bool] = ContextVar("jobctl_realtime_denied", default=False)
+
+
+class DeniedUpgradeFilter(logging.Filter):
+    """uvicorn's websockets-sansio logs "ASGI callable returned without completing handshake."
+    (an ERROR) after an upgrade refused with an HTTP response, which is a handshake answered as
+    intended: a client retrying with a bad key would fill the log. Only those lines are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_denied.get() and "without completing handshake" in str(record.msg))
 
 
 class KeepTransport:
@@ -37,7 +50,8 @@ class KeepTransport:
 
     uvicorn's protocol objects are the ASGI `send` callable's owner and hold `.transport`; with
     it, a socket whose peer stops reading can be aborted at the TCP level (nothing else frees its
-    buffers). Under another server the key is absent and such a socket is only closed politely."""
+    buffers). It must wrap the whole app (FastAPI's middleware wraps `send`); without it, or under
+    another server, the key is absent and such a socket is only closed politely."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -45,9 +59,12 @@ class KeepTransport:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             transport = getattr(getattr(send, "__self__", None), "transport", None)
-            if isinstance(transport, asyncio.BaseTransport):
+            # Duck-typed: uvloop's transports are not asyncio.BaseTransport subclasses.
+            if callable(getattr(transport, "abort", None)):
                 scope[TRANSPORT_KEY] = transport
         await self.app(scope, receive, send)
+        if scope.get(DENIED_KEY):
+            _denied.set(True)  # this context is uvicorn's run_asgi task's own
 
 
 def mount_realtime(
@@ -57,7 +74,11 @@ def mount_realtime(
     hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env(), lookup)
     app.state.realtime_hub = hub
     app.state.realtime_enabled = True
-    app.add_middleware(KeepTransport)
+    # Outermost, around FastAPI's own middleware (which wraps `send`): main.py applies it.
+    app.state.outer_middleware = (*getattr(app.state, "outer_middleware", ()), KeepTransport)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, DeniedUpgradeFilter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(DeniedUpgradeFilter())
 
     async def websocket(ws: WebSocket) -> None:
         await serve_socket(hub, ws)
@@ -120,6 +141,7 @@ async def serve_socket(hub: Hub, ws: WebSocket) -> None:
 async def _deny(ws: WebSocket, status: int, message: str) -> None:
     """Refuse before the upgrade, with an HTTP status and `{"error": ...}` like Supabase."""
     body: dict[str, Any] = {"error": message}
+    ws.scope[DENIED_KEY] = True
     try:
         await ws.send_denial_response(JSONResponse(body, status_code=status))
     except RuntimeError:  # the ASGI server cannot send an HTTP response here

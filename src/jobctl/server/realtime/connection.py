@@ -133,7 +133,7 @@ class Connection:
         self.channels: dict[str, Channel] = {}
         settings = hub.settings
         self.outbox = Outbox(settings.max_queue_frames, settings.max_queue_bytes)
-        self.transport: asyncio.BaseTransport | None = websocket.scope.get("jobctl.transport")
+        self.transport: Any = websocket.scope.get("jobctl.transport")  # has .abort() if set
         self._logged_crash = False
         self._killer: asyncio.TimerHandle | None = None
 
@@ -176,12 +176,9 @@ class Connection:
             self._killer = loop.call_later(self.hub.settings.close_grace, self._kill)
 
     def _kill(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            log.info("realtime: a socket did not take its close frame; connection aborted")
         if self.transport is not None:
-            abort = getattr(self.transport, "abort", None)
-            if abort is not None:
-                abort()
+            log.info("realtime: a socket did not take its close frame; connection aborted")
+            self.transport.abort()
 
     async def _read_loop(self) -> bool:
         """Returns True when the socket went idle, False when the peer disconnected."""

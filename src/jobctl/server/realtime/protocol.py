@@ -72,7 +72,7 @@ class Inbound:
 
 
 # -- reading inbound frames ------------------------------------------------------------
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abAB]")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def _too_deep(text: str, limit: int = MAX_DEPTH) -> bool:
@@ -211,9 +211,11 @@ class V2:
 
     @staticmethod
     def _decode_binary(data: bytes) -> Inbound:
-        if len(data) < 7 or data[0] != USER_BROADCAST_PUSH:
-            kind = data[0] if data else None
+        kind = data[0] if data else None
+        if kind != USER_BROADCAST_PUSH:
             raise MalformedMessage(f"binary frame of kind {kind} (only 3, a user broadcast push)")
+        if len(data) < 7:
+            raise MalformedMessage("binary frame shorter than its header says")
         sizes = data[1:6]
         encoding = data[6]
         offset = 7
