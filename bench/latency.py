@@ -237,10 +237,22 @@ async def wire_subscriber_main(args: argparse.Namespace) -> None:
 WIRE_PER_PROCESS = 100
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_wire_case(
-    url: str, token: str, kind: str, subscribers: int, seconds: float, rate: float, work: Path
-) -> tuple[list[float], list[float], int]:
-    """(latencies over all sockets, the probe's, sockets that joined)."""
+    url: str,
+    token: str,
+    kind: str,
+    subscribers: int,
+    seconds: float,
+    rate: float,
+    work: Path,
+    server_pid: int,
+) -> tuple[list[float], list[float], int, float]:
+    """(latencies over all sockets, the probe's, sockets that joined, server CPU share)."""
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
@@ -268,6 +280,10 @@ def run_wire_case(
     joined = sum(int((case / f"ready-{i}").read_text()) for i in range(len(counts)))
     start = time.time() + 1.0
     go.write_text(str(start))
+    time.sleep(1.0)
+    cpu_before = cpu_seconds(server_pid)
+    time.sleep(seconds)
+    cpu = (cpu_seconds(server_pid) - cpu_before) / seconds
     per_socket: list[list[tuple[float, float]]] = []
     for i, proc in enumerate(procs):
         proc.wait(timeout=seconds + 90)
@@ -279,23 +295,29 @@ def run_wire_case(
         return [(r - u) * 1000 for r, u in events if window[0] <= u <= window[1]]
 
     every = [x for events in per_socket for x in latencies(events)]
-    return every, latencies(per_socket[0]) if per_socket else [], joined
+    return every, latencies(per_socket[0]) if per_socket else [], joined, cpu
 
 
-def wire_report(args: argparse.Namespace, url: str, token: str, work: Path) -> None:
+def wire_report(
+    args: argparse.Namespace, url: str, token: str, work: Path, server_pid: int
+) -> None:
     sizes = [int(x) for x in args.subscribers.split(",")]
     kinds = args.wire_kinds.split(",")
-    results: dict[tuple[str, int], tuple[list[float], list[float], int]] = {}
+    results: dict[tuple[str, int], tuple[list[float], list[float], int, float]] = {}
     for n in sizes:
         for kind in kinds:
-            results[(kind, n)] = run_wire_case(url, token, kind, n, args.seconds, args.rate, work)
+            results[(kind, n)] = run_wire_case(
+                url, token, kind, n, args.seconds, args.rate, work, server_pid
+            )
+    load = os.getloadavg()[0]
     print(f"\ncommitted change -> frame read, bare sockets on loopback, {args.rate:g} changes/s,"
-          f" {args.seconds:g} s per case")  # fmt: skip
+          f" {args.seconds:g} s per case; load average at the end {load:.1f} on"
+          f" {os.cpu_count()} cores")  # fmt: skip
     print(f"{'path':12} {'subscribers':>11} {'joined':>7} {'frames':>8} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'probe p50':>10} {'probe p99':>10}")  # fmt: skip
-    for (kind, n), (every, probe, joined) in results.items():
+          f" {'probe p50':>10} {'probe p99':>10} {'server CPU':>10}")  # fmt: skip
+    for (kind, n), (every, probe, joined, cpu) in results.items():
         print(f"{kind:12} {n:11d} {joined:7d} {len(every):8d} {pct(every, 50):8.2f} {pct(every, 99):8.2f}"
-              f" {pct(probe, 50):10.2f} {pct(probe, 99):10.2f}")  # fmt: skip
+              f" {pct(probe, 50):10.2f} {pct(probe, 99):10.2f} {cpu:10.0%}")  # fmt: skip
     biggest = max(sizes)
     bcast = results.get(("bcast-2.0.0", biggest))
     pg100 = results.get(("pg-2.0.0", 100)) or results.get(("pg-1.0.0", 100))
@@ -457,7 +479,7 @@ def main() -> int:
     proc, url, token = start_server(work)
     if args.cases == "wire":
         try:
-            wire_report(args, url, token, work)
+            wire_report(args, url, token, work, proc.pid)
         finally:
             proc.terminate()
             proc.wait(15)

@@ -31,6 +31,7 @@ __all__ = ["Hub", "RealtimeSettings", "mount_realtime"]
 
 SOCKET_PATHS = ("/realtime/v1/websocket", "/socket/websocket")
 TRANSPORT_KEY = "jobctl.transport"
+SEND_KEY = "jobctl.send"
 DENIED_KEY = "jobctl.denied"
 # Set in the task that serves a refused upgrade, where uvicorn logs after the app returns.
 _denied: ContextVar[bool] = ContextVar("jobctl_realtime_denied", default=False)
@@ -62,6 +63,7 @@ class KeepTransport:
             # Duck-typed: uvloop's transports are not asyncio.BaseTransport subclasses.
             if callable(getattr(transport, "abort", None)):
                 scope[TRANSPORT_KEY] = transport
+                scope[SEND_KEY] = send  # uvicorn's own, without the app's wrappers
         await self.app(scope, receive, send)
         if scope.get(DENIED_KEY):
             _denied.set(True)  # this context is uvicorn's run_asgi task's own

@@ -42,6 +42,12 @@ def flexible_bool(value: Any) -> bool:
     return isinstance(value, str) and value.lower() == "true"
 
 
+def _message(frame: Frame) -> dict[str, Any]:
+    if isinstance(frame, bytes):
+        return {"type": "websocket.send", "bytes": frame}
+    return {"type": "websocket.send", "text": frame}
+
+
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
     value = config.get(name)
     return value if isinstance(value, dict) else {}
@@ -134,6 +140,13 @@ class Connection:
         settings = hub.settings
         self.outbox = Outbox(settings.max_queue_frames, settings.max_queue_bytes)
         self.transport: Any = websocket.scope.get("jobctl.transport")  # has .abort() if set
+        # uvicorn's own send (KeepTransport), which skips the app's wrappers; and, for its
+        # websockets-sansio protocol, the object whose state says whether a send would wait.
+        self._send_raw: Any = websocket.scope.get("jobctl.send") or websocket.send
+        owner = getattr(self._send_raw, "__self__", None)
+        sansio = type(owner).__name__ == "WebSocketsSansIOProtocol"
+        self._protocol: Any = owner if sansio and hasattr(owner, "writable") else None
+        self._writing = False  # the writer task has a frame in flight
         self._logged_crash = False
         self._killer: asyncio.TimerHandle | None = None
 
@@ -218,19 +231,46 @@ class Connection:
             while box.frames:
                 frame = box.frames.popleft()
                 box.size -= len(frame)
-                if isinstance(frame, bytes):
-                    await self.ws.send({"type": "websocket.send", "bytes": frame})
-                else:
-                    await self.ws.send({"type": "websocket.send", "text": frame})
+                self._writing = True
+                try:
+                    await self._send_raw(_message(frame))
+                finally:
+                    self._writing = False
             if box.close_code is not None:
                 if box.overflowed:
                     self._abort_later()
-                await self.ws.send(
+                await self._send_raw(
                     {"type": "websocket.close", "code": box.close_code, "reason": box.close_reason}
                 )
                 return
 
+    def _write_now(self, frame: Frame) -> bool:
+        """Hand a frame to uvicorn at once, with no task switch, when nothing is queued or in
+        flight before it and its send would not wait: websockets-sansio's send() only awaits the
+        transport being writable, so with that set it runs to the end in one step. This is what
+        lets one change reach 1,000 sockets in a few milliseconds; otherwise the writer task
+        sends it, in order after what is queued."""
+        protocol = self._protocol
+        if protocol is None or self._writing or self.outbox.frames:
+            return False
+        if self.outbox.close_code is not None or protocol.close_sent or protocol.disconnected:
+            return False
+        if not protocol.writable.is_set():
+            return False
+        step = self._send_raw(_message(frame))
+        try:
+            step.send(None)
+        except StopIteration:
+            return True
+        except Exception as exc:  # the peer is gone; the reader sees the disconnect
+            log.debug("realtime: send failed: %r", exc)
+            return True
+        step.close()  # it would have waited after all (nothing was written): queue it
+        return False
+
     def send(self, frame: Frame) -> bool:
+        if self._write_now(frame):
+            return True
         ok = self.outbox.put(frame)
         if not ok and self.outbox.overflowed:
             self._abort_later()
