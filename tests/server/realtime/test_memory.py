@@ -77,7 +77,7 @@ async def test_sockets_that_never_read_are_aborted_and_memory_returns(make_serve
         url = f"{ws_url(server.url)}/websocket?apikey={server.token}&vsn=1.0.0"
         fresh: list[websockets.ClientConnection] = []
         deadline = time.monotonic() + WAIT
-        while len(fresh) < 10:  # admitted only as the server drops the deaf sockets
+        while len(fresh) < len(deaf):  # admitted only as the server drops the deaf sockets
             try:
                 fresh.append(await websockets.connect(url, open_timeout=WAIT))
             except websockets.InvalidStatus as exc:
@@ -106,6 +106,8 @@ async def test_sockets_that_never_read_are_aborted_and_memory_returns(make_serve
     print(f"server RSS: baseline {baseline:.0f} MB, peak {peak:.0f} MB, after {after:.0f} MB")
     # Each deaf socket may hold its outbox (1 MiB) and the transport's buffer for a moment;
     # once they are gone the server is back near its baseline (issue 10: 72 -> 315 -> 257 MB).
+    # Seen here: 70 -> 82 -> 81 MB, where the same jobs with no deaf socket give 70 -> 79 -> 79
+    # (the store's own caches for 400 KB rows).
     assert peak - baseline < 60, (baseline, peak)
     assert after - baseline < 25, (baseline, peak, after)
 
