@@ -22,7 +22,9 @@ class V2Socket:
     @classmethod
     async def connect(cls, url: str, apikey: str) -> V2Socket:
         address = f"{ws_url(url)}/websocket?apikey={apikey}&vsn=2.0.0"
-        return cls(await websockets.connect(address, open_timeout=WAIT))
+        # No permessage-deflate: the server then frames fan-out itself (writer.ws_frame); the
+        # 1.0.0 tests' sockets negotiate it, and go through uvicorn's own framing.
+        return cls(await websockets.connect(address, open_timeout=WAIT, compression=None))
 
     async def push(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
         self.ref += 1
@@ -177,3 +179,15 @@ async def test_hostile_frames_are_refused_without_a_traceback(server: ServerProc
         await v2.ws.close()
     log = server.log_path.read_text()
     assert "Traceback" not in log and "unexpected error" not in log, log[-2000:]
+
+
+def test_server_framing_matches_websockets_own() -> None:
+    from websockets.frames import OP_BINARY, OP_TEXT, Frame
+
+    from jobctl.server.realtime.writer import ws_frame
+
+    for size in (0, 1, 125, 126, 127, 65535, 65536, 70000):
+        text = "é" * (size // 2) + "x" * (size % 2)  # multi-byte: the length is in bytes
+        assert ws_frame(text) == Frame(OP_TEXT, text.encode()).serialize(mask=False)
+        data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        assert ws_frame(data) == Frame(OP_BINARY, data).serialize(mask=False)

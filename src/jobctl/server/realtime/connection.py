@@ -1,13 +1,8 @@
-"""One Realtime WebSocket: its channels, the messages it sends us, and its bounded outbox.
+"""One Realtime WebSocket: its channels and the messages it sends us.
 
-Everything the socket will receive goes through the outbox, in order: join replies, the
-"Subscribed to PostgreSQL" message, presence, broadcasts and changes, so a change committed after
-a join is never sent before that join's reply. A client that does not read fast enough is
-disconnected once its outbox is full (close code 1013) rather than slowing the hub: its queued
-frames are dropped at once, and if it does not take the close frame within `close_grace` the TCP
-connection is aborted, so a peer that never reads holds no memory here. realtime-py and
-realtime-js then reconnect and rejoin, and the feed re-reads current state over HTTP as it does
-after every (re)subscribe.
+Everything the socket will receive goes through its one SocketWriter (writer.py), in order: join
+replies, the "Subscribed to PostgreSQL" message, presence, broadcasts and changes, so a change
+committed after a join is never sent before that join's reply.
 """
 
 from __future__ import annotations
@@ -16,7 +11,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,9 +24,9 @@ from jobctl.server.realtime.hub import Hub, Outgoing, PreparedChange, TopicKey
 from jobctl.server.realtime.presence import random_key
 from jobctl.server.realtime.protocol import Codec, Frame, Inbound, MalformedMessage, UserBroadcast
 from jobctl.server.realtime.tables import can_read
+from jobctl.server.realtime.writer import SocketWriter
 
 log = logging.getLogger("jobctl.server.realtime")
-TOO_SLOW = 1013  # "try again later"
 
 
 def flexible_bool(value: Any) -> bool:
@@ -40,12 +34,6 @@ def flexible_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
     return isinstance(value, str) and value.lower() == "true"
-
-
-def _message(frame: Frame) -> dict[str, Any]:
-    if isinstance(frame, bytes):
-        return {"type": "websocket.send", "bytes": frame}
-    return {"type": "websocket.send", "text": frame}
 
 
 def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
@@ -83,45 +71,6 @@ class Channel:
             self.expiry = None
 
 
-class Outbox:
-    """Frames waiting to be written, bounded in count and bytes (one frame always fits)."""
-
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
-        self.frames: deque[Frame] = deque()
-        self.size = 0
-        self.max_frames = max_frames
-        self.max_bytes = max_bytes
-        self.ready = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason = ""
-        self.overflowed = False
-
-    def put(self, frame: Frame) -> bool:
-        if self.close_code is not None:
-            return False
-        if self.frames and (
-            len(self.frames) >= self.max_frames or self.size + len(frame) > self.max_bytes
-        ):
-            self.clear()
-            self.overflowed = True
-            self.close(TOO_SLOW, "subscriber too slow: outbox full")
-            return False
-        self.frames.append(frame)
-        self.size += len(frame)
-        self.ready.set()
-        return True
-
-    def clear(self) -> None:
-        self.frames.clear()
-        self.size = 0
-
-    def close(self, code: int, reason: str) -> None:
-        """Ask the writer to close the socket once what is queued has been sent."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-        self.ready.set()
-
-
 class Connection:
     def __init__(
         self,
@@ -137,30 +86,20 @@ class Connection:
         self.apikey = apikey
         self.codec = codec
         self.channels: dict[str, Channel] = {}
-        settings = hub.settings
-        self.outbox = Outbox(settings.max_queue_frames, settings.max_queue_bytes)
-        self.transport: Any = websocket.scope.get("jobctl.transport")  # has .abort() if set
-        # uvicorn's own send (KeepTransport), which skips the app's wrappers; and, for its
-        # websockets-sansio protocol, the object whose state says whether a send would wait.
-        self._send_raw: Any = websocket.scope.get("jobctl.send") or websocket.send
-        owner = getattr(self._send_raw, "__self__", None)
-        sansio = type(owner).__name__ == "WebSocketsSansIOProtocol"
-        self._protocol: Any = owner if sansio and hasattr(owner, "writable") else None
-        self._writing = False  # the writer task has a frame in flight
+        self.writer = SocketWriter(websocket, hub.settings)
+        self.send = self.writer.send
         self._logged_crash = False
-        self._killer: asyncio.TimerHandle | None = None
 
     # lifecycle --------------------------------------------------------------
     async def run(self) -> None:
         self.hub.connections.add(self)
-        writer = asyncio.create_task(self._write_loop())
+        writer = asyncio.create_task(self.writer.run())
         reader = asyncio.create_task(self._read_loop())
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             went_idle = not writer.done() and reader.exception() is None and reader.result()
             if went_idle:  # let the writer close politely
-                self.outbox.close(1000, "idle timeout")
-                self._abort_later()
+                self.writer.close(1000, "idle timeout")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), 5)
         finally:
@@ -169,29 +108,13 @@ class Connection:
                 channel.stop_timer()
                 self.hub.leave(channel)
             self.channels.clear()
-            self.outbox.clear()
-            if self._killer is not None:
-                self._killer.cancel()
+            self.writer.stop()
             for task in (reader, writer):
                 task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
 
     def abort(self, code: int, reason: str) -> None:
-        self.outbox.clear()
-        self.outbox.close(code, reason)
-        self._abort_later()
-
-    def _abort_later(self) -> None:
-        """If the close frame cannot be written in time (a peer that does not read), drop the
-        TCP connection: the kernel and transport buffers go with it."""
-        if self._killer is None and self.transport is not None:
-            loop = asyncio.get_running_loop()
-            self._killer = loop.call_later(self.hub.settings.close_grace, self._kill)
-
-    def _kill(self) -> None:
-        if self.transport is not None:
-            log.info("realtime: a socket did not take its close frame; connection aborted")
-            self.transport.abort()
+        self.writer.abort(code, reason)
 
     async def _read_loop(self) -> bool:
         """Returns True when the socket went idle, False when the peer disconnected."""
@@ -216,65 +139,6 @@ class Connection:
             log.exception("realtime: unexpected error %s", what)
         else:
             log.debug("realtime: unexpected error %s (again on this socket)", what)
-
-    async def _write_loop(self) -> None:
-        try:
-            await self._write_frames()
-        except Exception as exc:  # the peer is gone: the reader sees the disconnect too
-            log.debug("realtime: send failed: %r", exc)
-
-    async def _write_frames(self) -> None:
-        box = self.outbox
-        while True:
-            await box.ready.wait()
-            box.ready.clear()
-            while box.frames:
-                frame = box.frames.popleft()
-                box.size -= len(frame)
-                self._writing = True
-                try:
-                    await self._send_raw(_message(frame))
-                finally:
-                    self._writing = False
-            if box.close_code is not None:
-                if box.overflowed:
-                    self._abort_later()
-                await self._send_raw(
-                    {"type": "websocket.close", "code": box.close_code, "reason": box.close_reason}
-                )
-                return
-
-    def _write_now(self, frame: Frame) -> bool:
-        """Hand a frame to uvicorn at once, with no task switch, when nothing is queued or in
-        flight before it and its send would not wait: websockets-sansio's send() only awaits the
-        transport being writable, so with that set it runs to the end in one step. This is what
-        lets one change reach 1,000 sockets in a few milliseconds; otherwise the writer task
-        sends it, in order after what is queued."""
-        protocol = self._protocol
-        if protocol is None or self._writing or self.outbox.frames:
-            return False
-        if self.outbox.close_code is not None or protocol.close_sent or protocol.disconnected:
-            return False
-        if not protocol.writable.is_set():
-            return False
-        step = self._send_raw(_message(frame))
-        try:
-            step.send(None)
-        except StopIteration:
-            return True
-        except Exception as exc:  # the peer is gone; the reader sees the disconnect
-            log.debug("realtime: send failed: %r", exc)
-            return True
-        step.close()  # it would have waited after all (nothing was written): queue it
-        return False
-
-    def send(self, frame: Frame) -> bool:
-        if self._write_now(frame):
-            return True
-        ok = self.outbox.put(frame)
-        if not ok and self.outbox.overflowed:
-            self._abort_later()
-        return ok
 
     # delivery (called by the hub, synchronously, in commit order) -----------
     def deliver(self, change: PreparedChange) -> int:
