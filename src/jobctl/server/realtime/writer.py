@@ -127,7 +127,7 @@ class SocketWriter:
             return False
         if self.outbox.close_code is not None or protocol.close_sent or protocol.disconnected:
             return False
-        if not protocol.writable.is_set():
+        if not protocol.writable.is_set() or self.transport.is_closing():
             return False
         connection = protocol.conn  # websockets' sans-I/O ServerProtocol
         if not connection.extensions and connection.state is _OPEN:
