@@ -131,8 +131,11 @@ async def serve(settings: ServerSettings) -> None:
     sock = bind(settings.host, settings.port)
     port = sock.getsockname()[1]
     url = url_for(settings.host, port)
+    served: Any = built.app
+    for wrap in getattr(built.app.state, "outer_middleware", ()):
+        served = wrap(served)  # outside FastAPI's own: Realtime's KeepTransport sees uvicorn's send
     config = uvicorn.Config(
-        built.app,
+        served,
         log_level="warning",
         access_log=settings.access_log,
         http="httptools",

@@ -22,7 +22,8 @@ def job(**changes: Any) -> JobRow:
         id=JOB_ID, type="demo", status="running", progress=10, message=None, input='{"a":1}',
         output=None, error=None, attempt=1, max_attempts=3, user_id="alice",
         concurrency_key=None, idempotency_key=None, created_at=T0, updated_at=T0 + 5_000_000,
-        started_at=T0 + 1_000_000, completed_at=None, run_at=T0, lease_owner=None,
+        started_at=T0 + 1_000_000, completed_at=None, schedule_id=None, schedule_tick=None,
+        run_at=T0, lease_owner=None,
         lease_expires_at=None,
     )  # fmt: skip
     fields.update(changes)
@@ -63,6 +64,20 @@ def matches(text: str, row: JobRow | None = None, record: dict[str, Any] | None 
         ('input=eq.{"a": 1}', True),  # jsonb compares as JSON
         ("status=eq.running,progress=gt.50", False),  # comma = AND
         ("status=eq.running,user_id=eq.alice", True),
+        ("status=like.run%", True),
+        ("status=like.run*", True),  # PostgREST's `*` for `%`
+        ("status=like.r_nning", True),
+        ("status=like.RUN%", False),
+        ("status=ilike.RUN%", True),
+        ("status=not.like.run%", False),
+        ("status=like.%ing", True),
+        ("status=like.%x%", False),
+        ("message=like.%", False),  # NULL matches no pattern
+        ("message=isdistinct.x", True),  # NULL is distinct from a value ...
+        ("message=isdistinct.null", False),  # ... and not from NULL
+        ("status=isdistinct.running", False),
+        ("status=not.isdistinct.running", True),
+        (f"id=isdistinct.{JOB_ID.upper()}", False),
     ],
 )
 def test_filters_match_with_sql_semantics(text: str, expected: bool) -> None:
@@ -80,7 +95,10 @@ def test_filters_on_columns_a_delete_lacks_are_vacuous() -> None:
     ("text", "message"),
     [
         ("nope=eq.1", "invalid column for filter nope"),
-        ("status=like.run%", "unsupported operator"),
+        ("status=fts.run", "unsupported operator"),
+        ("status=match.^run", "regular expressions"),
+        ("progress=like.1%", "operator like is not supported on int4"),
+        ("status=like." + "x" * 300, "at most 256 characters"),
         ("status", "expected column=operator.value"),
         ("progress=eq.ten", 'invalid input syntax for type integer: "ten"'),
         ("id=eq.123", "invalid input syntax for type uuid"),

@@ -19,7 +19,7 @@ from fastapi import FastAPI
 
 from jobctl.server.auth import Authenticator
 from jobctl.server.changes import ChangeBus
-from jobctl.server.realtime import mount_realtime
+from jobctl.server.realtime import RealtimeSettings, mount_realtime
 from jobctl.server.records import Change, LogRow
 from tests.server.realtime.test_filters import JOB_ID, T0, job
 
@@ -50,7 +50,9 @@ async def served() -> AsyncIterator[Served]:
     bus = ChangeBus()
     auth = Authenticator("local-token", SECRET)
     app = FastAPI()
-    mount_realtime(app, FakeStore(bus), auth)  # type: ignore[arg-type]
+    # A 1,000-change burst in one loop pass is ~1 MB: more than the default outbox bound.
+    settings = RealtimeSettings(max_queue_bytes=8 * 1024 * 1024)
+    mount_realtime(app, FakeStore(bus), auth, settings)  # type: ignore[arg-type]
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")

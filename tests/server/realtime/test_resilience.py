@@ -69,7 +69,10 @@ async def test_frames_stay_under_1_mib_with_a_huge_output(make_server: Any) -> N
 
 
 async def test_a_slow_subscriber_is_dropped_without_stalling_others(make_server: Any) -> None:
-    server = make_server(env={"JOBCTL_REALTIME_QUEUE_BYTES": str(2 * MIB)})
+    # A long close grace: this reader takes its close frame late, once the others are done.
+    server = make_server(
+        env={"JOBCTL_REALTIME_QUEUE_BYTES": str(2 * MIB), "JOBCTL_REALTIME_CLOSE_GRACE": "120"}
+    )
     fast = AsyncRealtimeClient(ws_url(server.url), server.token)
     # A reader with a tiny receive buffer that stops reading: its outbox on the server fills.
     parts = urlsplit(server.url)

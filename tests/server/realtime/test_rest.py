@@ -9,6 +9,7 @@ import pytest
 from postgrest.exceptions import APIError
 from supabase import acreate_client
 
+from jobctl.server.realtime.tables import JOBS
 from tests.conftest import ServerProcess, wait_job
 from tests.server.realtime.conftest import jwt_for, submit
 
@@ -89,7 +90,8 @@ async def test_rls_and_errors(server: ServerProcess, jobs: dict[str, Any]) -> No
     for query, code in [
         (bob.table("jobs").select("nope"), "42703"),
         (bob.table("jobs").select("*").eq("progress", "lots"), "22P02"),
-        (bob.table("jobs").select("*").like("status", "run*"), "PGRST100"),
+        (bob.table("jobs").select("*").filter("status", "fts", "run"), "PGRST100"),
+        (bob.table("jobs").select("*").like("progress", "1*"), "PGRST100"),
         (bob.table("jobs").select("*").single(), "PGRST116"),
         (bob.table("steps").select("*"), "PGRST205"),
     ]:
@@ -125,3 +127,93 @@ def test_raw_http_shapes(server: ServerProcess, jobs: dict[str, Any]) -> None:
     assert r.status_code == 406 and r.json()["code"] == "PGRST106"
     r = httpx.get(url)
     assert r.status_code == 401
+
+
+def test_postgrest_additions(server: ServerProcess, jobs: dict[str, Any]) -> None:
+    url = f"{server.url}/rest/v1/jobs"
+    headers = {"apikey": jobs["alice"]}
+
+    def get(**params: str) -> httpx.Response:
+        return httpx.get(url, params=params, headers=headers, timeout=10)
+
+    mixed = get(select="*,jobId:id,steps:input->steps,kind:input->>steps", order="created_at")
+    assert mixed.status_code == 200, mixed.text
+    first = mixed.json()[0]
+    assert first["jobId"] == first["id"] == jobs["ids"]["alice"][0]
+    assert first["steps"] == 1 and first["kind"] == "1" and first["status"] == "completed"
+    assert set(first) == {*JOBS.column_names, "jobId", "steps", "kind"}
+    # JSON paths in filters: ->> compares text, -> compares JSON.
+    two_steps = get(select="id", **{"input->>steps": "eq.2"})
+    assert [r["id"] for r in two_steps.json()] == [jobs["ids"]["alice"][4], jobs["ids"]["alice"][1]]
+    assert get(select="id", **{"input->steps": "eq.2"}).json() == two_steps.json()
+    assert get(select="id", **{"input->steps": "gt.1", "input->>fail_at": "is.null"}).json() == [
+        {"id": jobs["ids"]["alice"][2]},
+        {"id": jobs["ids"]["alice"][1]},
+    ]
+    either = get(select="id", order="created_at", **{"or": "(status.eq.failed,input->>steps.eq.3)"})
+    assert [r["id"] for r in either.json()] == jobs["ids"]["alice"][2:]
+    nested = get(select="id", **{"or": "(id.eq.nope,and(status.eq.failed,progress.lt.100))"})
+    assert nested.status_code == 400 and nested.json()["code"] == "22P02"
+    nested = get(select="id", **{"or": "(progress.eq.-1,and(status.eq.failed,attempt.gte.1))"})
+    assert {r["id"] for r in nested.json()} == set(jobs["ids"]["alice"][3:])
+    negated = get(select="id", **{"not.or": "(status.eq.failed,status.eq.running)"})
+    assert {r["id"] for r in negated.json()} == set(jobs["ids"]["alice"][:3])
+    liked = get(select="id", status="ilike.COMP*")
+    assert len(liked.json()) == 3
+
+    csv_answer = httpx.get(
+        url,
+        params={"select": "id,status,input", "order": "created_at", "limit": "2"},
+        headers={**headers, "Accept": "text/csv"},
+    )
+    assert csv_answer.headers["content-type"].startswith("text/csv")
+    lines = csv_answer.text.splitlines()
+    assert lines[0] == "id,status,input" and len(lines) == 3
+    assert lines[1].startswith(jobs["ids"]["alice"][0] + ",completed,")
+    xml = httpx.get(url, headers={**headers, "Accept": "text/xml"})
+    assert xml.status_code == 406 and xml.json()["code"] == "PGRST107"
+
+    for params, code in [
+        ({"select": "count()"}, "PGRST123"),
+        ({"select": "id,steps(*)"}, "PGRST200"),
+        ({"select": "id->x"}, "42883"),
+        ({"status": "fts.x"}, "PGRST100"),
+        ({"or": "status.eq.x"}, "PGRST100"),
+    ]:
+        answer = get(**params)
+        assert answer.status_code == 400 and answer.json()["code"] == code, answer.text
+        assert not answer.json()["message"].startswith('"'), answer.json()  # no extra quotes
+
+    rpc = httpx.post(f"{server.url}/rest/v1/rpc/nope", json={"a": 1}, headers=headers)
+    assert rpc.status_code == 404
+    assert rpc.json() == {
+        "code": "PGRST202",
+        "details": "Searched for the function public.nope with parameters a or with a single"
+        " unnamed json/jsonb parameter, but no matches were found in the schema cache.",
+        "hint": None,
+        "message": "Could not find the function public.nope(a) in the schema cache",
+    }
+
+
+def test_hostile_query_values_are_4xx(server: ServerProcess, jobs: dict[str, Any]) -> None:
+    """Issue 10 item 5: each a PostgREST-shaped 4xx, never a 500; the table still answers."""
+    url = f"{server.url}/rest/v1/jobs"
+    headers = {"apikey": jobs["alice"]}
+    deep = "[" * 1000 + "]" * 1000
+    for params, code in [
+        ({"limit": "\u00b2"}, "PGRST100"),
+        ({"offset": "\u00b2"}, "PGRST100"),
+        ({"limit": "\u0663"}, "PGRST100"),  # an Arabic-Indic digit: isdigit() but not ASCII
+        ({"offset": "9" * 4301}, "PGRST100"),
+        ({"progress": "eq." + "9" * 4301}, "22003"),
+        ({"progress": "eq.99999999999"}, "22003"),
+        ({"progress": "eq.\u0663"}, "22P02"),
+        ({"input": "eq." + deep}, "22P02"),
+        ({"input->a": "eq." + deep}, "22P02"),
+        ({"or": "(" * 50 + ")" * 50}, "PGRST100"),
+    ]:
+        answer = httpx.get(url, params=params, headers=headers, timeout=10)
+        assert 400 <= answer.status_code < 500, (params, answer.text)
+        body = answer.json()
+        assert set(body) == {"message", "code", "hint", "details"} and body["code"] == code, body
+    assert httpx.get(url, headers=headers, timeout=10).status_code == 200

@@ -1,21 +1,27 @@
 """Supabase-compatible live updates in the embedded server.
 
-`GET /realtime/v1/websocket` (also `/socket/websocket`) speaks Phoenix V1 frames as Supabase
-Realtime does for `postgres_changes` on `public.jobs` and `public.job_logs`; `/rest/v1/jobs` is
-the read-only PostgREST subset that supabase-py's table queries use. docs/design.md ("Realtime
-endpoint") records the protocol decisions.
+`GET /realtime/v1/websocket` (also `/socket/websocket`) speaks Phoenix frames (vsn 1.0.0 and
+2.0.0) as Supabase Realtime does: `postgres_changes` on `public.jobs` and `public.job_logs`,
+broadcast (also over HTTP, and from the database on private `job:<id>` / `jobs:<user>` topics)
+and presence; `/rest/v1/jobs` is the read-only PostgREST subset that supabase-py's and
+supabase-js's table queries use. docs/design.md ("Realtime endpoint") records the decisions.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+from contextvars import ContextVar
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from jobctl.server.auth import Authenticator, AuthFailed
+from jobctl.server.auth import Authenticator, AuthFailed, Principal
+from jobctl.server.realtime import protocol
+from jobctl.server.realtime.broadcast import router as broadcast_router
 from jobctl.server.realtime.connection import Connection
 from jobctl.server.realtime.hub import Hub, RealtimeSettings
 from jobctl.server.realtime.rest import router as rest_router
@@ -24,14 +30,57 @@ from jobctl.server.store.base import Store
 __all__ = ["Hub", "RealtimeSettings", "mount_realtime"]
 
 SOCKET_PATHS = ("/realtime/v1/websocket", "/socket/websocket")
+TRANSPORT_KEY = "jobctl.transport"
+SEND_KEY = "jobctl.send"
+DENIED_KEY = "jobctl.denied"
+# Set in the task that serves a refused upgrade, where uvicorn logs after the app returns.
+_denied: ContextVar[bool] = ContextVar("jobctl_realtime_denied", default=False)
+
+
+class DeniedUpgradeFilter(logging.Filter):
+    """uvicorn's websockets-sansio logs "ASGI callable returned without completing handshake."
+    (an ERROR) after an upgrade refused with an HTTP response, which is a handshake answered as
+    intended: a client retrying with a bad key would fill the log. Only those lines are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_denied.get() and "without completing handshake" in str(record.msg))
+
+
+class KeepTransport:
+    """Puts the connection's asyncio transport in a WebSocket's scope, where the server shows it.
+
+    uvicorn's protocol objects are the ASGI `send` callable's owner and hold `.transport`; with
+    it, a socket whose peer stops reading can be aborted at the TCP level (nothing else frees its
+    buffers). It must wrap the whole app (FastAPI's middleware wraps `send`); without it, or under
+    another server, the key is absent and such a socket is only closed politely."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            # Duck-typed: uvloop's transports are not asyncio.BaseTransport subclasses.
+            if callable(getattr(transport, "abort", None)):
+                scope[TRANSPORT_KEY] = transport
+                scope[SEND_KEY] = send  # uvicorn's own, without the app's wrappers
+        await self.app(scope, receive, send)
+        if scope.get(DENIED_KEY):
+            _denied.set(True)  # this context is uvicorn's run_asgi task's own
 
 
 def mount_realtime(
     app: FastAPI, store: Store, auth: Authenticator, settings: RealtimeSettings | None = None
 ) -> Hub:
-    hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env())
+    lookup = store if hasattr(store, "get_job") else None
+    hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env(), lookup)
     app.state.realtime_hub = hub
     app.state.realtime_enabled = True
+    # Outermost, around FastAPI's own middleware (which wraps `send`): main.py applies it.
+    app.state.outer_middleware = (*getattr(app.state, "outer_middleware", ()), KeepTransport)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, DeniedUpgradeFilter) for f in uvicorn_log.filters):
+        uvicorn_log.addFilter(DeniedUpgradeFilter())
 
     async def websocket(ws: WebSocket) -> None:
         await serve_socket(hub, ws)
@@ -57,28 +106,44 @@ def mount_realtime(
         )
         return JSONResponse({"closed": closed})
 
+    app.include_router(broadcast_router)
     app.include_router(rest_router)
     return hub
 
 
+def socket_owner(principal: Principal) -> str:
+    """Whose cap a socket counts against: its apikey's user, or its role (anon, service_role)."""
+    return principal.user_id or principal.role
+
+
 async def serve_socket(hub: Hub, ws: WebSocket) -> None:
     vsn = ws.query_params.get("vsn", "1.0.0")
-    if not vsn.startswith("1."):
-        await _deny(ws, 400, f"unsupported vsn {vsn[:20]!r}: this server speaks Phoenix V1 (1.0.0)")
+    codec = protocol.codec_for(vsn)
+    if codec is None:
+        message = f"unsupported vsn {vsn[:20]!r}: this server speaks 1.0.0 and 2.0.0"
+        await _deny(ws, 400, message)
         return
     apikey = ws.headers.get("x-api-key") or ws.query_params.get("apikey") or ""
     try:
         principal = hub.auth.authenticate(apikey)
     except AuthFailed as exc:
-        await _deny(ws, 401, f"{exc}" if apikey else "missing apikey")
+        await _deny(ws, 401, f"{exc}" if apikey else "API key is missing")
         return
-    await ws.accept()
-    await Connection(hub, ws, principal, apikey).run()
+    owner = socket_owner(principal)
+    if not hub.admit(owner):
+        await _deny(ws, 429, "Too many connected users")
+        return
+    try:
+        await ws.accept()
+        await Connection(hub, ws, principal, apikey, codec).run()
+    finally:
+        hub.release(owner)
 
 
 async def _deny(ws: WebSocket, status: int, message: str) -> None:
     """Refuse before the upgrade, with an HTTP status and `{"error": ...}` like Supabase."""
     body: dict[str, Any] = {"error": message}
+    ws.scope[DENIED_KEY] = True
     try:
         await ws.send_denial_response(JSONResponse(body, status_code=status))
     except RuntimeError:  # the ASGI server cannot send an HTTP response here

@@ -1,20 +1,16 @@
-"""One Realtime WebSocket: its channels, the messages it sends us, and its bounded outbox.
+"""One Realtime WebSocket: its channels and the messages it sends us.
 
-Everything the socket will receive goes through the outbox, in order: join replies, the
-"Subscribed to PostgreSQL" message and changes, so a change committed after a join is never
-sent before that join's reply. A client that does not read fast enough is disconnected once its
-outbox is full (close code 1013) rather than slowing the hub; realtime-py then reconnects and
-rejoins, and the feed re-reads current state over HTTP as it does after every (re)subscribe.
+Everything the socket will receive goes through its one SocketWriter (writer.py), in order: join
+replies, the "Subscribed to PostgreSQL" message, presence, broadcasts and changes, so a change
+committed after a join is never sent before that join's reply.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,24 +18,52 @@ import jwt
 from starlette.websockets import WebSocket
 
 from jobctl.server.auth import AuthFailed, Principal
-from jobctl.server.realtime import protocol
+from jobctl.server.realtime import protocol, rules
 from jobctl.server.realtime.bindings import Binding, BindingError, parse_bindings
-from jobctl.server.realtime.hub import Hub, PreparedChange
+from jobctl.server.realtime.hub import Hub, Outgoing, PreparedChange, TopicKey
+from jobctl.server.realtime.presence import random_key
+from jobctl.server.realtime.protocol import Codec, Frame, Inbound, MalformedMessage, UserBroadcast
 from jobctl.server.realtime.tables import can_read
+from jobctl.server.realtime.writer import SocketWriter
 
 log = logging.getLogger("jobctl.server.realtime")
-TOO_SLOW = 1013  # "try again later"
 
 
-@dataclass
+def flexible_bool(value: Any) -> bool:
+    """Supabase's FlexibleBoolean: true/false, or the strings "true"/"false" in any case."""
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.lower() == "true"
+
+
+def _section(config: dict[str, Any], name: str) -> dict[str, Any]:
+    value = config.get(name)
+    return value if isinstance(value, dict) else {}
+
+
+@dataclass(eq=False)
 class Channel:
+    connection: Connection
     topic: str
     join_ref: str | None
     principal: Principal
     token: str | None
     bindings: list[Binding]
+    private: bool = False
+    self_broadcast: bool = False
+    ack_broadcast: bool = False
+    presence_key: str = ""
+    presence_ref: str | None = None  # the meta this channel tracks, if any
     topic_json: str = ""
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.topic.removeprefix("realtime:")
+
+    @property
+    def key(self) -> TopicKey:
+        return (self.private, self.name)
 
     def stop_timer(self) -> None:
         if self.expiry is not None:
@@ -47,73 +71,50 @@ class Channel:
             self.expiry = None
 
 
-class Outbox:
-    """Frames waiting to be written, bounded in count and bytes."""
-
-    def __init__(self, max_frames: int, max_bytes: int) -> None:
-        self.frames: deque[str] = deque()
-        self.size = 0
-        self.max_frames = max_frames
-        self.max_bytes = max_bytes
-        self.ready = asyncio.Event()
-        self.close_code: int | None = None
-        self.close_reason = ""
-
-    def put(self, text: str) -> bool:
-        if self.close_code is not None:
-            return False
-        if len(self.frames) >= self.max_frames or self.size + len(text) > self.max_bytes:
-            self.frames.clear()
-            self.size = 0
-            self.close(TOO_SLOW, "subscriber too slow: outbox full")
-            return False
-        self.frames.append(text)
-        self.size += len(text)
-        self.ready.set()
-        return True
-
-    def close(self, code: int, reason: str) -> None:
-        """Ask the writer to close the socket once what is queued has been sent."""
-        if self.close_code is None:
-            self.close_code, self.close_reason = code, reason
-        self.ready.set()
-
-
 class Connection:
-    def __init__(self, hub: Hub, websocket: WebSocket, principal: Principal, apikey: str) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        websocket: WebSocket,
+        principal: Principal,
+        apikey: str,
+        codec: Codec = protocol.V1,
+    ) -> None:
         self.hub = hub
         self.ws = websocket
         self.principal = principal
         self.apikey = apikey
+        self.codec = codec
         self.channels: dict[str, Channel] = {}
-        settings = hub.settings
-        self.outbox = Outbox(settings.max_queue_frames, settings.max_queue_bytes)
+        self.writer = SocketWriter(websocket, hub.settings)
+        self.send = self.writer.send
+        self._logged_crash = False
 
     # lifecycle --------------------------------------------------------------
     async def run(self) -> None:
         self.hub.connections.add(self)
-        writer = asyncio.create_task(self._write_loop())
+        writer = asyncio.create_task(self.writer.run())
         reader = asyncio.create_task(self._read_loop())
         try:
             await asyncio.wait({reader, writer}, return_when=asyncio.FIRST_COMPLETED)
             went_idle = not writer.done() and reader.exception() is None and reader.result()
             if went_idle:  # let the writer close politely
-                self.outbox.close(1000, "idle timeout")
+                self.writer.close(1000, "idle timeout")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(writer), 5)
         finally:
             self.hub.connections.discard(self)
             for channel in self.channels.values():
                 channel.stop_timer()
+                self.hub.leave(channel)
             self.channels.clear()
+            self.writer.stop()
             for task in (reader, writer):
                 task.cancel()
             await asyncio.gather(reader, writer, return_exceptions=True)
 
     def abort(self, code: int, reason: str) -> None:
-        self.outbox.frames.clear()
-        self.outbox.size = 0
-        self.outbox.close(code, reason)
+        self.writer.abort(code, reason)
 
     async def _read_loop(self) -> bool:
         """Returns True when the socket went idle, False when the peer disconnected."""
@@ -125,125 +126,141 @@ class Connection:
                 return True
             if message["type"] == "websocket.disconnect":
                 return False
-            text = message.get("text")
-            if text is None:
-                self.send(protocol.error_reply("phoenix", None, "MalformedMessage: binary frame"))
-                continue
             try:
-                self.handle(text)
+                await self.handle(message.get("text"), message.get("bytes"))
             except Exception:
-                log.exception("realtime: unexpected error handling a frame")
-                self.send(protocol.error_reply("phoenix", None, "InternalError: see server log"))
+                self._log_crash("handling a frame")
+                self.send(self._error("phoenix", None, "InternalError: see server log"))
 
-    async def _write_loop(self) -> None:
-        try:
-            await self._write_frames()
-        except Exception as exc:  # the peer is gone: the reader sees the disconnect too
-            log.debug("realtime: send failed: %r", exc)
-
-    async def _write_frames(self) -> None:
-        box = self.outbox
-        while True:
-            await box.ready.wait()
-            box.ready.clear()
-            while box.frames:
-                text = box.frames.popleft()
-                box.size -= len(text)
-                await self.ws.send({"type": "websocket.send", "text": text})
-            if box.close_code is not None:
-                await self.ws.send(
-                    {"type": "websocket.close", "code": box.close_code, "reason": box.close_reason}
-                )
-                return
-
-    def send(self, text: str) -> None:
-        self.outbox.put(text)
+    def _log_crash(self, what: str) -> None:
+        """A traceback once per socket; after that one line, so no client can flood the log."""
+        if not self._logged_crash:
+            self._logged_crash = True
+            log.exception("realtime: unexpected error %s", what)
+        else:
+            log.debug("realtime: unexpected error %s (again on this socket)", what)
 
     # delivery (called by the hub, synchronously, in commit order) -----------
     def deliver(self, change: PreparedChange) -> int:
         sent = 0
         for channel in self.channels.values():
-            if not can_read(channel.principal, change.change.user_id):
+            if not channel.bindings or not can_read(channel.principal, change.change.user_id):
                 continue
             ids = [
                 b.id for b in channel.bindings if b.matches(change.kind, change.table, change.view)
             ]
             if ids:
                 ids = list(dict.fromkeys(ids))
-                if not self.outbox.put(
-                    protocol.change_frame(channel.topic_json, ids, change.data_json)
+                payload = protocol.change_payload(ids, change.data_json)
+                if not self.send(
+                    self.codec.fanout(channel.topic_json, "postgres_changes", payload)
                 ):
                     return sent
                 sent += 1
         return sent
 
     # inbound frames ---------------------------------------------------------
-    def handle(self, text: str) -> None:
+    def _reply(self, channel: Channel | None, topic: str, ref: str | None, response: Any) -> Frame:
+        join_ref = channel.join_ref if channel is not None else None
+        return protocol.reply(self.codec, topic, ref, response, True, join_ref)
+
+    def _error(
+        self, topic: str, ref: str | None, reason: str, join_ref: str | None = None
+    ) -> Frame:
+        return protocol.error_reply(self.codec, topic, ref, reason, join_ref)
+
+    async def handle(self, text: str | None, data: bytes | None = None) -> None:
         try:
-            message = json.loads(text)
-        except ValueError:
-            self.send(protocol.error_reply("phoenix", None, "MalformedMessage: not valid JSON"))
+            message = self.codec.decode(text, data)
+        except MalformedMessage as exc:
+            self.send(self._error("phoenix", None, f"MalformedMessage: {exc}"))
             return
-        if not isinstance(message, dict):
-            reason = "MalformedMessage: expected a JSON object (this server speaks vsn 1.0.0)"
-            self.send(protocol.error_reply("phoenix", None, reason))
-            return
-        topic, event = message.get("topic"), message.get("event")
-        payload, ref = message.get("payload", {}), message.get("ref")
-        join_ref = message.get("join_ref")
-        if isinstance(ref, int) and not isinstance(ref, bool):
-            ref = str(ref)
-        problem = None
-        if ref is not None and not isinstance(ref, str):
-            problem, ref = "`ref` must be a string or null", None
-        elif not isinstance(topic, str) or not topic:
-            problem = "`topic` must be a non-empty string"
-        elif not isinstance(event, str) or not event:
-            problem = "`event` must be a non-empty string"
-        elif not isinstance(payload, dict):
-            problem = "`payload` must be an object"
-        if problem is not None:
-            where = topic if isinstance(topic, str) and topic else "phoenix"
-            self.send(protocol.error_reply(where, ref, f"MalformedMessage: {problem}"))
-            return
-        assert isinstance(topic, str) and isinstance(event, str) and isinstance(payload, dict)
+        topic, event, ref = message.topic, message.event, message.ref
         if topic == "phoenix":
             if event == "heartbeat":
-                self.send(protocol.reply(topic, ref, {}))
+                self.send(self._reply(None, topic, ref, {}))
             else:
-                self.send(protocol.error_reply(topic, ref, "unmatched topic"))
+                self.send(self._error(topic, ref, "unmatched topic"))
         elif event == "phx_join":
-            self.join(topic, ref, join_ref if isinstance(join_ref, str) else ref, payload)
+            await self.join(message)
         elif (channel := self.channels.get(topic)) is None:
-            self.send(protocol.error_reply(topic, ref, "unmatched topic"))
+            self.send(self._error(topic, ref, "unmatched topic", message.join_ref))
         else:
             try:
-                self.on_channel_event(channel, event, ref, payload)
+                await self.on_channel_event(channel, message)
             except Exception:
-                log.exception("realtime: channel %s crashed", topic)
+                self._log_crash(f"in channel {topic[:80]!r}")
                 self.drop(channel)
-                self.send(protocol.channel_error(topic, channel.join_ref))
+                self.send(protocol.channel_error(self.codec, topic, channel.join_ref))
 
-    def on_channel_event(
-        self, channel: Channel, event: str, ref: str | None, payload: dict[str, Any]
-    ) -> None:
+    async def on_channel_event(self, channel: Channel, message: Inbound) -> None:
+        event, ref, payload = message.event, message.ref, message.payload
         if event == "phx_leave":
             self.drop(channel)
-            self.send(protocol.reply(channel.topic, ref, {}))
-            self.send(protocol.close(channel.topic, channel.join_ref))
+            self.send(self._reply(channel, channel.topic, ref, {}))
+            self.send(protocol.close(self.codec, channel.topic, channel.join_ref))
+        elif event == "broadcast":
+            self.on_broadcast(channel, ref, payload)
+        elif isinstance(payload, UserBroadcast):
+            return  # a binary frame is only ever a broadcast
         elif event == "access_token":
-            self.refresh_token(channel, payload.get("access_token"))
-        elif event == "presence" or (event == "broadcast" and ref is not None):
-            self.send(protocol.reply(channel.topic, ref, {}))
+            await self.refresh_token(channel, payload.get("access_token"))
+        elif event == "presence":
+            self.on_presence(channel, ref, payload)
         # Anything else on a joined topic is ignored, as Supabase does.
 
-    # joins and tokens -------------------------------------------------------
-    def join(
-        self, topic: str, ref: str | None, join_ref: str | None, payload: dict[str, Any]
+    def on_broadcast(
+        self, channel: Channel, ref: str | None, payload: dict[str, Any] | UserBroadcast
     ) -> None:
-        def refuse(reason: str) -> None:
-            self.send(protocol.error_reply(topic, ref, reason))
+        if isinstance(payload, UserBroadcast):
+            size = len(payload.body)
+            outgoing = Outgoing("broadcast", user=payload)
+        else:
+            encoded = protocol.dumps(payload)
+            size = len(encoded)
+            outgoing = Outgoing("broadcast", payload_json=encoded)
+        if size > self.hub.settings.max_broadcast_bytes:
+            if channel.ack_broadcast:  # Supabase: {:reply, {:error, :payload_size_exceeded}}
+                self.send(protocol.reply(self.codec, channel.topic, ref, "payload_size_exceeded",
+                                         False, channel.join_ref))  # fmt: skip
+            return
+        self.hub.broadcast(channel.key, outgoing, channel, channel.self_broadcast)
+        if channel.ack_broadcast:
+            self.send(self._reply(channel, channel.topic, ref, {}))
 
+    def on_presence(self, channel: Channel, ref: str | None, payload: dict[str, Any]) -> None:
+        kind = payload.get("event")
+        if not isinstance(kind, str):
+            self.send(self._reply(channel, channel.topic, ref, {}))
+            return
+        kind = kind.lower()
+        if kind == "track":
+            meta = payload.get("payload", {})
+            if not isinstance(meta, dict):
+                reason = "Presence track payload must be a map"
+                self.send(self._error(channel.topic, ref, reason, channel.join_ref))
+                return
+            if len(protocol.dumps(meta)) > self.hub.settings.max_broadcast_bytes:
+                self.shut_down(channel, "Track message size exceeded")
+                return
+            self.hub.track(channel, meta)
+        elif kind == "untrack":
+            self.hub.untrack(channel)
+        else:
+            self.send(protocol.reply(self.codec, channel.topic, ref, {}, False, channel.join_ref))
+            return
+        self.send(self._reply(channel, channel.topic, ref, {}))
+
+    # joins and tokens -------------------------------------------------------
+    async def join(self, message: Inbound) -> None:
+        topic, ref, payload = message.topic, message.ref, message.payload
+        join_ref = message.join_ref if message.join_ref is not None else ref
+
+        def refuse(reason: str) -> None:
+            self.send(self._error(topic, ref, reason, join_ref))
+
+        if isinstance(payload, UserBroadcast):
+            return refuse("InvalidJoinPayload: a join is a JSON frame")
         if not topic.startswith("realtime:"):
             return refuse("unmatched topic")
         name = topic.removeprefix("realtime:")
@@ -251,11 +268,10 @@ class Connection:
             return refuse("TopicNameRequired: You must provide a topic name")
         if len(topic.encode()) > protocol.MAX_TOPIC:
             return refuse(f"TopicNameTooLong: at most {protocol.MAX_TOPIC} bytes")
-        config = payload.get("config")
-        if isinstance(config, dict) and config.get("private") is True:
-            return refuse(
-                "Unauthorized: You do not have permissions to read from this Channel topic: " + name
-            )
+        raw_config = payload.get("config")
+        if raw_config is not None and not isinstance(raw_config, dict):
+            return refuse("InvalidJoinPayload: `config` must be an object")
+        config: dict[str, Any] = raw_config or {}
         if topic not in self.channels and len(self.channels) >= self.hub.settings.max_channels:
             return refuse("ChannelRateLimitReached: Too many channels")
         token = payload.get("access_token") or payload.get("user_token")
@@ -269,18 +285,62 @@ class Connection:
             bindings = parse_bindings(config)
         except BindingError as exc:
             return refuse(str(exc))
+        private = flexible_bool(config.get("private"))
+        if private:
+            allowed = await self._may_use(who, name)
+            if allowed is None:
+                return refuse("UnableToConnectToProject: the job store is not answering")
+            if not allowed:
+                return refuse(rules.denied(name))
+        broadcast = _section(config, "broadcast")
+        presence = _section(config, "presence")
+        key = presence.get("key")
+        presence_key = str(key) if key not in (None, "") else random_key()
         old = self.channels.pop(topic, None)
         if old is not None:  # a rejoin replaces the subscription silently (no phx_close)
             old.stop_timer()
-        channel = Channel(topic, join_ref, who, token, bindings, protocol.dumps(topic))
+            self.hub.leave(old)
+        channel = Channel(
+            self,
+            topic,
+            join_ref,
+            who,
+            token,
+            bindings,
+            private=private,
+            self_broadcast=flexible_bool(broadcast.get("self")),
+            ack_broadcast=flexible_bool(broadcast.get("ack")),
+            presence_key=presence_key,
+            topic_json=protocol.dumps(topic),
+        )
         self.channels[topic] = channel  # live from here: later commits reach it
-        self.send(protocol.reply(topic, ref, {"postgres_changes": [b.echo for b in bindings]}))
+        self.hub.enter(channel)
+        self.send(
+            self._reply(channel, topic, ref, {"postgres_changes": [b.echo for b in bindings]})
+        )
         if bindings:
-            self.send(protocol.system(topic, "postgres_changes", protocol.SUBSCRIBED))
+            self.send(
+                protocol.system(
+                    self.codec, topic, "postgres_changes", protocol.SUBSCRIBED, join_ref=join_ref
+                )
+            )
+        if flexible_bool(presence.get("enabled")):
+            state = self.hub.presence_state(channel.key)
+            self.send(self.codec.push(topic, "presence_state", state, None, join_ref))
         self._arm_expiry(channel)
         return None
 
-    def refresh_token(self, channel: Channel, token: Any) -> None:
+    async def _may_use(self, who: Principal, name: str) -> bool | None:
+        store = self.hub.store
+        if store is None:
+            return who.is_service
+        try:
+            return await rules.may_use(store, who, name)
+        except Exception:
+            log.warning("realtime: authorising %r failed", name[:80], exc_info=True)
+            return None
+
+    async def refresh_token(self, channel: Channel, token: Any) -> None:
         """`access_token` push: no reply; a bad token shuts the channel down, as Supabase does."""
         if not isinstance(token, str) or not token or token.startswith("sb_"):
             return
@@ -291,18 +351,36 @@ class Connection:
         except AuthFailed as exc:
             self.shut_down(channel, self._auth_message(token, exc))
             return
+        if channel.private:
+            allowed = await self._may_use(who, channel.name)
+            if self.channels.get(channel.topic) is not channel:
+                return  # left (or rejoined) while we looked
+            if allowed is None:
+                self.shut_down(channel, "Realtime was unable to connect to the project database")
+                return
+            if not allowed:
+                message = (
+                    f"You no longer have permission to read from this Channel topic: {channel.name}"
+                )
+                self.shut_down(channel, message)
+                return
         channel.principal, channel.token = who, token
         self._arm_expiry(channel)
 
     def shut_down(self, channel: Channel, message: str) -> None:
         self.drop(channel)
-        self.send(protocol.system(channel.topic, "system", message, ok=False))
-        self.send(protocol.close(channel.topic, channel.join_ref))
+        self.send(
+            protocol.system(
+                self.codec, channel.topic, "system", message, ok=False, join_ref=channel.join_ref
+            )
+        )
+        self.send(protocol.close(self.codec, channel.topic, channel.join_ref))
 
     def drop(self, channel: Channel) -> None:
         channel.stop_timer()
         if self.channels.get(channel.topic) is channel:
             del self.channels[channel.topic]
+            self.hub.leave(channel)
 
     def _arm_expiry(self, channel: Channel) -> None:
         channel.stop_timer()

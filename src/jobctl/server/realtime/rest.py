@@ -1,9 +1,10 @@
-"""The read-only PostgREST subset for `/rest/v1/jobs` that supabase-py's table queries use.
+"""The read-only PostgREST subset for `/rest/v1/jobs` that supabase-py's and supabase-js's table
+queries use (query syntax: pgquery.py).
 
-GET and HEAD; `select=*` or a column list; filters `col=[not.]eq|neq|gt|gte|lt|lte|in|is.<v>`;
-`order=col.asc|desc[.nullsfirst|.nullslast]` (comma list); `limit`, `offset`;
-`Prefer: count=exact` -> `Content-Range`; `Accept: application/vnd.pgrst.object+json` -> one
-object (406 otherwise); errors as `{"message","code","hint","details"}`. The token comes from
+GET and HEAD; `Prefer: count=exact` -> `Content-Range`; `Accept`: JSON (default),
+`application/vnd.pgrst.object+json` (one object, else 406 PGRST116), `text/csv` (a header row,
+then one row per job), anything else 406 PGRST107. `/rest/v1/rpc/<fn>`: 404 PGRST202 (jobctl
+exposes no functions). Errors as `{"message","code","hint","details"}`. The token comes from
 `Authorization: Bearer` or `apikey`, with the same row-level rule as Realtime.
 
 It reads through `Store.list_jobs` (narrowed by user, status and type where the filters allow),
@@ -12,15 +13,16 @@ pages through in the store's order (newest first), and filters, sorts and slices
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from jobctl.server.auth import AuthFailed, Principal
-from jobctl.server.realtime.filters import Condition, FilterError, parse_condition
+from jobctl.server.realtime.pgquery import Order, PgrstError, TableQuery, parse_query
 from jobctl.server.realtime.protocol import dumps
 from jobctl.server.realtime.tables import JOBS, RowView, to_wire
 from jobctl.server.records import JobRow
@@ -28,96 +30,8 @@ from jobctl.server.store.base import ListQuery, Store
 
 router = APIRouter(include_in_schema=False)
 OBJECT_TYPE = "application/vnd.pgrst.object+json"
+JSON_TYPES = ("application/json", "application/*", "*/*")
 PAGE = 500
-RESERVED = {"select", "order", "limit", "offset"}
-
-
-class PgrstError(Exception):
-    def __init__(self, status: int, code: str, message: str, details: str | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.details = status, code, message, details
-
-    def response(self) -> JSONResponse:
-        body = {"message": self.message, "code": self.code, "hint": None, "details": self.details}
-        return JSONResponse(body, status_code=self.status)
-
-
-@dataclass
-class Order:
-    column: str
-    desc: bool
-    nulls_first: bool
-
-
-@dataclass
-class TableQuery:
-    columns: tuple[str, ...]
-    conditions: list[Condition]
-    orders: list[Order]
-    limit: int | None
-    offset: int
-
-
-def _filter_error(exc: FilterError) -> PgrstError:
-    text = str(exc)
-    if text.startswith("invalid column for filter "):
-        column = text.rsplit(" ", 1)[1]
-        return PgrstError(400, "42703", f"column jobs.{column} does not exist")
-    if text.startswith("invalid input syntax"):
-        return PgrstError(400, "22P02", text)
-    return PgrstError(400, "PGRST100", f'"failed to parse filter ({text})"')
-
-
-def _column(name: str) -> str:
-    name = name.strip()
-    if name not in JOBS.column_names:
-        raise PgrstError(400, "42703", f"column jobs.{name} does not exist")
-    return name
-
-
-def _int(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise PgrstError(400, "PGRST100", f'"failed to parse {name} ({value[:40]})"')
-    return int(value)
-
-
-def parse_query(params: list[tuple[str, str]]) -> TableQuery:
-    columns: tuple[str, ...] = JOBS.column_names
-    conditions: list[Condition] = []
-    orders: list[Order] = []
-    limit: int | None = None
-    offset = 0
-    for key, value in params:
-        if key == "select":
-            if value.strip() not in ("", "*"):
-                columns = tuple(_column(part) for part in value.split(","))
-        elif key == "order":
-            for part in value.split(","):
-                column, *mods = part.strip().split(".")
-                desc, nulls_first = False, None
-                for mod in mods:
-                    if mod in ("asc", "desc"):
-                        desc = mod == "desc"
-                    elif mod in ("nullsfirst", "nullslast"):
-                        nulls_first = mod == "nullsfirst"
-                    else:
-                        raise PgrstError(400, "PGRST100", f'"failed to parse order ({part})"')
-                # PostgreSQL's default: NULLs sort as if larger than every value.
-                orders.append(
-                    Order(_column(column), desc, desc if nulls_first is None else nulls_first)
-                )
-        elif key == "limit":
-            limit = _int(key, value)
-        elif key == "offset":
-            offset = _int(key, value)
-        elif key in ("and", "or", "not"):
-            raise PgrstError(400, "PGRST100", f"logical operator {key!r} is not supported here")
-        else:
-            try:
-                conditions.append(parse_condition(JOBS, key, value))
-            except FilterError as exc:
-                raise _filter_error(exc) from None
-    return TableQuery(columns, conditions, orders, limit, offset)
 
 
 def _principal(request: Request) -> Principal:
@@ -139,7 +53,7 @@ def _principal(request: Request) -> Principal:
 def _narrow(query: TableQuery, scope: str | None) -> ListQuery | None:
     """What the store can filter on its own; None when nothing can match."""
     narrowed = ListQuery(user_id=scope, limit=PAGE)
-    for cond in query.conditions:
+    for cond in query.plain:
         if cond.negate:
             continue
         if cond.column == "status" and cond.op in ("eq", "in"):
@@ -168,15 +82,24 @@ async def _scan(store: Store, narrowed: ListQuery) -> AsyncIterator[JobRow]:
 
 def _sort(rows: list[tuple[JobRow, RowView]], orders: list[Order]) -> list[tuple[JobRow, RowView]]:
     for order in reversed(orders):  # stable sorts, last key first
-        nulls = [r for r in rows if r[1].get(order.column) is None]
-        values = [r for r in rows if r[1].get(order.column) is not None]
-        values.sort(key=lambda r: _sortable(r[1].get(order.column)), reverse=order.desc)
+        path = order.path
+
+        def key_of(r: tuple[JobRow, RowView], path: Any = path) -> Any:
+            return path.extract(r[1].get(path.column))
+
+        nulls = [r for r in rows if key_of(r) is None]
+        values = [r for r in rows if key_of(r) is not None]
+        values.sort(key=lambda r: _sortable(key_of(r)), reverse=order.desc)
         rows = nulls + values if order.nulls_first else values + nulls
     return rows
 
 
 def _sortable(value: Any) -> Any:
-    return value if isinstance(value, int | str) else dumps(value)
+    if isinstance(value, bool):
+        return (0, int(value), "")
+    if isinstance(value, int | float):
+        return (0, value, "")
+    return (1, 0, value if isinstance(value, str) else dumps(value))
 
 
 async def run_query(
@@ -188,8 +111,8 @@ async def run_query(
     if narrowed is None:
         return [], 0 if count else None
     # The store's own order is newest first; then the scan can stop at offset + limit.
-    natural = not query.orders or [(o.column, o.desc) for o in query.orders] == [
-        ("created_at", True)
+    natural = not query.orders or [(o.path.column, o.path.steps, o.desc) for o in query.orders] == [
+        ("created_at", (), True)
     ]
     enough = None if count or not natural or query.limit is None else query.offset + query.limit
     matched: list[tuple[JobRow, RowView]] = []
@@ -207,8 +130,75 @@ async def run_query(
     out = []
     for row, _ in page:
         wire = to_wire(JOBS, row.to_api())
-        out.append({name: wire[name] for name in query.columns})
+        out.append({item.name: item.path.extract(wire[item.path.column]) for item in query.select})
     return out, total
+
+
+def _media(accept: str) -> str:
+    """The response type for an Accept header, by PostgREST's rules; 406 when none is served."""
+    if not accept.strip():
+        return "application/json"
+    ranked = []
+    for position, part in enumerate(accept.split(",")):
+        media, *params = (p.strip() for p in part.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        ranked.append((-q, position, media.lower()))
+    for _, _, media in sorted(ranked):
+        if media in JSON_TYPES:
+            return "application/json"
+        if media in (OBJECT_TYPE, "text/csv"):
+            return media
+    raise PgrstError(406, "PGRST107", f"None of these media types are available: {accept[:200]}")
+
+
+def _csv(rows: list[dict[str, Any]], names: list[str]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(names)
+    for row in rows:
+        writer.writerow([_cell(row.get(name)) for name in names])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "t" if value else "f"  # PostgreSQL's text form, as PostgREST writes it
+    if isinstance(value, str):
+        return value
+    return dumps(value)
+
+
+@router.api_route("/rest/v1/rpc/{function:path}", methods=["GET", "HEAD", "POST"])
+async def call_function(function: str, request: Request) -> Response:
+    """jobctl exposes no database functions: PostgREST's answer for an unknown one."""
+    names = sorted(k for k in request.query_params if k not in ("apikey",))
+    if request.method == "POST":
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            names = sorted(str(k) for k in body)
+    fn = f"public.{function[:120]}"
+    if names:
+        listed = ", ".join(names)[:400]
+        message = f"Could not find the function {fn}({listed}) in the schema cache"
+        details = f"Searched for the function {fn} with parameters {listed}"
+    else:
+        message = f"Could not find the function {fn} without parameters in the schema cache"
+        details = f"Searched for the function {fn} without parameters"
+    details += " or with a single unnamed json/jsonb parameter, but no matches were found in the schema cache."
+    error = PgrstError(404, "PGRST202", message, details)
+    return JSONResponse(error.body(), status_code=error.status)
 
 
 @router.api_route("/rest/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])
@@ -216,7 +206,7 @@ async def read_table(table: str, request: Request) -> Response:
     try:
         return await _read_table(table, request)
     except PgrstError as exc:
-        return exc.response()
+        return JSONResponse(exc.body(), status_code=exc.status)
 
 
 async def _read_table(table: str, request: Request) -> Response:
@@ -230,6 +220,7 @@ async def _read_table(table: str, request: Request) -> Response:
         raise PgrstError(405, "PGRST000", f"{request.method}: this endpoint is read-only")
     who = _principal(request)
     query = parse_query(list(request.query_params.multi_items()))
+    media = _media(request.headers.get("accept", ""))
     prefer = request.headers.get("prefer", "")
     count = any(p.strip().startswith("count=") for p in prefer.split(","))
     store: Store = request.app.state.engine.store
@@ -245,7 +236,7 @@ async def _read_table(table: str, request: Request) -> Response:
     span = f"{query.offset}-{query.offset + len(rows) - 1}" if rows else "*"
     headers = {"Content-Range": f"{span}/{shown}"}
     status = 206 if total is not None and query.offset + len(rows) < total else 200
-    if OBJECT_TYPE in request.headers.get("accept", ""):
+    if media == OBJECT_TYPE:
         if len(rows) != 1:
             raise PgrstError(
                 406,
@@ -253,11 +244,14 @@ async def _read_table(table: str, request: Request) -> Response:
                 "JSON object requested, multiple (or no) rows returned",
                 f"The result contains {len(rows)} rows",
             )
-        body, media = dumps(rows[0]), OBJECT_TYPE + "; charset=utf-8"
+        body, content_type = dumps(rows[0]), OBJECT_TYPE + "; charset=utf-8"
         status = 200
+    elif media == "text/csv":
+        names = list(dict.fromkeys(item.name for item in query.select))
+        body, content_type = _csv(rows, names), "text/csv; charset=utf-8"
     else:
-        body, media = dumps(rows), "application/json; charset=utf-8"
+        body, content_type = dumps(rows), "application/json; charset=utf-8"
     if request.method == "HEAD":
         headers["Content-Length"] = str(len(body.encode()))
-        return Response(status_code=status, headers=headers, media_type=media)
-    return Response(body, status_code=status, headers=headers, media_type=media)
+        return Response(status_code=status, headers=headers, media_type=content_type)
+    return Response(body, status_code=status, headers=headers, media_type=content_type)
