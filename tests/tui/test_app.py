@@ -7,17 +7,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-
 from jobctl.errors import UnreachableError
 from jobctl.feed import FeedMode
 from jobctl.models import JobStatus, LogLine, Step
 from jobctl.tui.app import JobctlApp
-from jobctl.tui.updates import UpdateBuffer
 from jobctl.tui.screens.confirm import ConfirmScreen
 from jobctl.tui.screens.detail import DetailScreen
 from jobctl.tui.screens.help import HelpScreen
 from jobctl.tui.screens.main import MainScreen
 from jobctl.tui.screens.submit import SubmitScreen
+from jobctl.tui.updates import UpdateBuffer
 from jobctl.tui.widgets.jobs_table import JobsTable
 from tests.tui.fakes import T0, FakeClient, FakeFeed, fixed_clock, job_id, make_job
 from tests.tui.helpers import notes, until, until_text

@@ -23,9 +23,10 @@ from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -221,6 +222,7 @@ class JobsTable(ScrollView, can_focus=True):
         self.marked: set[str] = set()
         self.empty_text = "No jobs yet."
         self._announced: tuple[int, int, int] | None = None
+        self._styles: dict[str, Style] | None = None  # for one frame: see render_lines
 
     # data in (called by the screen) -------------------------------------------
     def set_jobs(self, jobs: Iterable[Job], *, replace: bool = False) -> None:
@@ -261,7 +263,7 @@ class JobsTable(ScrollView, can_focus=True):
             if was or now:
                 moved.append((old if was else None, job if now else None))
         if not moved:
-            self.refresh()  # one repaint of the rows on screen, whatever the batch's size
+            self._refresh_rows(jobs)
             self._announce()
             return
         selected = self.selected_id
@@ -392,6 +394,18 @@ class JobsTable(ScrollView, can_focus=True):
             self._announced = figures
             self.post_message(self.Changed(*figures))
 
+    def _refresh_rows(self, jobs: Sequence[Job]) -> None:
+        """Redraw the lines of these jobs that are on screen (all of it past a screenful)."""
+        rows = self.rows_on_screen
+        if len(jobs) >= rows:
+            self.refresh()
+            return
+        top = int(self.scroll_offset.y)
+        for job in jobs:
+            index = self.index_of(job.id)
+            if index is not None and top <= index < top + rows:
+                self.refresh_line(index - top + 1)
+
     def _refresh_row(self, index: int) -> None:
         top = int(self.scroll_offset.y)
         if top <= index < top + self.rows_on_screen:
@@ -431,10 +445,45 @@ class JobsTable(ScrollView, can_focus=True):
         if event.chain >= 2:
             self.post_message(self.Opened(self.order[index]))
 
+    def on_focus(self, event: events.Focus) -> None:
+        self.refresh()  # the cursor is drawn apart when the table has the focus
+
+    def on_blur(self, event: events.Blur) -> None:
+        self.refresh()
+
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(0, len(self.order) + 1)
 
     # drawing ------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles come from the CSS, which does not change within a frame: worked out
+        # once per frame, not for each of the row's cells (they cost more than the text).
+        self._styles = None
+        return super().render_lines(crop)
+
+    def notify_style_update(self) -> None:
+        self._styles = None
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        styles = self._styles
+        if styles is None:
+            base = self.rich_style
+            cursor = self.get_component_rich_style("jobs-table--cursor", partial=not self.has_focus)
+            partial = {
+                n: self.get_component_rich_style(f"jobs-table--{n}", partial=True)
+                for n in ("marked", "sorted", *(s.value for s in JobStatus))
+            }
+            styles = {"base": base, "cursor": base + cursor}
+            for row in ("base", "cursor"):
+                for n, style in partial.items():
+                    styles[f"{row}:{n}"] = styles[row] + style
+            styles["header"] = self.get_component_rich_style("jobs-table--header")
+            styles["header:sorted"] = styles["header"] + partial["sorted"]
+            styles["empty"] = self.get_component_rich_style("jobs-table--empty")
+            self._styles = styles
+        return styles[name]
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         layout = Layout.for_width(width, self.columns)
@@ -444,9 +493,9 @@ class JobsTable(ScrollView, can_focus=True):
         if index >= len(self.order):
             if index == 0:
                 text = self.empty_text if not self.jobs else "No jobs match the filter."
-                style = self.get_component_rich_style("jobs-table--empty")
+                style = self._style("empty")
                 return Strip([Segment(set_cell_size(f"  {text}", width), style)], width)
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._style("base"))
         job = self.jobs[self.order[index]]
         strip = self._row(job, index, layout, width)
         if self.rendered is not None:
@@ -454,8 +503,7 @@ class JobsTable(ScrollView, can_focus=True):
         return strip
 
     def _header(self, layout: Layout, width: int) -> Strip:
-        style = self.get_component_rich_style("jobs-table--header")
-        sorted_style = style + self.get_component_rich_style("jobs-table--sorted", partial=True)
+        style, sorted_style = self._style("header"), self._style("header:sorted")
         segments = [Segment("  ", style)]
         for column, cells in layout.widths:
             title = COLUMN_TITLES[column]
@@ -471,25 +519,15 @@ class JobsTable(ScrollView, can_focus=True):
         return Strip(segments, width).crop(0, width)
 
     def _row(self, job: Job, index: int, layout: Layout, width: int) -> Strip:
-        base = self.rich_style
+        row = "cursor" if index == self.cursor else "base"
+        base = self._style(row)
         marked = job.id in self.marked
-        if index == self.cursor and self.has_focus:
-            base = base + self.get_component_rich_style("jobs-table--cursor")
-        elif index == self.cursor:
-            base = base + self.get_component_rich_style("jobs-table--cursor", partial=True)
-        mark_style = (
-            base + self.get_component_rich_style("jobs-table--marked", partial=True)
-            if marked
-            else base
-        )
-        segments = [Segment("* " if marked else "  ", mark_style)]
+        segments = [
+            Segment("* " if marked else "  ", self._style(f"{row}:marked") if marked else base)
+        ]
         now = self.clock()
         for column, cells in layout.widths:
-            style = base
-            if column == "status":
-                style = base + self.get_component_rich_style(
-                    f"jobs-table--{job.status.value}", partial=True
-                )
+            style = self._style(f"{row}:{job.status.value}") if column == "status" else base
             segments.append(Segment(self._cell(job, column, cells, layout.bar, now), style))
         used = sum(s.cell_length for s in segments)
         if used < width:
