@@ -508,9 +508,9 @@ class JobsTable(ScrollView, can_focus=True):
         for column, cells in layout.widths:
             title = COLUMN_TITLES[column]
             if column == self.sort.column:
-                segments.append(
-                    Segment(set_cell_size(f"{title}{self.sort.arrow}", cells), sorted_style)
-                )
+                label = f"{title}{self.sort.arrow}"
+                segments.append(Segment(label, sorted_style))
+                segments.append(Segment(" " * max(0, cells - cell_len(label)), style))
             else:
                 segments.append(Segment(set_cell_size(title, cells), style))
         used = sum(s.cell_length for s in segments)
