@@ -1,13 +1,17 @@
-"""`C`: which columns the jobs table shows (the id always is)."""
+"""`C`: which columns the jobs table shows (the id always is).
+
+Each line says whether its column is on in words ([x] or [ ]), not by colour alone.
+"""
 
 from __future__ import annotations
 
+from rich.text import Text
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import SelectionList, Static
-from textual.widgets.selection_list import Selection
+from textual.widgets import OptionList, Static
 
 from jobctl.tui.settings import COLUMNS
 
@@ -18,48 +22,53 @@ DESCRIPTION = {
     "progress": "PROGRESS bar",
     "time": "TIME: duration, or how long it has been running",
     "age": "AGE: since it was created",
-    "attempt": "ATTEMPT: the whole job's attempt (retries add one)",
+    "attempt": "ATTEMPT: the whole job's attempt (a retry adds one)",
     "message": "MESSAGE: progress text, or the error",
 }
 
 
-class ColumnList(SelectionList[str]):
+class ColumnList(OptionList):
     BINDINGS = [
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
+        Binding("space", "flip", "On/off", show=False),
     ]
+
+    def __init__(self, shown: tuple[str, ...], **kwargs: object) -> None:
+        self.on = {c for c in COLUMNS if c in shown or c == "id"}
+        super().__init__(*(self._prompt(c) for c in COLUMNS), **kwargs)  # type: ignore[arg-type]
+
+    def _prompt(self, column: str) -> Text:
+        return Text(f"{'[x]' if column in self.on else '[ ]'} {DESCRIPTION[column]}")
+
+    def action_flip(self) -> None:
+        index = self.highlighted
+        if index is None or COLUMNS[index] == "id":
+            return
+        self.on.symmetric_difference_update({COLUMNS[index]})
+        self.replace_option_prompt_at_index(index, self._prompt(COLUMNS[index]))
 
 
 class ColumnsScreen(ModalScreen[tuple[str, ...] | None]):
-    BINDINGS = [
-        Binding("escape,q", "close", "Cancel"),
-        Binding("enter", "keep", "Keep"),
-    ]
+    BINDINGS = [Binding("escape,q", "close", "Cancel")]
 
     def __init__(self, shown: tuple[str, ...]) -> None:
         super().__init__()
-        self.shown = shown
+        self.list = ColumnList(shown, id="columns")
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
             yield Static("Columns", id="dialog-title")
-            yield ColumnList(
-                *(
-                    Selection(DESCRIPTION[c], c, c in self.shown or c == "id", disabled=c == "id")
-                    for c in COLUMNS
-                ),
-                id="columns",
-            )
-            yield Static(
-                "Space turns a column on or off · Enter keeps · Esc cancels", id="help-close"
-            )
+            yield self.list
+            yield Static("Space: on or off · Enter keeps them · Esc leaves them", id="help-close")
 
     def on_mount(self) -> None:
-        self.query_one(ColumnList).focus()
+        self.list.highlighted = 1
+        self.list.focus()
 
-    def action_keep(self) -> None:
-        chosen = set(self.query_one(ColumnList).selected) | {"id"}
-        self.dismiss(tuple(c for c in COLUMNS if c in chosen))
+    @on(OptionList.OptionSelected)
+    def keep(self) -> None:
+        self.dismiss(tuple(c for c in COLUMNS if c in self.list.on))
 
     def action_close(self) -> None:
         self.dismiss(None)

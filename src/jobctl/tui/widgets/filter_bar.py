@@ -60,7 +60,7 @@ class FilterBar(Horizontal):
 
     def show_errors(self, errors: tuple[str, ...]) -> None:
         """Say on this line what is wrong, or nothing when all is well."""
-        text = Text(f"✖ {'; '.join(errors)} · matches nothing") if errors else Text("")
+        text = Text(f"✖ matches nothing: {'; '.join(errors)}") if errors else Text("")
         self.error.update(text)
         self.error.display = bool(errors)
         self.set_class(bool(errors), "-error")
