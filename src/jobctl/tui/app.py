@@ -532,12 +532,12 @@ class JobctlApp(App[int]):
         screen = self.screen
         if isinstance(screen, DetailScreen):
             ids = ["back", "retry", "cancel", "copy_id", "help", "open_last"]
-            moves = "j k ↑ ↓, ctrl+d ctrl+u, g G, Tab: the next pane"
+            moves = "Scroll; ctrl+d ctrl+u half a page, ctrl+f ctrl+b a page; Tab: the next pane"
         else:
             ids = ["open", "submit", "retry", "cancel", "copy_id", "filter", "mark", "mark_all"]
             ids += ["sort", "sort_back", "sort_invert", "columns", "window"]
             ids += ["back", "help", "quit", "open_last"]
-            moves = "j k ↑ ↓, ctrl+d ctrl+u, ctrl+f ctrl+b, g G"
+            moves = "Move; ctrl+d ctrl+u half a page, ctrl+f ctrl+b a page"
         rows = []
         for binding_id in ids:
             keys = self.settings.key_for(binding_id).split(",")
@@ -550,7 +550,7 @@ class JobctlApp(App[int]):
             if binding_id == "back" and isinstance(screen, DetailScreen):
                 text = "Back to the jobs"
             rows.append((label, text))
-        rows.append((moves, "Move and scroll; Home, End, PgUp, PgDn too"))
+        rows.append(("j k g G", f"{moves}; arrows, Home, End, PgUp, PgDn too"))
         rows.append(("ctrl+c", "Quit, from anywhere"))
         rows.append(("ctrl+p", "Command palette"))
         return rows

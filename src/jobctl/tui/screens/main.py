@@ -67,11 +67,11 @@ class MainScreen(Screen[None]):
         key_binding("filter", "filter", "Filter"),
         key_binding("mark", "mark", "Mark"),
         key_binding("mark_all", "mark_all", "Mark all", show=False),
-        key_binding("sort", "sort(1)", "Sort"),
+        key_binding("sort", "sort(1)", "Sort", show=False),  # the header shows it (▲ ▼)
         key_binding("sort_back", "sort(-1)", "Sort back", show=False),
         key_binding("sort_invert", "sort_invert", "Invert sort", show=False),
         key_binding("columns", "columns", "Columns", show=False),
-        key_binding("window", "window", "Window"),
+        key_binding("window", "window", "Window", show=False),
         key_binding("back", "back", "Clear", show=False),
     ]
 
