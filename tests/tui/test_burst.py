@@ -159,3 +159,21 @@ async def test_rows_arriving_above_keep_the_selection_on_screen() -> None:
         assert table.selected_id == top and table.scroll_offset.y == 0
         assert top[:8] in highlighted_lines(app)[0]
         assert job_id(302)[:8] in screen_text(app)
+
+
+async def test_an_update_to_a_row_on_screen_is_drawn_when_scrolled() -> None:
+    client, feed = FakeClient(), FakeFeed()
+    for n in range(1, 201):
+        client.add(make_job(n, JobStatus.RUNNING))
+    app = make_app(client, feed, settings())
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.main_screen.table
+        await until(pilot, lambda: len(table.order) == 200)
+        await pilot.press("G")  # the oldest rows, far from the top
+        assert table.scroll_offset.y > 100
+        done = T0 + timedelta(hours=1)
+        feed.push(replace(client.jobs[job_id(3)], status=JobStatus.FAILED, updated_at=done))
+        await until(pilot, lambda: table.jobs[job_id(3)].status == JobStatus.FAILED)
+        await pilot.pause()
+        row = next(x for x in screen_text(app).splitlines() if job_id(3)[:8] in x)
+        assert "✖ failed" in row, screen_text(app)
