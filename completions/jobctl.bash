@@ -57,7 +57,7 @@ _jobctl() {
         " show") opts="--json --trace --help"; subs="" ;;
         " stats") opts="--json --check --help"; subs="" ;;
         " submit") opts="--type -t --input --input-file --idempotency-key --concurrency-key --quiet -q --json --watch -w --timeout --help"; subs="" ;;
-        " tui") opts="--readonly --help"; subs="" ;;
+        " tui") opts="--readonly --web --port --help"; subs="" ;;
         " watch") opts="--last --all -a --fail-fast --timeout --jsonl --notify --poll --interval --logs --help"; subs="" ;;
     esac
     if [[ "$cur" == -* ]]; then

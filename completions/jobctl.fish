@@ -173,6 +173,8 @@ complete -c jobctl -n '__fish_seen_subcommand_from submit' -l timeout -r -d 'Wit
 complete -c jobctl -n '__fish_seen_subcommand_from submit' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from submit' -F
 complete -c jobctl -n '__fish_seen_subcommand_from tui' -l readonly -d 'Turn off every action that changes a job.'
+complete -c jobctl -n '__fish_seen_subcommand_from tui' -l web -d 'Serve the dashboard to a browser on 127.0.0.1 (the address printed carries the server\'s token).'
+complete -c jobctl -n '__fish_seen_subcommand_from tui' -l port -r -d 'Port for --web (0: any free one).'
 complete -c jobctl -n '__fish_seen_subcommand_from tui' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from watch' -l last -d 'The jobs of the last `submit` from this machine.'
 complete -c jobctl -n '__fish_seen_subcommand_from watch' -l all -s a -d 'All my active jobs.'

@@ -16,4 +16,4 @@ STATUS_GLYPHS: dict[JobStatus, str] = {
     JobStatus.CANCELLED: "⊘",
 }
 # A step's status: running, completed or failed.
-STEP_GLYPHS: dict[str, str] = {"running": "▶", "completed": "✔", "failed": "✖"}
+STEP_GLYPHS: dict[str, str] = {"running": "▶", "completed": "✔", "failed": "✖", "pending": "○"}

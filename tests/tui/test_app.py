@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
-
-from textual.message import Message
 
 from jobctl.backends.feed import FeedMode
 from jobctl.errors import UnreachableError
 from jobctl.models import JobStatus, LogLine, Step
 from jobctl.tui.app import JobctlApp
-from jobctl.tui.messages import JobUpdated
 from jobctl.tui.screens.confirm import ConfirmScreen
 from jobctl.tui.screens.detail import DetailScreen
 from jobctl.tui.screens.help import HelpScreen
 from jobctl.tui.screens.main import MainScreen
 from jobctl.tui.screens.submit import SubmitScreen
+from jobctl.tui.updates import UpdateBuffer
 from jobctl.tui.widgets.jobs_table import JobsTable
 from tests.tui.fakes import T0, FakeClient, FakeFeed, fixed_clock, job_id, make_job
 from tests.tui.helpers import notes, until, until_text
@@ -72,28 +71,47 @@ async def test_live_progress_updates_the_row(
 
 
 def test_progress_bursts_collapse_but_endings_never_do() -> None:
-    job = make_job(1, JobStatus.RUNNING, progress=10)
-    later = replace(job, progress=20)
-    done = replace(job, status=JobStatus.COMPLETED, progress=100)
-    other = make_job(2, JobStatus.RUNNING)
-    assert JobUpdated(job).can_replace(JobUpdated(later))
-    assert JobUpdated(later).can_replace(JobUpdated(done))  # the ending supersedes progress
-    assert not JobUpdated(done).can_replace(JobUpdated(replace(done, status=JobStatus.PENDING)))
-    assert not JobUpdated(job).can_replace(JobUpdated(other))
-    assert not JobUpdated(job).can_replace(Message())
+    job = make_job(1, JobStatus.RUNNING, progress=10, updated_at=T0)
+    later = replace(job, progress=20, updated_at=T0 + timedelta(seconds=1))
+    done = replace(
+        job, status=JobStatus.COMPLETED, progress=100, updated_at=T0 + timedelta(seconds=2)
+    )
+    again = replace(done, status=JobStatus.PENDING, attempt=2, updated_at=T0 + timedelta(seconds=3))
+    buffer = UpdateBuffer()
+    for snapshot in (job, later, done, again, make_job(2, JobStatus.RUNNING)):
+        buffer.add(snapshot)
+    buffer.add(job)  # a late poll: older than what the buffer has, dropped
+    latest, endings = buffer.take()
+    assert [(j.id, j.status) for j in latest] == [
+        (job.id, JobStatus.PENDING),  # the newest of job 1: retried
+        (job_id(2), JobStatus.RUNNING),
+    ]
+    assert endings == [done]  # the ending in between is kept
+    assert buffer.take() == ([], [])
 
 
-async def test_a_burst_is_drawn_once_with_the_latest(build: Any, feed: FakeFeed) -> None:
-    seen: list[Message] = []
+async def test_a_burst_is_applied_in_a_few_frames_with_the_latest(
+    build: Any, feed: FakeFeed
+) -> None:
     app = build()
-    async with app.run_test(size=SIZE, message_hook=seen.append) as pilot:
+    async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
+        flushes = app.flushes
         base = make_job(6, JobStatus.RUNNING)
-        feed.push(*[replace(base, progress=p, message=f"tick {p}") for p in range(1, 100)])
+        feed.push(
+            *[
+                replace(
+                    base,
+                    progress=p,
+                    message=f"tick {p}",
+                    updated_at=T0 + timedelta(hours=1, seconds=p),
+                )
+                for p in range(1, 100)
+            ]
+        )
         await until_text(pilot, "tick 99")
-        handled = [m for m in seen if isinstance(m, JobUpdated) and m.job.id == base.id]
-        assert handled[-1].job.progress == 99
-        assert len(handled) < 99  # collapsed (each handled one was the newest at the time)
+        assert table(app).jobs[base.id].progress == 99
+        assert app.flushes - flushes < 10  # 99 snapshots, applied in a few frames
 
 
 async def test_journal_completion_raises_a_toast_that_opens_it(
@@ -119,7 +137,7 @@ async def test_journal_completion_raises_a_toast_that_opens_it(
         await until(
             pilot, lambda: any("Journal entry ready: 3 events extracted" in n for n in notes(app))
         )
-        assert app.terminal_notices == ["Journal entry ready: 3 events extracted"]
+        assert list(app.terminal_notices) == ["Journal entry ready: 3 events extracted"]
         assert "open_job('" + job.id in notes(app)[-1]  # the toast's Open link
         await pilot.press("o")
         await until(pilot, lambda: isinstance(app.screen, DetailScreen))
@@ -278,7 +296,20 @@ async def test_a_refused_action_is_reported(build: Any, client: FakeClient) -> N
     app = build()
     async with app.run_test(size=SIZE) as pilot:
         await started(app, pilot)
-        table(app).select(job_id(7))  # completed
+        table(app).select(job_id(7))  # completed: said at once, nothing sent
+        await pilot.press("r")
+        await until(
+            pilot, lambda: any("Nothing to retry: 00000007 is completed" in n for n in notes(app))
+        )
+        await pilot.press("c")
+        await until(
+            pilot, lambda: any("Nothing to cancel: 00000007 is completed" in n for n in notes(app))
+        )
+        assert isinstance(app.screen, MainScreen)  # no question first
+        assert calls(client, "retry_job") == calls(client, "cancel_job") == []
+        # the server's refusal still reaches the user (the job changed after we loaded it)
+        client.jobs[job_id(8)] = replace(client.jobs[job_id(8)], status=JobStatus.COMPLETED)
+        table(app).select(job_id(8))
         await pilot.press("r")
         await until(pilot, lambda: any("is not failed or cancelled" in n for n in notes(app)))
 
@@ -346,8 +377,15 @@ async def test_help_lists_the_keys_of_the_screen(build: Any) -> None:
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         text = screen_text(app)
-        for words in ("Submit a job", "Cancel the marked jobs", "Filter:", "Command palette"):
+        for words in ("Submit a job", "Cancel the marked jobs", "Sort by the next column"):
             assert words in text
+        await pilot.press("G")  # vim keys scroll the help
+        await until_text(pilot, "Command palette")
+        assert "Filter (/)" in screen_text(app)
+        await pilot.press("q")  # q closes a sub-view, it does not quit
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen))
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, MainScreen))
 

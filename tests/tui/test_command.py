@@ -7,7 +7,7 @@ from pathlib import Path
 
 from jobctl.commands.context import Context
 from jobctl.commands.tui import connect, realtime_config
-from tests.clirun import invoke
+from tests.clirun import invoke, jobctl
 from tests.conftest import ServerProcess
 
 
@@ -38,3 +38,21 @@ def test_an_unreachable_server_still_opens_the_dashboard(isolated_dirs: object) 
     endpoint, offered = connect(ctx)  # no exception: the dashboard starts offline
     assert endpoint.url == "http://127.0.0.1:9" and offered
     ctx.close()
+
+
+def test_without_a_terminal_it_refuses_in_one_line(server: ServerProcess) -> None:
+    # The real command in a subprocess, its output piped: no escape codes, no hanging.
+    result = jobctl("tui", timeout=30)
+    result.one_line_error(2, "needs a terminal", "jobctl watch", "--web")
+    assert result.stdout == ""
+
+
+def test_web_refuses_a_port_in_use(server: ServerProcess) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = jobctl("tui", "--web", "--port", str(port), timeout=30)
+    result.one_line_error(2, f"cannot listen on 127.0.0.1:{port}", "--port")

@@ -19,7 +19,13 @@ def test_filter_parses_words_statuses_and_types() -> None:
     assert f.statuses == {JobStatus.FAILED, JobStatus.RUNNING}
     assert f.types == {"demo"}
     assert f.words == ("step 2", "upstream")
-    assert parse_filter("s:bogus").errors == ("unknown status 'bogus'",)
+    bogus = parse_filter("s:bogus")
+    assert bogus.errors == (
+        "unknown status 'bogus' (known: pending, running, completed, failed, cancelled)",
+    )
+    assert not bogus.matches(make_job(1, JobStatus.PENDING))  # a typo matches nothing
+    assert parse_filter("notice:2", {2: frozenset({"a"})}).ids == {"a"}
+    assert parse_filter("notice:3", {2: frozenset({"a"})}).errors
     assert not parse_filter("  ").active
     assert parse_filter('"unbalanced').words == ('"unbalanced',)
 

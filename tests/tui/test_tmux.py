@@ -109,14 +109,8 @@ def row(screen: str, type_: str) -> str:
     return next((line for line in screen.splitlines() if pattern.match(line)), "")
 
 
-def test_journal_submitted_in_a_real_terminal(make_server: Any, tmux: Tmux) -> None:
-    # One job at a time per user: the journal waits behind a 4-second demo job, so
-    # the terminal shows it pending while the demo's bar moves, then completed.
-    server: ServerProcess = make_server("--limit", "user=1")
-    with server.client() as http:
-        demo = {"type": "demo", "input": {"steps": 4, "step_seconds": 1}}
-        assert http.post("/api/jobs", json=demo).status_code == 201
-    env = {
+def dashboard_env() -> dict[str, str]:
+    return {
         "JOBCTL_CONFIG_DIR": os.environ["JOBCTL_CONFIG_DIR"],
         "JOBCTL_DATA_DIR": os.environ["JOBCTL_DATA_DIR"],
         "JOBCTL_NO_AUTOSTART": "1",
@@ -126,9 +120,18 @@ def test_journal_submitted_in_a_real_terminal(make_server: Any, tmux: Tmux) -> N
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "LANG": "C.UTF-8",
     }
-    tmux.start([sys.executable, "-m", "jobctl", "tui"], env)
+
+
+def test_journal_submitted_in_a_real_terminal(make_server: Any, tmux: Tmux) -> None:
+    # One job at a time per user: the journal waits behind a 4-second demo job, so
+    # the terminal shows it pending while the demo's bar moves, then completed.
+    server: ServerProcess = make_server("--limit", "user=1")
+    tmux.start([sys.executable, "-m", "jobctl", "tui"], dashboard_env())
     # the embedded server offers Realtime: the header says so once subscribed
     tmux.wait(lambda s: "● realtime" in s.splitlines()[0], 30, "the realtime mode")
+    with server.client() as http:  # submitted once the dashboard is up, however slow it was
+        demo = {"type": "demo", "input": {"steps": 4, "step_seconds": 1}}
+        assert http.post("/api/jobs", json=demo).status_code == 201
     tmux.wait(lambda s: "▶ running" in row(s, "demo"), 30, "the running demo job")
     tmux.keys("s")
     tmux.wait(lambda s: "Submit a job" in s, 10, "the submit dialog")
@@ -155,3 +158,84 @@ def test_journal_submitted_in_a_real_terminal(make_server: Any, tmux: Tmux) -> N
 
 
 BAR = re.compile(r"[█░]{10}\s+(\d+)%")
+
+
+COMPLETED = re.compile(r"✔ (\d+) completed")
+
+
+def submit_timed(server: ServerProcess, count: int, end_at: float) -> list[str]:
+    """`count` one-step demo jobs, each sleeping until `end_at` (a time.time()): they end
+    together, a burst, however long submitting them took (if it was within the lead)."""
+    import httpx
+
+    def post(part: range) -> list[str]:
+        ids = []
+        with server.client() as http:
+            for _ in part:
+                wait = max(0.0, end_at - time.time())
+                body = {"type": "demo", "input": {"steps": 1, "step_seconds": round(wait, 3)}}
+                answer = http.post("/api/jobs", json=body)
+                assert answer.status_code == 201, answer.text
+                ids.append(answer.json()["id"])
+        return ids
+
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        parts = [range(i, count, 4) for i in range(4)]
+        ids = [i for chunk in pool.map(post, parts) for i in chunk]
+    assert httpx  # the client's own module: imported for the type of server.client()
+    return ids
+
+
+def server_counts(server: ServerProcess) -> dict[str, int]:
+    with server.client() as http:
+        counts: dict[str, int] = http.get("/api/stats").json()["counts"]
+        return counts
+
+
+@pytest.mark.slow
+def test_a_burst_of_a_thousand_completions_in_a_real_terminal(make_server: Any, tmux: Tmux) -> None:
+    count = 1000
+    server: ServerProcess = make_server("--slots", str(count + 50), "--limit", "user=0")
+    tmux.start([sys.executable, "-m", "jobctl", "tui"], dashboard_env())
+    tmux.wait(lambda s: "● realtime" in s.splitlines()[0], 30, "the realtime mode")
+    begin = time.time()
+    end_at = begin + 25.0  # a lead long enough to submit a thousand jobs on a busy machine
+    ids = submit_timed(server, count, end_at)
+    assert time.time() < end_at - 1, "submitting took longer than the lead: no burst"
+    tmux.wait(lambda s: "▶ 1000 running" in s, 20, "the thousand jobs running")
+    while time.time() < end_at - 0.2:
+        time.sleep(0.05)
+    # the burst: the help screen opens within a second while the jobs end
+    sent = time.monotonic()
+    tmux.keys("?")
+    tmux.wait(lambda s: "Keys: jobs" in s, 10, "the help screen")
+    opened = time.monotonic() - sent
+    tmux.keys("Escape")
+    tmux.wait(lambda s: "Keys: jobs" not in s, 10, "the help screen closed")
+    # the burst's end, by the server's figures; then the dashboard's count within 2 s
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        counts = server_counts(server)
+        if counts["completed"] >= count:
+            break
+        time.sleep(0.05)
+    ended = time.monotonic()
+    assert counts["completed"] == count, counts
+
+    def count_matches(screen: str) -> bool:
+        found = COMPLETED.search(screen)
+        return found is not None and int(found.group(1)) == counts["completed"]
+
+    tmux.wait(count_matches, 10, "the server's completed count")
+    caught_up = time.monotonic() - ended
+    print(f"help opened in {opened:.2f} s; count caught up {caught_up:.2f} s after the burst")
+    assert opened < 1.0, f"the help screen took {opened:.2f} s to open during the burst"
+    assert caught_up < 2.0, f"the completed count caught up {caught_up:.2f} s after the burst"
+    # no row is left running (the newest, on screen, are the burst's)
+    screen = tmux.capture()
+    assert "▶ running" not in "\n".join(screen.splitlines()[3:-1]), screen
+    assert len(ids) == count
+    tmux.keys("q")
+    tmux.wait(lambda _: tmux.pane_dead(), 10, "the dashboard to quit")

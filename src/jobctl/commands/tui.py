@@ -1,7 +1,8 @@
-"""`jobctl tui [--readonly]`: the live dashboard.
+"""`jobctl tui [--readonly] [--web [--port N]]`: the live dashboard, in the terminal or a
+browser tab.
 
-Textual, the feed and the async client are imported inside run_tui, so
-`jobctl --help` and every other command start without them.
+Textual, the feed, the async client and textual-serve are imported inside
+run_tui, so `jobctl --help` and every other command start without them.
 """
 
 from __future__ import annotations
@@ -20,9 +21,14 @@ if TYPE_CHECKING:
     from jobctl.backends.jobapi import Endpoint
 
 
+WEB_PORT = 8766  # the job server's default is 8765
+
+
 @dataclass(frozen=True)
 class TuiOptions:
     readonly: bool
+    web: bool = False
+    port: int = WEB_PORT
 
 
 def connect(ctx: Context) -> tuple[Endpoint, bool]:
@@ -48,6 +54,49 @@ def realtime_config(ctx: Context, endpoint: Endpoint, offered: bool) -> Realtime
     return None
 
 
+def session_command(opts: TuiOptions, ctx: Context) -> list[str]:
+    """What textual-serve runs for each browser tab: this dashboard, same profile."""
+    import sys
+
+    argv = [sys.executable, "-m", "jobctl"]
+    if ctx.flags.get("profile"):
+        argv += ["--profile", str(ctx.flags["profile"])]
+    if ctx.flags.get("api_url"):
+        argv += ["--api-url", str(ctx.flags["api_url"])]
+    if ctx.no_color:
+        argv.append("--no-color")
+    argv.append("tui")
+    if opts.readonly:
+        argv.append("--readonly")
+    return argv
+
+
+def run_web(opts: TuiOptions, ctx: Context) -> int:
+    import shlex
+
+    from jobctl.tui.web import bind, serve
+
+    endpoint, _ = connect(ctx)  # starts the local server when that is how the profile works
+    if not endpoint.token:
+        raise UsageError(
+            "`jobctl tui --web` opens only with the job server's token, and this profile "
+            "has none; log in first (`jobctl auth login`)"
+        )
+    try:
+        sock = bind(opts.port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on 127.0.0.1:{opts.port}: {exc.strerror}; "
+            "pick another port with --port (0: any free one)"
+        ) from None
+
+    def ready(address: str) -> None:
+        ctx.info(f"dashboard at {address}  (Ctrl+C stops it)")
+
+    serve(shlex.join(session_command(opts, ctx)), endpoint.token, sock, ready)
+    return ExitCode.OK
+
+
 def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
@@ -60,6 +109,15 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
         raise UsageError(
             f"profile {ctx.settings.profile!r} has a Supabase project but no job API (api_url): "
             "the dashboard needs the job API; `jobctl watch` works with Supabase alone"
+        )
+    if opts.web:
+        return run_web(opts, ctx)
+    # textual-serve runs each browser tab's dashboard with pipes and its own driver.
+    served = bool(ctx.env.get("TEXTUAL_DRIVER"))
+    if not served and not (ctx.stdin_tty and ctx.stdout_tty):
+        raise UsageError(
+            "`jobctl tui` needs a terminal (its input or output is not one); "
+            "for a pipe use `jobctl list` or `jobctl watch`, for a browser `jobctl tui --web`"
         )
     # A library writing a log line to stderr would tear the screen Textual draws there.
     quiet_libraries(ctx)
@@ -92,11 +150,23 @@ def tui(
         bool,
         typer.Option("--readonly", help="Turn off every action that changes a job."),
     ] = False,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Serve the dashboard to a browser on 127.0.0.1 (the address printed "
+            "carries the server's token).",
+        ),
+    ] = False,
+    port: Annotated[
+        int,
+        typer.Option("--port", help="Port for --web (0: any free one).", min=0, max=65535),
+    ] = WEB_PORT,
 ) -> None:
     """The live dashboard: jobs, progress, details and logs; submit, retry and cancel.
 
     Keys: ? shows them all; / filters; Enter opens a job; s submits; r retries;
-    c cancels (asks first); Space marks rows for bulk actions. Rebind keys in the
-    config file's [tui.keys] table.
+    c cancels (asks first); Space marks rows for bulk actions; > sorts; q quits.
+    Rebind keys in the config file's [tui.keys] table.
     """
-    raise typer.Exit(run_tui(TuiOptions(readonly), get_ctx(typer_ctx)))
+    raise typer.Exit(run_tui(TuiOptions(readonly, web, port), get_ctx(typer_ctx)))

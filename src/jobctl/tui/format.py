@@ -7,9 +7,9 @@ widgets. Every status is a symbol and a word: nothing is told by colour alone.
 from __future__ import annotations
 
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobctl.backends.feed import FeedMode
@@ -59,18 +59,33 @@ def job_time(job: Job, now: datetime) -> str:
 
 @dataclass(frozen=True)
 class JobFilter:
-    """`/` filter: free words match id, type, message and error; `status:` and `type:` narrow."""
+    """`/` filter: free words match id, type, message and error; `status:` and `type:` narrow;
+    `notice:N` keeps the jobs of the Nth summary toast. `since` is the time window.
+
+    A filter with errors (an unknown status, a notice no longer kept) matches nothing:
+    a typo must not widen what is shown."""
 
     words: tuple[str, ...] = ()
     statuses: frozenset[JobStatus] = frozenset()
     types: frozenset[str] = frozenset()
+    ids: frozenset[str] | None = None
+    since: datetime | None = None
     errors: tuple[str, ...] = field(default=(), compare=False)
+    notice: int | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:
-        return bool(self.words or self.statuses or self.types)
+        return bool(self.words or self.statuses or self.types or self.errors) or (
+            self.ids is not None or self.since is not None
+        )
 
     def matches(self, job: Job) -> bool:
+        if self.errors:
+            return False
+        if self.ids is not None and job.id not in self.ids:
+            return False
+        if self.since is not None and (job.created_at is None or job.created_at < self.since):
+            return False
         if self.statuses and job.status not in self.statuses:
             return False
         if self.types and job.type not in self.types:
@@ -86,14 +101,18 @@ class JobFilter:
             parts.append("status:" + ",".join(sorted(s.value for s in self.statuses)))
         if self.types:
             parts.append("type:" + ",".join(sorted(self.types)))
+        if self.notice is not None and self.ids is not None:
+            parts.append(f"notice:{self.notice} ({count_label(len(self.ids), 'job')})")
         return " ".join(parts)
 
 
 STATUS_KEYS = ("status:", "s:", "is:")
 TYPE_KEYS = ("type:", "t:")
+NOTICE_KEYS = ("notice:", "n:")
 
 
-def parse_filter(text: str) -> JobFilter:
+def parse_filter(text: str, notices: Mapping[int, frozenset[str]] | None = None) -> JobFilter:
+    """`notices`: the job ids of each summary toast still kept, by number."""
     try:
         tokens = shlex.split(text)
     except ValueError:  # an unbalanced quote while typing: read it word by word
@@ -101,23 +120,54 @@ def parse_filter(text: str) -> JobFilter:
     words: list[str] = []
     statuses: set[JobStatus] = set()
     types: set[str] = set()
+    ids: frozenset[str] | None = None
+    notice: int | None = None
     errors: list[str] = []
     for token in tokens:
         low = token.lower()
         if low.startswith(STATUS_KEYS):
-            for value in low.split(":", 1)[1].split(","):
-                if not value:
-                    continue
+            values = [v for v in low.split(":", 1)[1].split(",") if v]
+            for value in values:
                 matched = [s for s in JobStatus if s.value.startswith(value)]
                 if matched:
                     statuses.update(matched)
                 else:
-                    errors.append(f"unknown status {value!r}")
+                    known = ", ".join(s.value for s in JobStatus)
+                    errors.append(f"unknown status {value!r} (known: {known})")
         elif low.startswith(TYPE_KEYS):
             types.update(v for v in token.split(":", 1)[1].split(",") if v)
+        elif low.startswith(NOTICE_KEYS):
+            value = low.split(":", 1)[1]
+            kept = (notices or {}).get(int(value)) if value.isdigit() else None
+            if kept is None:
+                errors.append(f"no notice {value!r} is kept (the last 20 are)")
+            else:
+                notice, ids = int(value), kept
         else:
             words.append(low)
-    return JobFilter(tuple(words), frozenset(statuses), frozenset(types), tuple(errors))
+    return JobFilter(
+        tuple(words),
+        frozenset(statuses),
+        frozenset(types),
+        ids,
+        errors=tuple(errors),
+        notice=notice,
+    )
+
+
+# time windows, cycled by `w` ---------------------------------------------------------
+WINDOWS = ("all", "hour", "today")
+WINDOW_LABEL = {"all": "all time", "hour": "last hour", "today": "today"}
+
+
+def window_start(window: str, now: datetime) -> datetime | None:
+    """The first creation time a window shows (`today` is since local midnight)."""
+    if window == "hour":
+        return now - timedelta(hours=1)
+    if window == "today":
+        local = now.astimezone()
+        return local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return None
 
 
 def finish_notice(job: Job) -> tuple[str, str, str]:
@@ -143,6 +193,28 @@ def finish_notice(job: Job) -> tuple[str, str, str]:
         f"{job.type} {job.short_id} was cancelled",
         "warning",
     )
+
+
+def ended_summary(jobs: Iterable[Job]) -> tuple[str, str, str]:
+    """(title, message, severity) of the one toast for many jobs that ended together:
+    "37 completed, 2 failed"; failures first, as they are what needs looking at."""
+    counts = {s: 0 for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.COMPLETED)}
+    total = 0
+    for job in jobs:
+        total += 1
+        counts[job.status] = counts.get(job.status, 0) + 1
+    order = (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
+    message = ", ".join(f"{counts[s]} {s.value}" for s in order if counts[s])
+    if counts[JobStatus.FAILED]:
+        severity = "error"
+    elif counts[JobStatus.CANCELLED]:
+        severity = "warning"
+    else:
+        severity = "information"
+    worst = next(
+        s for s in (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.COMPLETED) if counts[s]
+    )
+    return f"{STATUS_SYMBOL[worst]} {count_label(total, 'job')} ended", message, severity
 
 
 def count_label(count: int, noun: str) -> str:

@@ -1,8 +1,8 @@
 """App-wide messages: what workers post when their network work is done.
 
-A burst of progress for one job collapses to its latest snapshot
-(`JobUpdated.can_replace`). A snapshot that ends a job is never dropped, so a
-finished job is always seen (and notified), even when a retry follows at once.
+Live job snapshots do not come as messages, one per change: the feed worker
+gathers them in the app's `UpdateBuffer` (tui/updates.py), applied once per
+frame.
 """
 
 from __future__ import annotations
@@ -14,23 +14,6 @@ from textual.message import Message
 
 from jobctl.backends.feed import FeedMode
 from jobctl.models import Job, LogLine, Step
-
-
-class JobUpdated(Message):
-    """A newer snapshot of one job (from the feed, or from an action's answer)."""
-
-    def __init__(self, job: Job, source: str = "feed") -> None:
-        super().__init__()
-        self.job = job
-        self.source = source
-
-    def can_replace(self, message: Message) -> bool:
-        # Textual asks the older message whether the next one in the queue supersedes it.
-        return (
-            isinstance(message, JobUpdated)
-            and message.job.id == self.job.id
-            and not self.job.status.is_terminal
-        )
 
 
 @dataclass

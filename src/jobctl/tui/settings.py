@@ -4,6 +4,7 @@
     bell = false          # ring the terminal bell when a job ends
     osc9 = false          # also send an OSC 9 desktop notification (iTerm2, kitty, WezTerm...)
     readonly = false      # same as `jobctl tui --readonly`
+    columns = ["id", "type", "status", "progress", "time", "age", "message"]
 
     [tui.keys]            # binding id = key(s), comma-separated; see KEYS for the ids
     retry = "R"
@@ -24,6 +25,10 @@ from typing import Any
 from jobctl.config import read_file
 from jobctl.errors import UsageError
 
+# The table's columns (tui/widgets/jobs_table.py has the same names; no Textual here).
+COLUMNS = ("id", "type", "status", "progress", "time", "age", "attempt", "message")
+DEFAULT_COLUMNS = ("id", "type", "status", "progress", "time", "age", "message")
+
 # binding id -> (default key, what it does)
 KEYS: dict[str, tuple[str, str]] = {
     "open": ("enter", "Open the job's details"),
@@ -34,12 +39,18 @@ KEYS: dict[str, tuple[str, str]] = {
     "filter": ("slash", "Filter: words, status:failed, type:demo"),
     "mark": ("space", "Mark or unmark the row"),
     "mark_all": ("a", "Mark every row shown, or clear the marks"),
-    "open_last": ("o", "Open the job of the last notification"),
+    "sort": ("greater_than_sign", "Sort by the next column (shown in the header)"),
+    "sort_back": ("less_than_sign", "Sort by the previous column"),
+    "sort_invert": ("I", "Invert the sort"),
+    "columns": ("C", "Choose the columns"),
+    "window": ("w", "Time window: all, last hour, today"),
+    "open_last": ("o", "Open the last notification's job (or its jobs)"),
     "back": ("escape", "Back; clear the filter and marks"),
     "help": ("question_mark", "Show the keys"),
-    "quit": ("q", "Quit"),
+    "quit": ("q", "Quit (on a sub-view: back)"),
 }
 MUTATING_ACTIONS = frozenset({"submit", "retry", "cancel"})
+READONLY_NOTE = "read-only (--readonly or [tui] readonly): {verb} is turned off"
 
 
 def _now() -> datetime:
@@ -53,6 +64,7 @@ class TuiSettings:
     bell: bool = False
     osc9: bool = False
     target: str = ""  # shown in the header: profile and URL
+    columns: tuple[str, ...] = DEFAULT_COLUMNS
     clock: Callable[[], datetime] = _now
     max_jobs: int = 10_000  # rows loaded at start (pages of 500)
     stats_interval: float = 5.0
@@ -68,6 +80,19 @@ def _bool(table: Mapping[str, Any], key: str, where: Path) -> bool:
     if not isinstance(value, bool):
         raise UsageError(f"{where}: tui.{key} must be true or false")
     return value
+
+
+def _columns(table: Mapping[str, Any], where: Path) -> tuple[str, ...]:
+    value = table.get("columns", list(DEFAULT_COLUMNS))
+    if not isinstance(value, list) or not all(isinstance(c, str) for c in value):
+        raise UsageError(f'{where}: tui.columns must be a list of names, like ["id", "status"]')
+    unknown = [c for c in value if c not in COLUMNS]
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown column(s) in tui.columns: {', '.join(unknown)} "
+            f"(known: {', '.join(COLUMNS)})"
+        )
+    return tuple(c for c in COLUMNS if c in value or c == "id")
 
 
 def tui_settings_from_file(path: Path, *, readonly: bool = False, target: str = "") -> TuiSettings:
@@ -89,6 +114,7 @@ def tui_settings_from_file(path: Path, *, readonly: bool = False, target: str = 
         raise UsageError(f'{path}: [tui.keys] {bad[0]} must be a key name such as "R"')
     return TuiSettings(
         readonly=readonly or _bool(table, "readonly", path),
+        columns=_columns(table, path),
         keys={k: v.strip() for k, v in keys.items()},
         bell=_bool(table, "bell", path),
         osc9=_bool(table, "osc9", path),

@@ -6,13 +6,15 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from jobctl.tui.widgets.scrolling import VimScroll
+
 FILTER_HELP = (
     "Filter (/): words match id, type, message and error; "
-    "status:failed,running and type:demo narrow. Ctrl+P opens the command palette."
+    "status:failed,running and type:demo narrow; notice:N keeps the jobs of a summary toast. "
+    "A status that does not exist matches nothing (the filter line says why)."
 )
 
 
@@ -30,11 +32,14 @@ class HelpScreen(ModalScreen[None]):
         table.add_column()
         for key, description in self.rows:
             table.add_row(key, description)
-        with VerticalScroll(id="dialog"):
+        with VimScroll(id="dialog"):
             yield Static(Text(f"Keys: {self.title_text}", style="bold"), id="help-title")
             yield Static(table, id="help-keys")
             yield Static(FILTER_HELP, id="help-filter")
-            yield Static("Esc, q or ? closes this.", id="help-close")
+            yield Static("Esc, q or ? closes this; j k scroll.", id="help-close")
+
+    def on_mount(self) -> None:
+        self.query_one(VimScroll).focus()
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)

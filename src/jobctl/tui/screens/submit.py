@@ -51,7 +51,10 @@ def build_submission(path: str, type_: str, input_json: str) -> Submission:
 
 
 class SubmitScreen(ModalScreen[Submission | None]):
-    BINDINGS = [Binding("escape", "close", "Cancel")]
+    BINDINGS = [
+        Binding("escape", "close", "Cancel"),
+        Binding("q", "close", "Cancel", show=False),  # only reaches here outside the inputs
+    ]
 
     def __init__(self, types: list[str], path: str = "", type_: str = "journal_extraction") -> None:
         super().__init__()

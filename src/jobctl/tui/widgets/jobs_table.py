@@ -1,59 +1,171 @@
 """The jobs table: a Line API widget that draws only the rows on screen.
 
-It keeps every job it was given, and the filtered, newest-first order of
-the ones shown. An update redraws one line (when it is on screen), so a
-thousand updates a second over ten thousand rows stay cheap; a new or
-re-filtered row moves the others. The cursor follows its job, not its
-position, when rows arrive above it.
+It keeps every job it was given, and the filtered, sorted order of the ones
+shown. Updates come in batches (one per frame): rows whose place does not
+change are only redrawn, a few moved rows are re-inserted by bisection, and
+a large batch re-sorts once. So a burst of thousands of updates over ten
+thousand rows costs one pass, not one per job.
+
+The cursor is a job, not a position: when rows arrive above it, the view
+moves with it (the highlighted row keeps its job and its line on screen),
+except at the very top, where new rows show and the cursor moves down with
+its job while it stays on screen. Actions read `selected_id`, which is the
+row drawn highlighted.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
+from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from jobctl.models import Job
-from jobctl.tui.format import JobFilter, job_time, progress_bar, status_label
+from jobctl.models import Job, JobStatus
+from jobctl.tui.format import JobFilter, job_time, progress_bar, short_duration, status_label
+from jobctl.tui.settings import COLUMNS as ALL_COLUMNS
+from jobctl.tui.settings import DEFAULT_COLUMNS
 
-SortKey = tuple[float, str]
+SortKey = tuple[Any, ...]
+REBUILD_AT = 64  # moved rows in one batch past which one sort beats many insertions
+LINE_REFRESH_MAX = 500  # changed rows in one batch past which the table is repainted whole
+
+# Columns: key -> header. `id` is always shown; `message` takes the width left.
+COLUMN_TITLES = {
+    "id": "ID",
+    "type": "TYPE",
+    "status": "STATUS",
+    "progress": "PROGRESS",
+    "time": "TIME",
+    "age": "AGE",
+    "attempt": "ATTEMPT",
+    "message": "MESSAGE",
+}
+assert tuple(COLUMN_TITLES) == ALL_COLUMNS
+# The first direction of each sort column (`>` picks the column, `I` inverts):
+# age newest first, time and progress largest first, status the ones that need you first.
+FIRST_DESCENDING = {"time": True, "progress": True}
+STATUS_RANK = {
+    JobStatus.FAILED: 0,
+    JobStatus.RUNNING: 1,
+    JobStatus.PENDING: 2,
+    JobStatus.CANCELLED: 3,
+    JobStatus.COMPLETED: 4,
+}
 
 
-def sort_key(job: Job) -> SortKey:
-    stamp = job.created_at.timestamp() if job.created_at else 0.0
-    return (-stamp, job.id)
+def _created(job: Job) -> float:
+    return job.created_at.timestamp() if job.created_at else 0.0
+
+
+def _seconds(job: Job, now: datetime) -> float:
+    """What the TIME column shows, in seconds: the duration, or the age while active."""
+    if job.status.is_terminal and job.started_at and job.completed_at:
+        return (job.completed_at - job.started_at).total_seconds()
+    since = job.started_at or job.created_at
+    return (now - since).total_seconds() if since else 0.0
 
 
 @dataclass(frozen=True)
-class Columns:
-    """Cell widths for a table width; the message takes what is left."""
+class Sort:
+    column: str = "age"
+    descending: bool = False  # age ascending: the newest first
 
-    type: int
+    def key(self, now: datetime) -> Callable[[Job], SortKey]:
+        """A total order (ties by newest, then id), so rows never swap places on a redraw."""
+        sign = -1 if self.descending else 1
+        column = self.column
+
+        def key(job: Job) -> SortKey:
+            tie = (-_created(job), job.id)
+            if column == "age":
+                return (-sign * _created(job), job.id)
+            if column == "id":
+                return (job.id,) if sign > 0 else (_Reversed(job.id),)
+            if column == "type":
+                value: Any = job.type if sign > 0 else _Reversed(job.type)
+                return (value, *tie)
+            if column == "status":
+                return (sign * STATUS_RANK[job.status], *tie)
+            if column == "progress":
+                return (sign * job.progress, *tie)
+            if column == "time":
+                return (sign * _seconds(job, now), *tie)
+            if column == "attempt":
+                return (sign * job.attempt, *tie)
+            text = (job.error if job.error and job.status.is_terminal else job.message) or ""
+            return ((text if sign > 0 else _Reversed(text)), *tie)
+
+        return key
+
+    @property
+    def arrow(self) -> str:
+        return "▼" if self.descending else "▲"
+
+    def describe(self) -> str:
+        if self.column == "age":
+            return "newest first" if not self.descending else "oldest first"
+        return f"{COLUMN_TITLES[self.column].lower()} {self.arrow}"
+
+
+class _Reversed:
+    """Sorts a string backwards inside a tuple key."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Reversed) -> bool:
+        return self.value > other.value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Reversed) and self.value == other.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Cell widths of the shown columns for a table width; the message takes what is left."""
+
+    widths: tuple[tuple[str, int], ...]
     bar: int
-    message: int
 
     @classmethod
-    def for_width(cls, width: int) -> Columns:
+    def for_width(cls, width: int, columns: Sequence[str]) -> Layout:
         bar = 10 if width >= 100 else 6
-        type_ = 20 if width >= 110 else 16
-        fixed = 2 + 9 + (type_ + 1) + 12 + (bar + 6) + 7
-        return cls(type_, bar, max(8, width - fixed))
+        fixed = {
+            "id": 9,
+            "type": 21 if width >= 110 else (17 if width >= 90 else 15),
+            "status": 12,
+            "progress": bar + 6,
+            "time": 7,
+            "age": 6,
+            "attempt": 8,
+        }
+        shown = [c for c in ALL_COLUMNS if c in columns or c == "id"]
+        used = 2 + sum(fixed[c] for c in shown if c != "message")
+        widths = tuple((c, fixed[c] if c != "message" else max(8, width - used)) for c in shown)
+        return cls(widths, bar)
 
 
 class JobsTable(ScrollView, can_focus=True):
     COMPONENT_CLASSES = {
         "jobs-table--header",
+        "jobs-table--sorted",
         "jobs-table--cursor",
         "jobs-table--marked",
         "jobs-table--empty",
@@ -66,8 +178,10 @@ class JobsTable(ScrollView, can_focus=True):
     BINDINGS = [
         Binding("up,k", "cursor(-1)", "Up", show=False),
         Binding("down,j", "cursor(1)", "Down", show=False),
-        Binding("pageup", "page(-1)", "Page up", show=False),
-        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
+        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
+        Binding("ctrl+u", "half_page(-1)", "Half a page up", show=False),
+        Binding("ctrl+d", "half_page(1)", "Half a page down", show=False),
         Binding("home,g", "edge(0)", "First", show=False),
         Binding("end,G", "edge(1)", "Last", show=False),
     ]
@@ -91,59 +205,102 @@ class JobsTable(ScrollView, can_focus=True):
         total: int
         marked: int
 
-    def __init__(self, clock: Callable[[], datetime], **kwargs: object) -> None:
-        super().__init__(**kwargs)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        clock: Callable[[], datetime],
+        columns: Sequence[str] = DEFAULT_COLUMNS,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
         self.clock = clock
         self.jobs: dict[str, Job] = {}
-        self.order: list[str] = []  # ids shown, newest first
+        self.order: list[str] = []  # ids shown, in sort order
         self._keys: list[SortKey] = []  # sort keys of `order`, for bisect
         self.filter = JobFilter()
+        self.sort = Sort()
+        self._key = self.sort.key(clock())
+        self.columns: tuple[str, ...] = tuple(columns)
         self.marked: set[str] = set()
         self.empty_text = "No jobs yet."
+        self._announced: tuple[int, int, int] | None = None
+        self._styles: dict[str, Style] | None = None  # for one frame: see render_lines
 
     # data in (called by the screen) -------------------------------------------
     def set_jobs(self, jobs: Iterable[Job], *, replace: bool = False) -> None:
         """Add or replace many jobs. Pages of the list arrive newest first, each older
-        than the last: those are appended without sorting the table again."""
+        than the last: in the default order those are appended without sorting again."""
         selected = self.selected_id
         if replace:
             self.jobs = {}
         fresh = list(jobs)
-        appendable = all(job.id not in self.jobs for job in fresh)
+        appendable = not replace and all(job.id not in self.jobs for job in fresh)
         for job in fresh:
             self.jobs[job.id] = job
         if appendable:
-            shown = sorted((j for j in fresh if self.filter.matches(j)), key=sort_key)
-            if not shown or not self._keys or sort_key(shown[0]) > self._keys[-1]:
+            shown = sorted((j for j in fresh if self.filter.matches(j)), key=self._key)
+            if not shown or not self._keys or self._key(shown[0]) > self._keys[-1]:
                 self.order.extend(j.id for j in shown)
-                self._keys.extend(sort_key(j) for j in shown)
+                self._keys.extend(self._key(j) for j in shown)
                 self._after_reorder(selected)
                 return
         self._rebuild(selected)
 
     def upsert(self, job: Job) -> None:
-        old = self.jobs.get(job.id)
-        self.jobs[job.id] = job
-        was = old is not None and self.filter.matches(old)
-        now = self.filter.matches(job)
-        key = sort_key(job)
-        if was and now and old is not None and sort_key(old) == key:
-            index = bisect_left(self._keys, key)
-            self._refresh_row(index)
+        self.apply([job])
+
+    def apply(self, jobs: Sequence[Job]) -> None:
+        """A batch of newer snapshots (one per job). Rows that keep their place are
+        redrawn; moved ones are re-inserted, or the whole order re-sorted if many moved."""
+        if not jobs:
+            return
+        moved: list[tuple[Job | None, Job | None]] = []
+        for job in jobs:
+            old = self.jobs.get(job.id)
+            self.jobs[job.id] = job
+            was = old is not None and self.filter.matches(old)
+            now = self.filter.matches(job)
+            if was and now and old is not None and self._key(old) == self._key(job):
+                continue
+            if was or now:
+                moved.append((old if was else None, job if now else None))
+        if not moved:
+            self._refresh_rows(jobs)
+            self._announce()
             return
         selected = self.selected_id
-        if was and old is not None:
-            index = bisect_left(self._keys, sort_key(old))
-            del self.order[index], self._keys[index]
-        if now:
-            index = bisect_left(self._keys, key)
-            self.order.insert(index, job.id)
-            self._keys.insert(index, key)
+        if len(moved) > REBUILD_AT:
+            self._rebuild(selected)
+            return
+        for old, new in moved:
+            if old is not None:
+                index = bisect_left(self._keys, self._key(old))
+                if index < len(self.order) and self.order[index] == old.id:
+                    del self.order[index], self._keys[index]
+            if new is not None:
+                key = self._key(new)
+                index = bisect_left(self._keys, key)
+                self.order.insert(index, new.id)
+                self._keys.insert(index, key)
         self._after_reorder(selected)
 
     def set_filter(self, job_filter: JobFilter) -> None:
         self.filter = job_filter
         self._rebuild(self.selected_id)
+
+    def set_sort(self, sort: Sort) -> None:
+        self.sort = sort
+        self._rebuild(self.selected_id)
+
+    def set_columns(self, columns: Sequence[str]) -> None:
+        self.columns = tuple(c for c in ALL_COLUMNS if c in columns or c == "id")
+        self.refresh()
+
+    def tick(self) -> None:
+        """Once a second: ages move on (and so does the order, when sorted by time)."""
+        if self.sort.column == "time":
+            self._rebuild(self.selected_id)
+        else:
+            self.refresh()
 
     def toggle_mark(self) -> None:
         job_id = self.selected_id
@@ -166,10 +323,10 @@ class JobsTable(ScrollView, can_focus=True):
         self._announce()
 
     def select(self, job_id: str) -> bool:
-        job = self.jobs.get(job_id)
-        if job is None or not self.filter.matches(job):
+        index = self.index_of(job_id)
+        if index is None:
             return False
-        self.cursor = bisect_left(self._keys, sort_key(job))
+        self.cursor = index
         return True
 
     # data out -------------------------------------------------------------------
@@ -182,40 +339,79 @@ class JobsTable(ScrollView, can_focus=True):
     @property
     def targets(self) -> list[str]:
         """The marked jobs that are still known, or else the selected one."""
+        shown = set(self.order)
         marked = [j for j in self.order if j in self.marked]
-        marked += sorted(j for j in self.marked if j in self.jobs and j not in set(self.order))
+        marked += sorted(j for j in self.marked if j in self.jobs and j not in shown)
         if marked:
             return marked
         return [self.selected_id] if self.selected_id else []
 
+    def index_of(self, job_id: str) -> int | None:
+        job = self.jobs.get(job_id)
+        if job is None or not self.filter.matches(job):
+            return None
+        index = bisect_left(self._keys, self._key(job))
+        return index if index < len(self.order) and self.order[index] == job_id else None
+
+    @property
+    def rows_on_screen(self) -> int:
+        """Job rows that fit under the header line."""
+        return max(1, self.scrollable_content_region.height - 1)
+
     # internals ----------------------------------------------------------------
     def _rebuild(self, selected: str | None) -> None:
+        self._key = self.sort.key(self.clock())
         shown = [j for j in self.jobs.values() if self.filter.matches(j)]
-        shown.sort(key=sort_key)
+        shown.sort(key=self._key)
         self.order = [j.id for j in shown]
-        self._keys = [sort_key(j) for j in shown]
+        self._keys = [self._key(j) for j in shown]
         self._after_reorder(selected)
 
     def _after_reorder(self, selected: str | None) -> None:
-        self.virtual_size = Size(self.size.width, len(self.order) + 1)
-        if (
-            selected is not None
-            and selected in self.jobs
-            and self.filter.matches(self.jobs[selected])
-        ):
-            self.set_reactive(
-                JobsTable.cursor, bisect_left(self._keys, sort_key(self.jobs[selected]))
-            )
-        self.set_reactive(JobsTable.cursor, max(0, min(self.cursor, len(self.order) - 1)))
+        """Keep the cursor on its job, and that job's row on screen."""
+        old_cursor, top = self.cursor, int(self.scroll_offset.y)
+        self.virtual_size = Size(0, len(self.order) + 1)
+        index = self.index_of(selected) if selected is not None else None
+        rows = self.rows_on_screen
+        if index is None:
+            index = max(0, min(old_cursor, len(self.order) - 1))
+            new_top = top
+        elif top == 0 and index < rows:
+            new_top = 0  # at the top: new rows show above the cursor
+        else:
+            new_top = max(0, top + index - old_cursor)  # the row keeps its line
+        new_top = max(0, min(new_top, len(self.order) + 1 - rows - 1))
+        if not new_top <= index < new_top + rows:
+            new_top = max(0, index - rows + 1) if index >= new_top + rows else index
+        self.set_reactive(JobsTable.cursor, index)
+        if new_top != top:
+            self.scroll_to(y=new_top, animate=False, immediate=True)
         self.refresh()
         self._announce()
 
     def _announce(self) -> None:
-        self.post_message(self.Changed(len(self.order), len(self.jobs), len(self.marked)))
+        figures = (len(self.order), len(self.jobs), len(self.marked))
+        if figures != self._announced:
+            self._announced = figures
+            self.post_message(self.Changed(*figures))
+
+    def _refresh_rows(self, jobs: Sequence[Job]) -> None:
+        """Redraw the lines of these jobs that are on screen: in a burst over thousands of
+        rows most changes are off screen, and a whole repaint per frame costs more than
+        finding the few lines (a bisection each). Past LINE_REFRESH_MAX, repaint it all."""
+        rows = self.rows_on_screen
+        if len(jobs) > LINE_REFRESH_MAX:
+            self.refresh()
+            return
+        top = int(self.scroll_offset.y)
+        for job in jobs:
+            index = self.index_of(job.id)
+            if index is not None and top <= index < top + rows:
+                self.refresh_line(index + 1)  # virtual lines: the header is line 0
 
     def _refresh_row(self, index: int) -> None:
         top = int(self.scroll_offset.y)
-        if top <= index < top + self.size.height:
+        if top <= index < top + self.rows_on_screen:
             self.refresh_line(index + 1)
 
     def watch_cursor(self, old: int, new: int) -> None:
@@ -226,7 +422,7 @@ class JobsTable(ScrollView, can_focus=True):
         self._refresh_row(clamped)
         # keep the cursor in view (line 0 is the header)
         top = int(self.scroll_offset.y)
-        rows = max(1, self.size.height - 1)
+        rows = self.rows_on_screen
         if clamped < top:
             self.scroll_to(y=clamped, animate=False, immediate=True)
         elif clamped >= top + rows:
@@ -236,7 +432,10 @@ class JobsTable(ScrollView, can_focus=True):
         self.cursor = self.cursor + delta
 
     def action_page(self, direction: int) -> None:
-        self.cursor = self.cursor + direction * max(1, self.size.height - 2)
+        self.cursor = self.cursor + direction * max(1, self.rows_on_screen - 1)
+
+    def action_half_page(self, direction: int) -> None:
+        self.cursor = self.cursor + direction * max(1, self.rows_on_screen // 2)
 
     def action_edge(self, end: int) -> None:
         self.cursor = len(self.order) - 1 if end else 0
@@ -249,71 +448,117 @@ class JobsTable(ScrollView, can_focus=True):
         if event.chain >= 2:
             self.post_message(self.Opened(self.order[index]))
 
+    def on_focus(self, event: events.Focus) -> None:
+        self.refresh()  # the cursor is drawn apart when the table has the focus
+
+    def on_blur(self, event: events.Blur) -> None:
+        self.refresh()
+
     def on_resize(self, event: events.Resize) -> None:
-        self.virtual_size = Size(event.size.width, len(self.order) + 1)
+        self.virtual_size = Size(0, len(self.order) + 1)
 
     # drawing ------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Styles come from the CSS, which does not change within a frame: worked out
+        # once per frame, not for each of the row's cells (they cost more than the text).
+        self._styles = None
+        return super().render_lines(crop)
+
+    def notify_style_update(self) -> None:
+        self._styles = None
+        super().notify_style_update()
+
+    def _style(self, name: str) -> Style:
+        styles = self._styles
+        if styles is None:
+            base = self.rich_style
+            cursor = self.get_component_rich_style("jobs-table--cursor", partial=not self.has_focus)
+            partial = {
+                n: self.get_component_rich_style(f"jobs-table--{n}", partial=True)
+                for n in ("marked", "sorted", *(s.value for s in JobStatus))
+            }
+            styles = {"base": base, "cursor": base + cursor}
+            for row in ("base", "cursor"):
+                for n, style in partial.items():
+                    styles[f"{row}:{n}"] = styles[row] + style
+            styles["header"] = self.get_component_rich_style("jobs-table--header")
+            styles["header:sorted"] = styles["header"] + partial["sorted"]
+            styles["empty"] = self.get_component_rich_style("jobs-table--empty")
+            self._styles = styles
+        return styles[name]
+
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        cols = Columns.for_width(width)
+        layout = Layout.for_width(width, self.columns)
         if y == 0:
-            return self._header(cols, width)
+            return self._header(layout, width)
         index = int(self.scroll_offset.y) + y - 1
         if index >= len(self.order):
             if index == 0:
                 text = self.empty_text if not self.jobs else "No jobs match the filter."
-                style = self.get_component_rich_style("jobs-table--empty")
+                style = self._style("empty")
                 return Strip([Segment(set_cell_size(f"  {text}", width), style)], width)
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._style("base"))
         job = self.jobs[self.order[index]]
-        strip = self._row(job, index, cols, width)
+        strip = self._row(job, index, layout, width)
         if self.rendered is not None:
             self.rendered(job)
         return strip
 
-    def _header(self, cols: Columns, width: int) -> Strip:
-        style = self.get_component_rich_style("jobs-table--header")
-        cells = [
-            ("  ", 2),
-            ("ID", 9),
-            ("TYPE", cols.type + 1),
-            ("STATUS", 12),
-            ("PROGRESS", cols.bar + 6),
-            ("TIME", 7),
-            ("MESSAGE", cols.message),
-        ]
-        text = "".join(set_cell_size(t, w) for t, w in cells)
-        return Strip([Segment(set_cell_size(text, width), style)], width)
+    def _header(self, layout: Layout, width: int) -> Strip:
+        style, sorted_style = self._style("header"), self._style("header:sorted")
+        segments = [Segment("  ", style)]
+        for column, cells in layout.widths:
+            title = COLUMN_TITLES[column]
+            if column == self.sort.column:
+                label = f"{title}{self.sort.arrow}"
+                segments.append(Segment(label, sorted_style))
+                segments.append(Segment(" " * max(0, cells - cell_len(label)), style))
+            else:
+                segments.append(Segment(set_cell_size(title, cells), style))
+        used = sum(s.cell_length for s in segments)
+        if used < width:
+            segments.append(Segment(" " * (width - used), style))
+        return Strip(segments, width).crop(0, width)
 
-    def _row(self, job: Job, index: int, cols: Columns, width: int) -> Strip:
-        base = self.rich_style
+    def _row(self, job: Job, index: int, layout: Layout, width: int) -> Strip:
+        row = "cursor" if index == self.cursor else "base"
+        base = self._style(row)
         marked = job.id in self.marked
-        if index == self.cursor and self.has_focus:
-            base = base + self.get_component_rich_style("jobs-table--cursor")
-        elif index == self.cursor:
-            base = base + self.get_component_rich_style("jobs-table--cursor", partial=True)
-        status_style = base + self.get_component_rich_style(
-            f"jobs-table--{job.status.value}", partial=True
-        )
-        mark_style = (
-            base + self.get_component_rich_style("jobs-table--marked", partial=True)
-            if marked
-            else base
-        )
-        message = job.error if job.error and job.status.is_terminal else job.message
         segments = [
-            Segment("* " if marked else "  ", mark_style),
-            Segment(set_cell_size(job.short_id, 9), base),
-            Segment(_fit(job.type, cols.type + 1), base),
-            Segment(set_cell_size(status_label(job.status), 12), status_style),
-            Segment(set_cell_size(progress_bar(job.progress, cols.bar), cols.bar + 6), base),
-            Segment(set_cell_size(job_time(job, self.clock()), 7), base),
-            Segment(_fit(" ".join((message or "").split()), cols.message), base),
+            Segment("* " if marked else "  ", self._style(f"{row}:marked") if marked else base)
         ]
+        now = self.clock()
+        for column, cells in layout.widths:
+            style = self._style(f"{row}:{job.status.value}") if column == "status" else base
+            segments.append(Segment(self._cell(job, column, cells, layout.bar, now), style))
         used = sum(s.cell_length for s in segments)
         if used < width:
             segments.append(Segment(" " * (width - used), base))
         return Strip(segments, width).crop(0, width)
+
+    @staticmethod
+    def _cell(job: Job, column: str, cells: int, bar: int, now: datetime) -> str:
+        if column == "id":
+            return set_cell_size(job.short_id, cells)
+        if column == "type":
+            return _fit(job.type, cells)
+        if column == "status":
+            return set_cell_size(status_label(job.status), cells)
+        if column == "progress":
+            return set_cell_size(progress_bar(job.progress, bar), cells)
+        if column == "time":
+            return set_cell_size(job_time(job, now), cells)
+        if column == "age":
+            if job.created_at is None:
+                return set_cell_size("", cells)
+            return set_cell_size(
+                short_duration(max(0.0, (now - job.created_at).total_seconds())), cells
+            )
+        if column == "attempt":
+            return set_cell_size(f"{job.attempt}", cells)
+        message = job.error if job.error and job.status.is_terminal else job.message
+        return _fit(" ".join((message or "").split()), cells)
 
 
 def _fit(text: str, width: int) -> str:

@@ -1,5 +1,5 @@
 """Counts by status, queue depth and the last hour's failure rate (from /api/stats),
-plus what the table shows when a filter or marks narrow it."""
+plus what the table shows: its order, the time window, a filter or marks."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ class SummaryStrip(Widget):
     total: reactive[int] = reactive(0)
     marked: reactive[int] = reactive(0)
     filter_text: reactive[str] = reactive("")
+    sort_text: reactive[str] = reactive("")
+    window_text: reactive[str] = reactive("")
 
     def render(self) -> Text:
         line = Text(" ")
@@ -38,7 +40,11 @@ class SummaryStrip(Widget):
             line.append(f" · failed in the last hour {rate_text}")
             if self.stale:
                 line.append(" (last known)")
-        if self.filter_text or self.marked:
+        if self.sort_text:
+            line.append(f" · sort: {self.sort_text}")
+        if self.window_text:
+            line.append(f" · window: {self.window_text}")
+        if self.filter_text or self.marked or self.window_text:
             line.append(f" · showing {self.shown} of {self.total}")
             if self.filter_text:
                 line.append(f" · filter: {self.filter_text}")
