@@ -12,6 +12,7 @@ import psycopg
 import pytest
 
 from jobctl.server.records import COMPLETED, RUNNING, Change, JobRow, Limits, NewJob, now_us
+from jobctl.server.store.base import Lease, migrations
 from jobctl.server.store.postgres import _CLAIM_FREE, PostgresStore
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
@@ -83,7 +84,7 @@ async def test_limits_hold_across_servers_claiming_at_once(stores: list[Postgres
         assert alice[0] == 3 and bob == (2, 2), (alice, bob)
         # finish everything claimed this round, so the next round claims again
         for r in running:
-            done = await stores[0].finish_job(r.id, r.lease_owner or "", COMPLETED, "{}", None,
+            done = await stores[0].finish_job(r.id, Lease.of(r), COMPLETED, "{}", None,
                                               None, now)  # fmt: skip
             assert done is not None
         assert len(running) == 5
@@ -128,7 +129,8 @@ async def test_servers_starting_together_migrate_once(pg_cluster: PgCluster) -> 
         with psycopg.connect(url, autocommit=True) as conn:
             names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations")]
             indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
-        assert sorted(names) == ["0001_init.sql", "0002_pending_index.sql"]
+        assert sorted(names) == [name for name, _ in migrations()]
+        assert "0003_lease_token.sql" in names
         assert {"jobs_pending", "jobs_queue"} <= indexes
     finally:
         for s in many:

@@ -63,6 +63,7 @@ JOB_COLUMNS = (
     "run_at",
     "lease_owner",
     "lease_expires_at",
+    "lease_token",
 )
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
@@ -89,6 +90,9 @@ class JobRow:
     run_at: int
     lease_owner: str | None
     lease_expires_at: int | None
+    # The fencing token: raised by every claim, re-queue and retry, so a worker whose
+    # lease was taken from it is refused by every write it makes for the job (0003).
+    lease_token: int = 0
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:

@@ -62,10 +62,13 @@ from jobctl.server.records import (
 )
 from jobctl.server.store.base import (
     FinishedJob,
+    Lease,
+    LeaseLost,
     ListQuery,
     Store,
     decode_cursor,
     encode_cursor,
+    guard_storage,
     migrations,
     split_sql,
 )
@@ -119,7 +122,8 @@ _INSERT_JOB = _announcing(
 _CLAIM_FREE = _announcing(
     "U",
     "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, %(now)s),"
-    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s"
+    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s,"
+    " lease_token = lease_token + 1"
     # ARRAY(...) runs the locking sub-select once (an IN (...) can be re-planned as a join
     # that takes more rows than LIMIT).
     " WHERE id = ANY(ARRAY(SELECT id FROM jobs WHERE status = 'pending' AND run_at <= %(now)s"
@@ -131,16 +135,32 @@ _CLAIM_FREE = _announcing(
 _CLAIM_IDS = _announcing(
     "U",
     "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, %(now)s),"
-    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s"
+    " lease_owner = %(owner)s, lease_expires_at = %(lease)s, updated_at = %(now)s,"
+    " lease_token = lease_token + 1"
     " WHERE id = ANY(%(ids)s) AND status = 'pending'",
+)
+
+# A worker's writes hold the job's row (FOR SHARE) while they check its lease: a re-queue
+# or claim by another server waits for them to commit, so whatever that server reads next
+# (the steps it replays on) includes them, and a write that comes after it is refused.
+_HELD = (
+    "SELECT 1 FROM jobs WHERE id = %(fence_id)s AND lease_token = %(fence_token)s"
+    " AND lease_owner = %(fence_owner)s FOR SHARE"
+)
+# Log lines are also taken from a worker that has just let go of the job (its last
+# lines, an on_failure hook's), but not once someone else holds it.
+_HELD_OR_RELEASED = (
+    "SELECT 1 FROM jobs WHERE id = %(fence_id)s AND lease_token = %(fence_token)s"
+    " AND (lease_owner = %(fence_owner)s OR lease_owner IS NULL) FOR SHARE"
 )
 
 _LOG_NOTIFY = (
     # One notification per line, in the order of the lines: the user id comes from a
     # scalar sub-select (a join could hand the rows out in another order).
-    "WITH c AS (INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
-    " SELECT * FROM unnest(%s::text[], %s::int[], %s::bigint[], %s::text[], %s::text[],"
-    " %s::text[]) RETURNING job_id, seq, ts, level, step, message)"
+    "WITH {fence} c AS (INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
+    " SELECT * FROM unnest(%(job_id)s::text[], %(seq)s::int[], %(ts)s::bigint[],"
+    " %(level)s::text[], %(step)s::text[], %(message)s::text[]) {where}"
+    " RETURNING job_id, seq, ts, level, step, message)"
     f" SELECT pg_notify('{CHANNEL}', CASE WHEN octet_length(n.full_) <= {PAYLOAD_MAX}"
     " THEN n.full_ ELSE json_build_array('Ls', c.job_id, c.seq, c.ts, c.level, NULL, NULL,"
     " n.user_id)::text END) FROM c CROSS JOIN LATERAL (SELECT u.user_id,"
@@ -148,6 +168,41 @@ _LOG_NOTIFY = (
     " u.user_id)::text AS full_ FROM (SELECT (SELECT user_id FROM jobs WHERE id = c.job_id)"
     " AS user_id) u) n"
 )
+_LOG_FREE = _LOG_NOTIFY.format(fence="", where="")
+_LOG_FENCED = _LOG_NOTIFY.format(
+    fence=f"f AS ({_HELD_OR_RELEASED}),", where="WHERE EXISTS (SELECT 1 FROM f)"
+)
+
+_STEP_COLUMNS_SET = (
+    " ON CONFLICT (job_id, step_id) DO UPDATE SET name = excluded.name,"
+    " position = excluded.position, status = excluded.status,"
+    " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
+    " started_at = excluded.started_at, completed_at = excluded.completed_at"
+)
+_STEP_VALUES = (
+    "%(job_id)s, %(step_id)s, %(name)s, %(position)s, %(status)s, %(attempt)s, %(output)s,"
+    " %(error)s, %(started_at)s, %(completed_at)s"
+)
+_SAVE_STEP_FREE = f"INSERT INTO steps ({STEP_SELECT}) VALUES ({_STEP_VALUES}){_STEP_COLUMNS_SET}"
+_SAVE_STEP_FENCED = (
+    f"WITH f AS ({_HELD}) INSERT INTO steps ({STEP_SELECT}) SELECT {_STEP_VALUES}"
+    f" WHERE EXISTS (SELECT 1 FROM f){_STEP_COLUMNS_SET}"
+)
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Connection trouble (refused, dropped, the server shutting down), a full disk, a
+    read-only or recovering server, a statement cancelled by a timeout: not the query's
+    fault, so the API answers 503 and the engine tries again."""
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+        return True
+    return isinstance(exc, OSError | TimeoutError)
+
+
+def _fence(job_id: str, lease: Lease) -> dict[str, Any]:
+    return {"fence_id": job_id, "fence_token": lease.token, "fence_owner": lease.owner}
 
 
 def _insert_args(new: NewJob, now: int) -> tuple[Any, ...]:
@@ -199,7 +254,8 @@ class _Pool:
         self._all: set[AsyncConnection[Any]] = set()
 
     async def _connect(self) -> AsyncConnection[Any]:
-        conn = await AsyncConnection.connect(self.url, autocommit=True)
+        # A bounded wait: an unreachable server is an error to report and retry, not a hang.
+        conn = await AsyncConnection.connect(self.url, autocommit=True, connect_timeout=10)
         if self._setup:
             await conn.execute(self._setup)  # type: ignore[arg-type]
         self._all.add(conn)
@@ -639,14 +695,33 @@ class PostgresStore(Store):
             row = await cur.fetchone()
         return None if row is None else int(row[0])
 
-    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None:
-        if not job_ids:
-            return
+    async def renew_leases(self, owner: str, held: dict[str, int], until: int) -> set[str]:
+        if not held:
+            return set()
         async with self._relaxed.connection() as conn:
-            await conn.execute(
-                "UPDATE jobs SET lease_expires_at = %s WHERE lease_owner = %s AND id = ANY(%s)",
-                (until, owner, job_ids),
+            cur = await conn.execute(
+                "UPDATE jobs j SET lease_expires_at = %s"
+                " FROM unnest(%s::text[], %s::bigint[]) AS l(id, token)"
+                " WHERE j.id = l.id AND j.lease_token = l.token AND j.lease_owner = %s"
+                " RETURNING j.id",
+                (until, list(held), list(held.values()), owner),
             )
+            return {r[0] for r in await cur.fetchall()}
+
+    async def _check_lease(
+        self, conn: AsyncConnection[Any], job_id: str, lease: Lease, *, released_ok: bool = False
+    ) -> None:
+        """After a fenced write changed nothing: LeaseLost unless `lease` still holds the
+        job (then it only stopped running: cancelled or expired) or, with released_ok,
+        held it last and let go of it."""
+        cur = await conn.execute(
+            "SELECT lease_owner, lease_token FROM jobs WHERE id = %s", (job_id,)
+        )
+        row = await cur.fetchone()
+        if row is None or row[1] != lease.token:
+            raise LeaseLost(job_id)
+        if row[0] != lease.owner and not (released_ok and row[0] is None):
+            raise LeaseLost(job_id)
 
     async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
         if owner is None:
@@ -657,7 +732,7 @@ class PostgresStore(Store):
                 "U",
                 "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
                 " lease_expires_at = NULL, updated_at = %s, run_at = %s,"
-                " message = 'Resuming after a lost worker'"
+                " lease_token = lease_token + 1, message = 'Resuming after a lost worker'"
                 " WHERE status = 'running' AND lease_expires_at < %s",
             ),
             (now, now, now),
@@ -665,23 +740,27 @@ class PostgresStore(Store):
         )
 
     async def set_progress(
-        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+        self, job_id: str, lease: Lease, progress: int | None, message: str | None, now: int
     ) -> JobRow | None:
-        rows = await self._fetch_jobs(
-            _announcing(
-                "U",
-                "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s, updated_at = %s"
-                " WHERE id = %s AND status = 'running' AND lease_owner = %s",
-            ),
-            (progress, message, now, job_id, owner),
-            relaxed=True,
-        )
+        async with self._relaxed.connection() as conn:
+            cur = await conn.execute(
+                _announcing(
+                    "U",
+                    "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
+                    " updated_at = %s WHERE id = %s AND status = 'running'"
+                    " AND lease_owner = %s AND lease_token = %s",
+                ),
+                (progress, message, now, job_id, lease.owner, lease.token),
+            )
+            rows = _rows(await cur.fetchall())
+            if not rows:
+                await self._check_lease(conn, job_id, lease)
         return rows[0] if rows else None
 
     async def finish_job(
         self,
         job_id: str,
-        owner: str,
+        lease: Lease,
         status: str,
         output: str | None,
         error: str | None,
@@ -696,35 +775,42 @@ class PostgresStore(Store):
                     " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
                     " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
                     " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
-                    " lease_expires_at = NULL"
-                    " WHERE id = %(id)s AND status = 'running' AND lease_owner = %(owner)s",
+                    " lease_expires_at = NULL WHERE id = %(id)s AND status = 'running'"
+                    " AND lease_owner = %(owner)s AND lease_token = %(token)s",
                 ),
                 {"status": status, "output": output, "error": error, "message": message,
-                 "now": now, "id": job_id, "owner": owner},
+                 "now": now, "id": job_id, "owner": lease.owner, "token": lease.token},
             )  # fmt: skip
             rows = _rows(await cur.fetchall())
             if not rows:
                 # Cancelled or expired meanwhile: let go of the lease all the same.
-                await conn.execute(
+                cur = await conn.execute(
                     "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
-                    " WHERE id = %s AND lease_owner = %s",
-                    (job_id, owner),
+                    " WHERE id = %s AND lease_owner = %s AND lease_token = %s RETURNING id",
+                    (job_id, lease.owner, lease.token),
                 )
+                if not await cur.fetchall():
+                    # Released already (a finish repeated after a lost answer), or lost.
+                    await self._check_lease(conn, job_id, lease, released_ok=True)
         return rows[0] if rows else None
 
     async def suspend_job(
-        self, job_id: str, owner: str, run_at: int, message: str, now: int
+        self, job_id: str, lease: Lease, run_at: int, message: str, now: int
     ) -> JobRow | None:
-        rows = await self._fetch_jobs(
-            _announcing(
-                "U",
-                "UPDATE jobs SET status = 'pending', run_at = %s, message = %s, updated_at = %s,"
-                " lease_owner = NULL, lease_expires_at = NULL"
-                " WHERE id = %s AND status = 'running' AND lease_owner = %s",
-            ),
-            (run_at, message, now, job_id, owner),
-            relaxed=True,
-        )
+        async with self._relaxed.connection() as conn:
+            cur = await conn.execute(
+                _announcing(
+                    "U",
+                    "UPDATE jobs SET status = 'pending', run_at = %s, message = %s,"
+                    " updated_at = %s, lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE id = %s AND status = 'running' AND lease_owner = %s"
+                    " AND lease_token = %s",
+                ),
+                (run_at, message, now, job_id, lease.owner, lease.token),
+            )
+            rows = _rows(await cur.fetchall())
+            if not rows:
+                await self._check_lease(conn, job_id, lease)
         return rows[0] if rows else None
 
     async def cancel_job(self, job_id: str, user_id: str | None, now: int) -> JobRow:
@@ -771,7 +857,8 @@ class PostgresStore(Store):
                     "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
                     " max_attempts = GREATEST(max_attempts, attempt + 1), progress = 0,"
                     " message = %s, output = NULL, error = NULL, started_at = NULL,"
-                    " completed_at = NULL, run_at = %s, updated_at = %s WHERE id = %s",
+                    " completed_at = NULL, run_at = %s, updated_at = %s, lease_owner = NULL,"
+                    " lease_expires_at = NULL, lease_token = lease_token + 1 WHERE id = %s",
                 ),
                 ("Retrying from the start" if from_start else "Retrying", now, now, job_id),
             )
@@ -823,34 +910,41 @@ class PostgresStore(Store):
             )
             return [StepRow(*r) for r in await cur.fetchall()]
 
-    async def save_step(self, step: StepRow) -> None:
+    async def save_step(self, step: StepRow, lease: Lease | None) -> None:
+        args: dict[str, Any] = {"job_id": step.job_id, "step_id": step.step_id,
+            "name": step.name, "position": step.position, "status": step.status,
+            "attempt": step.attempt, "output": step.output, "error": step.error,
+            "started_at": step.started_at, "completed_at": step.completed_at}  # fmt: skip
         async with self._pool.connection() as conn:
-            await conn.execute(
-                f"INSERT INTO steps ({STEP_SELECT}) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (job_id, step_id) DO UPDATE SET name = excluded.name,"
-                " position = excluded.position, status = excluded.status,"
-                " attempt = excluded.attempt, output = excluded.output, error = excluded.error,"
-                " started_at = excluded.started_at, completed_at = excluded.completed_at",
-                (step.job_id, step.step_id, step.name, step.position, step.status, step.attempt,
-                 step.output, step.error, step.started_at, step.completed_at),
-            )  # fmt: skip
+            if lease is None:
+                await conn.execute(_SAVE_STEP_FREE, args)
+                return
+            cur = await conn.execute(_SAVE_STEP_FENCED, {**args, **_fence(step.job_id, lease)})
+            if cur.rowcount == 0:
+                raise LeaseLost(step.job_id)
 
     # logs -----------------------------------------------------------------
-    async def append_logs(self, lines: list[LogRow]) -> None:
+    async def append_logs(self, lines: list[LogRow], lease: Lease | None) -> None:
         if not lines:
             return
+        args: dict[str, Any] = {
+            "job_id": [ln.job_id for ln in lines],
+            "seq": [ln.seq for ln in lines],
+            "ts": [ln.ts for ln in lines],
+            "level": [ln.level for ln in lines],
+            "step": [ln.step for ln in lines],
+            "message": [ln.message for ln in lines],
+        }
         async with self._relaxed.connection() as conn:
-            await conn.execute(
-                _LOG_NOTIFY,
-                (
-                    [ln.job_id for ln in lines],
-                    [ln.seq for ln in lines],
-                    [ln.ts for ln in lines],
-                    [ln.level for ln in lines],
-                    [ln.step for ln in lines],
-                    [ln.message for ln in lines],
-                ),
-            )
+            if lease is None:
+                await conn.execute(_LOG_FREE, args)
+                return
+            job_ids = set(args["job_id"])
+            if len(job_ids) != 1:
+                raise ValueError("a worker's log lines are those of its one job")
+            cur = await conn.execute(_LOG_FENCED, {**args, **_fence(job_ids.pop(), lease)})
+            if cur.rowcount == 0:
+                raise LeaseLost(lines[0].job_id)
 
     async def last_log_seq(self, job_id: str) -> int:
         async with self._pool.connection() as conn:
@@ -920,5 +1014,7 @@ def _redact(url: str) -> str:
         return f"{scheme}://{user}@{host}"
     return url
 
+
+guard_storage(PostgresStore, is_storage_error, "postgresql")
 
 __all__ = ["CHANNEL", "PostgresStore"]
