@@ -235,17 +235,23 @@ async def serve(settings: ServerSettings) -> None:
     _prepare_data_dir(settings)
     built = build(settings)
     store = built.engine.store
+    shown = _display_db(settings.db_target)
     try:
         await store.open()
-    except Exception as exc:
+    except StorageUnavailable as exc:  # damaged, not a database, read-only, unreachable
+        await _close_quietly(store)
+        raise StartupError(f"cannot open the database {shown}: {_reason(exc)}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
+    except Exception as exc:  # another server holds it, PostgreSQL refused us...
         await _close_quietly(store)
         raise StartupError(_one_line(exc), EXIT_UNAVAILABLE) from exc
     try:
         await built.engine.recover()
         sock = bind(settings.host, settings.port)
-    except StorageUnavailable as exc:
+    except StorageUnavailable as exc:  # damaged pages show up on the first real read
         await _close_quietly(store)
-        raise StartupError(f"the store is unavailable: {exc}", EXIT_UNAVAILABLE) from exc
+        raise StartupError(f"cannot use the database {shown}: {_reason(exc)}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
     except BaseException:
         await _close_quietly(store)
         raise
@@ -326,6 +332,14 @@ async def _close_quietly(store: Any) -> None:
         await store.close()
     except Exception as exc:  # closing must not hide why we stop
         log.warning("closing the store failed: %s", _one_line(exc))
+
+
+def _reason(exc: StorageUnavailable) -> str:
+    """The store's own words, without the store's name (the message names the database)."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return _one_line(exc).split(": ", 1)[-1]
 
 
 def _one_line(exc: BaseException) -> str:
