@@ -126,3 +126,131 @@ def test_a_full_disk_gives_503s_and_every_accepted_job_completes_once_freed(
     assert "the store is unavailable" in log and "the store is available again" in log
     assert "Traceback" not in log and " 500 " not in log
     print(f"\nsubmits: {dict(statuses)}; {len(accepted)} accepted, all completed")
+
+
+class Partition:
+    """A TCP relay between the server and PostgreSQL that can be cut: while cut, every
+    connection through it is dropped and new ones are refused (a network partition)."""
+
+    def __init__(self, target_port: int) -> None:
+        import socket
+        import threading
+
+        self.target = ("127.0.0.1", target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.cut = threading.Event()
+        self.closed = threading.Event()
+        self._conns: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        self.listener.settimeout(0.1)
+        while not self.closed.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if self.cut.is_set():
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src: Any, dst: Any) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                with contextlib.suppress(OSError):
+                    s.close()
+
+    def down(self) -> None:
+        import socket
+
+        self.cut.set()
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for s in conns:
+            with contextlib.suppress(OSError):
+                s.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                s.close()
+
+    def up(self) -> None:
+        self.cut.clear()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.down()
+        self.listener.close()
+        self._thread.join(5)
+
+
+@pytest.mark.postgres
+@pytest.mark.timeout(180)
+def test_postgresql_unreachable_gives_503s_and_jobs_complete_once_it_is_back(
+    make_server: Any, pg_url: str
+) -> None:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(pg_url)
+    partition = Partition(parts.port or 5432)
+    try:
+        relayed = pg_url.replace(f":{parts.port}/", f":{partition.port}/")
+        env = {"JOBCTL_LEASE_SECONDS": "3"}
+        server: ServerProcess = make_server("--db", relayed, "--backoff", "0.05,0.1", env=env)
+        statuses: Counter[int] = Counter()
+        accepted: list[str] = []
+        with server.client() as http:
+            for _ in range(4):
+                answer = http.post("/api/jobs", json={"type": "demo", "input": LONG})
+                assert answer.status_code == 201, answer.text
+                accepted.append(answer.json()["id"])
+            wait_for(
+                lambda: (
+                    len(http.get("/api/jobs", params={"status": "running"}).json()["jobs"]) == 3
+                ),
+                timeout=30,
+            )
+            partition.down()
+            for _ in range(5):
+                answer = http.post("/api/jobs", json={"type": "demo", "input": LONG})
+                statuses[answer.status_code] += 1
+                assert answer.status_code == 503, answer.text
+                assert answer.json()["error"]["code"] == "storage_unavailable"
+                listing = http.get("/api/jobs")
+                assert listing.status_code == 503, listing.text
+                time.sleep(0.2)
+            time.sleep(4)  # past the lease: the server's own jobs are up for re-queueing
+            assert server.proc is not None and server.proc.poll() is None
+            partition.up()
+
+            def all_completed() -> bool:
+                answer = http.get("/api/jobs", params={"limit": 100})
+                if answer.status_code != 200:
+                    return False
+                done = {j["id"]: j["status"] for j in answer.json()["jobs"]}
+                return all(done.get(i) == "completed" for i in accepted)
+
+            wait_for(all_completed, timeout=90, interval=0.2)
+    finally:
+        partition.close()
+    assert "the store is unavailable" in server.log and "Traceback" not in server.log

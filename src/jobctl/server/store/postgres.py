@@ -380,7 +380,8 @@ class PostgresStore(Store):
             except Exception as exc:
                 if self._closed:
                     return
-                log.warning("change listener lost its connection (%s); reconnecting", exc)
+                reason = " ".join(str(exc).split())
+                log.warning("change listener lost its connection (%s); reconnecting", reason)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
 
