@@ -280,3 +280,35 @@ async def test_a_fresh_engine_does_not_expire_jobs_that_waited_while_no_server_r
     assert await status_of(store, waited) == "pending"
     up_long = Engine(store, registry, EngineSettings(), up_since=now_us() - 7200 * 1_000_000)
     assert await up_long.expire_once() == 1
+
+
+async def test_a_job_left_running_without_a_worker_is_requeued_and_completes(
+    store: FlakyStore,
+) -> None:
+    """The safety net on a store of our own: a row that says `running` under this engine
+    whose lease is no longer renewed (its task ended without a finish) goes back to the
+    queue when the lease runs out, and runs."""
+    registry = Registry()
+
+    @registry.job("quick", retries=0)
+    async def quick(ctx: JobContext) -> str:
+        return "ran"
+
+    engine = Engine(store, registry, EngineSettings(slots=1, limits=NO_LIMITS))
+    await engine.recover()  # the start-up re-queue is behind us: the row appears later
+    job_id = await submit(store, "quick")
+    store.conn.execute(
+        "UPDATE jobs SET status = 'running', lease_owner = ?, lease_expires_at = ?,"
+        " started_at = ? WHERE id = ?",
+        (engine.owner, now_us() - 1, now_us() - 1, job_id),
+    )
+    await engine.start()
+    try:
+        await asyncio.sleep(0.1)
+        assert job_id not in engine.running and await _is(store, job_id, "running")
+        await engine.lease_tick()
+        await until(lambda: _is(store, job_id, "completed"))
+    finally:
+        await engine.stop(grace=0.1)
+    row = await store.get_job(job_id, None)
+    assert row is not None and row.output == '"ran"'

@@ -65,7 +65,7 @@ def test_a_signal_drains_cleans_up_and_exits_0(
     assert (status, message, owner) == ("pending", "Interrupted by a server shutdown", None)
 
 
-def _db_with_jobs(path: Path) -> None:
+def _db_with_jobs(path: Path, *, finished: bool = False) -> None:
     store = SQLiteStore(str(path))
     store.open_sync()
     try:
@@ -74,6 +74,8 @@ def _db_with_jobs(path: Path) -> None:
                 str(uuid.uuid4()), "demo", json.dumps({"pad": "y" * 3000}), "earlier-user", 1
             )
             store.create_job_sync(job, now_us(), HOUR)
+        if finished:  # history only: nothing for the server to run
+            store.conn.execute("UPDATE jobs SET status = 'completed'")
     finally:
         store.close_sync()
 
@@ -174,7 +176,7 @@ def test_files_are_the_owners_only_and_loose_secrets_are_tightened(
     secret = config_dir / "jwt-secret"
     secret.write_text("s" * 43)
     db = data_dir / "jobctl.db"
-    _db_with_jobs(db)  # as an older jobctl left them: 0644 in a 0755 directory
+    _db_with_jobs(db, finished=True)  # as an older jobctl left them: 0644 in 0755
     for path in (token, secret, db):
         os.chmod(path, 0o644)
 

@@ -634,16 +634,21 @@ class Engine:
         while True:
             await asyncio.sleep(period)
             try:
-                await self.renew_leases()
-                if not self.settings.single_process:
-                    orphans = await self.store.requeue_orphans(now_us(), self.owner)
-                    if orphans:
-                        log.info("re-queued %d job(s) whose worker lease ran out", len(orphans))
-                self._store_ok()
+                await self.lease_tick()
             except StorageUnavailable as exc:
                 self._store_failed(exc, "renewing leases")
             except Exception:
                 log.exception("renewing leases failed")
+
+    async def lease_tick(self) -> None:
+        """Renew our leases, then re-queue jobs whose lease ran out: another server's that
+        died, or, on a store of our own, one of ours that lost its worker (a bug, a task
+        that ended without its finish): nothing stays `running` without a worker."""
+        await self.renew_leases()
+        orphans = await self.store.requeue_orphans(now_us(), self.owner)
+        if orphans:
+            log.info("re-queued %d job(s) whose worker lease ran out", len(orphans))
+        self._store_ok()
 
     async def renew_leases(self) -> None:
         """Extend the leases of the jobs we run; a job whose lease was taken from us while
