@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -178,7 +179,7 @@ async def test_the_api_answers_503_storage_unavailable_never_500(store: FlakySto
         assert (await client.get("/api/jobs", headers=headers)).status_code == 200
 
 
-async def test_real_sqlite_faults_are_storage_unavailable(tmp_path: Path) -> None:
+async def test_real_sqlite_faults_read_only_and_locked_are_storage_unavailable(tmp_path: Path) -> None:
     """What SQLite raises for a database that cannot be written is mapped, in the store."""
     path = tmp_path / "ro.db"
     writer = SQLiteStore(str(path))
@@ -192,6 +193,24 @@ async def test_real_sqlite_faults_are_storage_unavailable(tmp_path: Path) -> Non
             await reader.create_job(NewJob(str(uuid.uuid4()), "t", "{}", "u", 1), now_us(), DAY)
     finally:
         reader.close_sync()
+
+    # Locked by another connection for longer than the busy timeout: BUSY, unavailable.
+    store = SQLiteStore(str(path))
+    await store.open()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        store.conn.execute("PRAGMA busy_timeout = 50")  # 10 s in the server
+        other.execute("BEGIN EXCLUSIVE")
+        with pytest.raises(StorageUnavailable, match="sqlite: database is locked"):
+            await store.create_job(NewJob(str(uuid.uuid4()), "t", "{}", "u", 1), now_us(), DAY)
+        other.execute("ROLLBACK")
+        _, created = await store.create_job(
+            NewJob(str(uuid.uuid4()), "t", "{}", "u", 1), now_us(), DAY
+        )
+        assert created
+    finally:
+        other.close()
+        await store.close()
 
 
 async def test_a_job_waits_out_a_store_outage_and_its_timeout_does_not_run_down(
