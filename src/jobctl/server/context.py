@@ -268,24 +268,29 @@ class JobContext:
 
     async def flush_logs(self) -> None:
         """Write the lines logged so far, in order; while the store cannot take them they
-        are kept (up to MAX_PENDING_LOGS) and tried again. Never raises for the job's sake:
-        a lost lease drops them (the job stops at its next step)."""
+        are kept (up to MAX_PENDING_LOGS) and tried again, and lines logged meanwhile go
+        in the next write. Never raises for the job's sake: a lost lease drops them (the
+        job stops at its next step)."""
+        engine, job = self._engine, self._job
         async with self._flushing:
-            if not self._pending_logs:
-                return
-            if self._dropped_logs:
-                log.warning("job %s: dropped %d log lines the store could not take in time",
-                            self.job_id, self._dropped_logs)  # fmt: skip
-                self._dropped_logs = 0
-            # Taken off only once written: lines logged meanwhile follow in the next write.
-            lines = list(self._pending_logs)
-            engine, job = self._engine, self._job
-            try:
-                await engine.durable(
-                    job, "writing log lines", lambda: engine.store.append_logs(lines, job.lease)
-                )
-            except LeaseLost:
-                pass  # logged by durable; the job stops at its next boundary
-            except Exception:  # logging must never fail a job
-                log.exception("could not write %d log lines for job %s", len(lines), self.job_id)
-            del self._pending_logs[: len(lines)]
+            while self._pending_logs:
+                if self._dropped_logs:
+                    log.warning("job %s: dropped %d log lines the store could not take in"
+                                " time", self.job_id, self._dropped_logs)  # fmt: skip
+                    self._dropped_logs = 0
+                lines = list(self._pending_logs)  # taken off only once written
+                try:
+                    await engine.durable(
+                        job,
+                        "writing log lines",
+                        functools.partial(engine.store.append_logs, lines, job.lease),
+                    )
+                except LeaseLost:  # logged by durable; the job stops at its next boundary
+                    self._pending_logs.clear()
+                    return
+                except Exception:  # logging must never fail a job
+                    log.exception("could not write %d log lines for job %s", len(lines),
+                                  self.job_id)  # fmt: skip
+                    del self._pending_logs[: len(lines)]
+                    return
+                del self._pending_logs[: len(lines)]
