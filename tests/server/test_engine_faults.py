@@ -179,7 +179,9 @@ async def test_the_api_answers_503_storage_unavailable_never_500(store: FlakySto
         assert (await client.get("/api/jobs", headers=headers)).status_code == 200
 
 
-async def test_real_sqlite_faults_read_only_and_locked_are_storage_unavailable(tmp_path: Path) -> None:
+async def test_real_sqlite_faults_read_only_and_locked_are_storage_unavailable(
+    tmp_path: Path,
+) -> None:
     """What SQLite raises for a database that cannot be written is mapped, in the store."""
     path = tmp_path / "ro.db"
     writer = SQLiteStore(str(path))
