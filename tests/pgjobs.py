@@ -48,3 +48,21 @@ async def counted(ctx: JobContext) -> dict[str, Any]:
         await ctx.step.run(f"step-{i}", work)
         await ctx.progress(100 * i // steps, f"Step {i}/{steps} done")
     return {"steps": steps}
+
+
+@registry.job("paced", retries=2, description="Test: steps that take a while, counted")
+async def paced(ctx: JobContext) -> dict[str, Any]:
+    """Like `counted`, but each step's body records its run as it starts and then takes
+    `step_seconds`: a server stopped at any moment is almost surely inside some step."""
+    steps = int(ctx.input.get("steps", 1))
+    pause = float(ctx.input.get("step_seconds", 0.2))
+    for i in range(1, steps + 1):
+
+        async def work(i: int = i) -> int:
+            effect(ctx.job_id, i)
+            await asyncio.sleep(pause)
+            return i
+
+        await ctx.step.run(f"step-{i}", work)
+        await ctx.progress(100 * i // steps, f"Step {i}/{steps} done")
+    return {"steps": steps}

@@ -201,6 +201,8 @@ def main(
     if argv is None and stdout is None and hasattr(signal, "SIGPIPE"):
         # A reader that goes away (`jobctl watch | head -1`) ends us as it ends any Unix
         # filter (141 under `set -o pipefail`), not as "a watched job failed" (1).
+        # Client commands only: `jobctl server run` ignores SIGPIPE again as it starts
+        # (server/main.py run()), since a client hanging up must not end a server.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if ctx is None:
         ctx = Context.from_process(env)

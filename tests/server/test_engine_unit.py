@@ -68,8 +68,10 @@ async def test_retention_sweep(store: SQLiteStore) -> None:
         job = new_job()
         await store.create_job(job, now, DAY)
         await age(store, job.id, status=status, completed_at=now - days * DAY)
-        await store.save_step(StepRow(job.id, "s", "s", 0, "completed", 1, "1", None, now, now))
-        await store.append_logs([LogRow(job.id, 1, now, "info", None, "hi")])
+        await store.save_step(
+            StepRow(job.id, "s", "s", 0, "completed", 1, "1", None, now, now), None
+        )
+        await store.append_logs([LogRow(job.id, 1, now, "info", None, "hi")], None)
         rows[name] = job.id
     deleted = await store.sweep(now - 30 * DAY, now - 7 * DAY)
     assert deleted == 3
@@ -86,8 +88,8 @@ async def test_expiry_of_stuck_pending_and_running_jobs(store: SQLiteStore) -> N
     async def t(ctx: JobContext) -> None:
         return None
 
-    engine = Engine(store, registry, EngineSettings())
     now = now_us()
+    engine = Engine(store, registry, EngineSettings(), up_since=now - DAY)
     waiting, fresh, orphan, sleeping = new_job(), new_job(), new_job(), new_job()
     for job in (waiting, fresh, orphan, sleeping):
         await store.create_job(job, now, DAY)

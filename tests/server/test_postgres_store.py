@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from jobctl.server.records import COMPLETED, RUNNING, Change, JobRow, Limits, NewJob, now_us
-from jobctl.server.store.base import migrations
+from jobctl.server.store.base import Lease, migrations
 from jobctl.server.store.postgres import _CLAIM_FREE, PostgresStore
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
@@ -84,7 +84,7 @@ async def test_limits_hold_across_servers_claiming_at_once(stores: list[Postgres
         assert alice[0] == 3 and bob == (2, 2), (alice, bob)
         # finish everything claimed this round, so the next round claims again
         for r in running:
-            done = await stores[0].finish_job(r.id, r.lease_owner or "", COMPLETED, "{}", None,
+            done = await stores[0].finish_job(r.id, Lease.of(r), COMPLETED, "{}", None,
                                               None, now)  # fmt: skip
             assert done is not None
         assert len(running) == 5

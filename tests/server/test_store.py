@@ -31,7 +31,7 @@ from jobctl.server.records import (
     now_us,
 )
 from jobctl.server.store import open_store
-from jobctl.server.store.base import ListQuery, Store
+from jobctl.server.store.base import Lease, LeaseLost, ListQuery, Store
 from tests.pgfixtures import _stores
 
 US = 1_000_000
@@ -69,6 +69,13 @@ async def make(store: Store, n: int = 1, now: int = T0, **kw: Any) -> list[JobRo
         assert created
         rows.append(row)
     return rows
+
+
+async def held(store: Store, job_id: str) -> Lease:
+    """The lease the job's row says its worker holds now."""
+    row = await store.get_job(job_id, None)
+    assert row is not None
+    return Lease.of(row)
 
 
 async def next_changes(
@@ -182,7 +189,8 @@ async def test_claim_respects_user_and_key_limits(store: Store) -> None:
     assert await store.claim_jobs("w", 20, T0 + US, 30 * US, limits) == []
     assert await store.count_running("alice", None) == (2, 0)
     assert await store.count_running("bob", "org:x") == (1, 1)
-    done = await store.finish_job(a[0].id, "w", COMPLETED, "{}", None, "Completed", T0 + 2 * US)
+    lease = await held(store, a[0].id)
+    done = await store.finish_job(a[0].id, lease, COMPLETED, "{}", None, "Completed", T0 + 2 * US)
     assert done is not None and done.status == COMPLETED and done.progress == 100
     assert [r.id for r in await store.claim_jobs("w", 20, T0 + 3 * US, 30 * US, limits)] == [
         a[2].id
@@ -191,26 +199,49 @@ async def test_claim_respects_user_and_key_limits(store: Store) -> None:
 
 async def test_leases_renew_and_expired_ones_are_requeued(store: Store) -> None:
     rows = await make(store, 2, now=T0 - 10)
-    assert len(await store.claim_jobs("w1", 2, T0, 10 * US, NO_LIMITS)) == 2
-    await store.renew_leases("w1", [rows[0].id], T0 + 100 * US)
-    await store.renew_leases("other", [rows[1].id], T0 + 100 * US)  # not its lease: no effect
+    claimed = await store.claim_jobs("w1", 2, T0, 10 * US, NO_LIMITS)
+    assert len(claimed) == 2
+    first, second = (Lease.of(r) for r in claimed)
+    assert await store.renew_leases("w1", {rows[0].id: first.token}, T0 + 100 * US) == {rows[0].id}
+    # not its lease, or not its token: no effect
+    assert await store.renew_leases("other", {rows[1].id: second.token}, T0 + 100 * US) == set()
+    assert await store.renew_leases("w1", {rows[1].id: second.token + 1}, T0 + 100 * US) == set()
     back = await store.requeue_orphans(T0 + 50 * US, "w2")
     assert [r.id for r in back] == [rows[1].id]
     assert back[0].status == PENDING and back[0].lease_owner is None
     assert back[0].message == "Resuming after a lost worker"
+    assert back[0].lease_token > second.token  # the old worker is fenced off already
     again = await store.claim_jobs("w2", 5, T0 + 50 * US, 10 * US, NO_LIMITS)
     assert [r.id for r in again] == [rows[1].id]
     assert again[0].started_at == T0  # the first start is kept
-    # the dead worker can no longer write
-    assert await store.set_progress(rows[1].id, "w1", 50, "x", T0 + 51 * US) is None
-    assert await store.finish_job(rows[1].id, "w1", COMPLETED, None, None, None, T0) is None
-    mine = await store.set_progress(rows[1].id, "w2", 50, "half", T0 + 51 * US)
+    assert again[0].lease_token > back[0].lease_token
+    # the dead worker can no longer write, and learns so from the write
+    step = StepRow(rows[1].id, "s", "s", 0, COMPLETED, 1, "1", None, T0, T0 + 1)
+    with pytest.raises(LeaseLost):
+        await store.set_progress(rows[1].id, second, 50, "x", T0 + 51 * US)
+    with pytest.raises(LeaseLost):
+        await store.finish_job(rows[1].id, second, COMPLETED, None, None, None, T0)
+    with pytest.raises(LeaseLost):
+        await store.save_step(step, second)
+    with pytest.raises(LeaseLost):
+        await store.append_logs([LogRow(rows[1].id, 1, T0, "info", None, "late")], second)
+    with pytest.raises(LeaseLost):
+        await store.suspend_job(rows[1].id, second, T0 + 60 * US, "Sleeping", T0 + 51 * US)
+    # even with the same owner id: a token from an earlier claim is refused
+    with pytest.raises(LeaseLost):
+        await store.set_progress(rows[1].id, Lease("w2", second.token), 50, "x", T0 + 51 * US)
+    assert await store.load_steps(rows[1].id) == []
+    assert await store.list_logs(rows[1].id, 0, 10) == []
+    mine = await store.set_progress(rows[1].id, Lease.of(again[0]), 50, "half", T0 + 51 * US)
     assert mine is not None and (mine.progress, mine.message) == (50, "half")
+    await store.save_step(step, Lease.of(again[0]))
+    assert [s.step_id for s in await store.load_steps(rows[1].id)] == ["s"]
 
 
 async def test_cancel_retry_suspend_fail(store: Store) -> None:
     rows = await make(store, 4, now=T0 - 10)
-    assert len(await store.claim_jobs("w", 4, T0, 30 * US, NO_LIMITS)) == 4
+    leases = {r.id: Lease.of(r) for r in await store.claim_jobs("w", 4, T0, 30 * US, NO_LIMITS)}
+    assert len(leases) == 4
     cancelled = await store.cancel_job(rows[0].id, "alice", T0 + 1)
     assert cancelled.status == CANCELLED and cancelled.completed_at == T0 + 1
     from jobctl.server.joberrors import JobConflict, JobNotFound
@@ -221,25 +252,38 @@ async def test_cancel_retry_suspend_fail(store: Store) -> None:
         await store.cancel_job(rows[1].id, "bob", T0 + 2)
     with pytest.raises(JobConflict):
         await store.retry_job(rows[1].id, "alice", False, T0 + 2)
-    # the worker finishing a cancelled job changes nothing but lets go of the lease
-    assert await store.finish_job(rows[0].id, "w", COMPLETED, "{}", None, None, T0 + 3) is None
+    # the worker of a cancelled job still holds it: its step in flight is recorded, its
+    # progress is not (None: stop), its finish changes nothing but lets go of the lease
+    lease = leases[rows[0].id]
+    step = StepRow(rows[0].id, "s1", "one", 0, COMPLETED, 1, "1", None, T0, T0 + 1)
+    await store.save_step(step, lease)
+    assert await store.set_progress(rows[0].id, lease, 50, "x", T0 + 2) is None
+    assert await store.finish_job(rows[0].id, lease, COMPLETED, "{}", None, None, T0 + 3) is None
     after = await store.get_job(rows[0].id, None)
     assert after is not None and after.status == CANCELLED and after.lease_owner is None
+    # a finish repeated (its answer lost) is not a lost lease; its last log lines are kept
+    assert await store.finish_job(rows[0].id, lease, COMPLETED, "{}", None, None, T0 + 3) is None
+    await store.append_logs([LogRow(rows[0].id, 1, T0 + 3, "info", None, "bye")], lease)
 
-    step = StepRow(rows[0].id, "s1", "one", 0, COMPLETED, 1, "1", None, T0, T0 + 1)
-    await store.save_step(step)
-    await store.save_step(StepRow(rows[0].id, "s2", "two", 1, FAILED, 2, None, "x", T0, T0 + 2))
+    await store.save_step(
+        StepRow(rows[0].id, "s2", "two", 1, FAILED, 2, None, "x", T0, T0 + 2), None
+    )
     retried = await store.retry_job(rows[0].id, "alice", False, T0 + 5)
+    assert retried.lease_token > lease.token
+    with pytest.raises(LeaseLost):  # the retry is a new run: the old worker is fenced off
+        await store.append_logs([LogRow(rows[0].id, 2, T0 + 5, "info", None, "late")], lease)
     assert (retried.status, retried.attempt, retried.started_at) == (PENDING, 2, None)
     assert retried.max_attempts == 3
     assert [s.step_id for s in await store.load_steps(rows[0].id)] == ["s1"]
     fresh = await store.claim_jobs("w", 1, T0 + 6, 30 * US, NO_LIMITS)
     assert [r.id for r in fresh] == [rows[0].id]
-    await store.finish_job(rows[0].id, "w", FAILED, None, "boom", "Failed", T0 + 7)
+    await store.finish_job(rows[0].id, Lease.of(fresh[0]), FAILED, None, "boom", "Failed", T0 + 7)
     again = await store.retry_job(rows[0].id, None, True, T0 + 8)
     assert again.attempt == 3 and await store.load_steps(rows[0].id) == []
 
-    slept = await store.suspend_job(rows[1].id, "w", T0 + 60 * US, "Sleeping (nap)", T0 + 9)
+    slept = await store.suspend_job(
+        rows[1].id, leases[rows[1].id], T0 + 60 * US, "Sleeping (nap)", T0 + 9
+    )
     assert slept is not None and (slept.status, slept.run_at) == (PENDING, T0 + 60 * US)
     assert slept.started_at == T0
     awake = await store.claim_jobs("w", 5, T0 + 10, 30 * US, NO_LIMITS)
@@ -253,24 +297,24 @@ async def test_cancel_retry_suspend_fail(store: Store) -> None:
 
 async def test_finish_without_a_message_keeps_the_last_one(store: Store) -> None:
     rows = await make(store, 2, now=T0 - 10)
-    await store.claim_jobs("w", 2, T0, 30 * US, NO_LIMITS)
-    await store.set_progress(rows[0].id, "w", 90, "5 events found", T0 + 1)
-    kept = await store.finish_job(rows[0].id, "w", COMPLETED, "{}", None, None, T0 + 2)
+    a, b = (Lease.of(r) for r in await store.claim_jobs("w", 2, T0, 30 * US, NO_LIMITS))
+    await store.set_progress(rows[0].id, a, 90, "5 events found", T0 + 1)
+    kept = await store.finish_job(rows[0].id, a, COMPLETED, "{}", None, None, T0 + 2)
     assert kept is not None and kept.message == "5 events found"
-    plain = await store.finish_job(rows[1].id, "w", COMPLETED, "{}", None, None, T0 + 2)
+    plain = await store.finish_job(rows[1].id, b, COMPLETED, "{}", None, None, T0 + 2)
     assert plain is not None and plain.message == COMPLETED
 
 
 async def test_expiry_candidates_and_sweep(store: Store) -> None:
     old = await make(store, 2, now=T0)
     new = await make(store, 1, now=T0 + 100 * US)
-    await store.claim_jobs("w", 1, T0 + US, 30 * US, NO_LIMITS)
+    (claimed,) = await store.claim_jobs("w", 1, T0 + US, 30 * US, NO_LIMITS)
     found = await store.active_jobs_older_than(T0 + 50 * US, T0 + 50 * US)
     assert {r.id for r in found} == {old[0].id, old[1].id}
-    await store.finish_job(old[0].id, "w", COMPLETED, "{}", None, None, T0 + 2 * US)
+    await store.finish_job(old[0].id, Lease.of(claimed), COMPLETED, "{}", None, None, T0 + 2 * US)
     await store.fail_jobs([old[1].id], "x", T0 + 2 * US)
-    await store.append_logs([LogRow(old[0].id, 1, T0, "info", None, "hi")])
-    await store.save_step(StepRow(old[0].id, "s", "s", 0, COMPLETED, 1, "1", None, T0, T0))
+    await store.append_logs([LogRow(old[0].id, 1, T0, "info", None, "hi")], None)
+    await store.save_step(StepRow(old[0].id, "s", "s", 0, COMPLETED, 1, "1", None, T0, T0), None)
     assert await store.sweep(T0 + 3 * US, T0 + US) == 1  # completed past retention only
     assert await store.get_job(old[0].id, None) is None
     assert await store.list_logs(old[0].id, 0, 10) == []
@@ -285,9 +329,11 @@ async def test_expiry_candidates_and_sweep(store: Store) -> None:
 async def test_steps_upsert_and_logs(store: Store) -> None:
     (row,) = await make(store)
     s = StepRow(row.id, "a", "first", 0, RUNNING, 1, None, None, T0, None)
-    await store.save_step(s)
-    await store.save_step(StepRow(row.id, "b", "second", 1, RUNNING, 1, None, None, T0, None))
-    await store.save_step(StepRow(row.id, "a", "first", 0, COMPLETED, 2, '{"x":1}', None, T0, T0))
+    await store.save_step(s, None)
+    await store.save_step(StepRow(row.id, "b", "second", 1, RUNNING, 1, None, None, T0, None), None)
+    await store.save_step(
+        StepRow(row.id, "a", "first", 0, COMPLETED, 2, '{"x":1}', None, T0, T0), None
+    )
     steps = await store.load_steps(row.id)
     assert [(st.step_id, st.status, st.attempt, st.output) for st in steps] == [
         ("a", COMPLETED, 2, '{"x":1}'),
@@ -295,7 +341,7 @@ async def test_steps_upsert_and_logs(store: Store) -> None:
     ]
     assert await store.last_log_seq(row.id) == 0
     lines = [LogRow(row.id, i, T0 + i, "info", "first", f"line {i} ✓") for i in range(1, 6)]
-    await store.append_logs(lines)
+    await store.append_logs(lines, None)
     assert await store.last_log_seq(row.id) == 5
     assert await store.list_logs(row.id, 2, 2) == lines[2:4]
 
@@ -304,7 +350,8 @@ async def test_stats_queries(store: Store) -> None:
     rows = await make(store, 3)
     await make(store, 1, user="bob", type="journal_extraction", now=T0 + 100)
     await store.claim_jobs("w", 2, T0 + US, 30 * US, NO_LIMITS)
-    await store.finish_job(rows[0].id, "w", COMPLETED, "{}", None, None, T0 + 2 * US)
+    lease = await held(store, rows[0].id)
+    await store.finish_job(rows[0].id, lease, COMPLETED, "{}", None, None, T0 + 2 * US)
     counts = sorted(await store.status_counts("alice"))
     assert counts == [("demo", COMPLETED, 1), ("demo", PENDING, 1), ("demo", RUNNING, 1)]
     assert len(await store.status_counts(None)) == 4
@@ -323,9 +370,10 @@ async def test_every_write_is_announced_once_in_order(store: Store) -> None:
     queue = store.changes.subscribe()
     rows = await make(store, 2)
     claimed = await store.claim_jobs("w", 1, T0 + 1, 30 * US, NO_LIMITS)
-    await store.set_progress(rows[0].id, "w", 40, "Step 1/2", T0 + 2)
-    await store.append_logs([LogRow(rows[0].id, 1, T0 + 3, "info", "s", "hello")])
-    await store.finish_job(rows[0].id, "w", COMPLETED, '{"ok":true}', None, "Completed", T0 + 4)
+    lease = Lease.of(claimed[0])
+    await store.set_progress(rows[0].id, lease, 40, "Step 1/2", T0 + 2)
+    await store.append_logs([LogRow(rows[0].id, 1, T0 + 3, "info", "s", "hello")], lease)
+    await store.finish_job(rows[0].id, lease, COMPLETED, '{"ok":true}', None, "Completed", T0 + 4)
     await store.cancel_job(rows[1].id, None, T0 + 5)
     await store.retry_job(rows[1].id, None, False, T0 + 6)
     got = await next_changes(queue, 8)
@@ -354,9 +402,10 @@ async def test_large_rows_are_announced_whole(store: Store) -> None:
     queue = store.changes.subscribe()
     text = 'x\u00e9"\n' * 5000  # escapes and multi-byte characters: ~30 kB as JSON
     (row,) = await make(store, input=json.dumps({"text": text}, ensure_ascii=False))
-    await store.claim_jobs("w", 1, T0 + 1, 30 * US, NO_LIMITS)
-    await store.finish_job(row.id, "w", COMPLETED, '{"big": "' + "y" * 9000 + '"}', None, None, 5)
-    await store.append_logs([LogRow(row.id, 1, T0, "info", None, "z" * 9000)])
+    (claimed,) = await store.claim_jobs("w", 1, T0 + 1, 30 * US, NO_LIMITS)
+    lease = Lease.of(claimed)
+    await store.finish_job(row.id, lease, COMPLETED, '{"big": "' + "y" * 9000 + '"}', None, None, 5)
+    await store.append_logs([LogRow(row.id, 1, T0, "info", None, "z" * 9000)], lease)
     got = await next_changes(queue, 4)
     assert got[0].record is not None and got[0].record["input"] == row.input_obj()
     assert got[2].record is not None and got[2].record["output"] == {"big": "y" * 9000}
@@ -369,7 +418,7 @@ async def test_log_lines_are_announced_in_their_order(store: Store) -> None:
     jobs = await make(store, 2)
     await next_changes(queue, 2)
     lines = [LogRow(jobs[i % 2].id, i // 2 + 1, T0 + i, "info", None, f"l{i}") for i in range(40)]
-    await store.append_logs(lines)
+    await store.append_logs(lines, None)
     got = await next_changes(queue, 40)
     assert [c.row for c in got] == lines
     assert [c.user_id for c in got] == ["alice"] * 40

@@ -25,6 +25,7 @@ from jobctl.errors import UnreachableError
 
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
+PRIVATE = 0o600  # the log and state files: the server's log names every user's jobs
 
 
 @dataclass(frozen=True)
@@ -114,12 +115,24 @@ def running_server(data_dir: Path) -> ServerState | None:
     )
 
 
+def _private_file(path: Path, flags: int) -> int:
+    """os.open a file readable by its owner only, tightening one made before."""
+    fd = os.open(path, flags | os.O_CREAT, PRIVATE)
+    os.fchmod(fd, PRIVATE)
+    return fd
+
+
+def _write_private(path: Path, text: str) -> None:
+    with os.fdopen(_private_file(path, os.O_WRONLY | os.O_TRUNC), "w") as fh:
+        fh.write(text)
+
+
 @contextlib.contextmanager
 def _start_lock(data_dir: Path) -> Iterator[None]:
     import fcntl
 
-    data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "server.lock", "w") as fh:
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with os.fdopen(_private_file(data_dir / "server.lock", os.O_WRONLY), "w") as fh:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             try:
@@ -155,7 +168,7 @@ def start_server(
         if current is not None:
             return current, False
         log_path = log_file(data_dir)
-        with open(log_path, "ab") as log:
+        with os.fdopen(_private_file(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "jobctl", "server", "run", "--port", str(port)],
                 stdin=subprocess.DEVNULL,
@@ -164,7 +177,7 @@ def start_server(
                 cwd=data_dir,
                 start_new_session=True,  # survives this command and its terminal's ^C
             )
-        pid_file(data_dir).write_text(f"{proc.pid}\n")
+        _write_private(pid_file(data_dir), f"{proc.pid}\n")
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:

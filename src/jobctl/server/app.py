@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,9 +22,10 @@ from jobctl.server.joberrors import ApiError, DomainError
 from jobctl.server.logredact import install_redaction
 from jobctl.server.registry import Registry
 from jobctl.server.service import JobService
-from jobctl.server.store.base import Store
+from jobctl.server.store.base import StorageUnavailable, Store
 
 log = logging.getLogger("jobctl.server")
+STORAGE_RETRY_AFTER = "2"  # seconds; clients resend 503s to GETs and keyed submits
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -103,6 +105,29 @@ class BodyLimit:
         await response(scope, receive, send)
 
 
+class _StorageLog:
+    """A line for a request refused because the store is unavailable, at most once a
+    second (with how many were refused since)."""
+
+    def __init__(self) -> None:
+        self._last = -1.0
+        self._quiet = 0
+
+    def report(self, method: str, path: str, exc: StorageUnavailable) -> None:
+        now = time.monotonic()
+        if now - self._last < 1.0:
+            self._quiet += 1
+            return
+        more = f" (and {self._quiet} more since)" if self._quiet else ""
+        self._last, self._quiet = now, 0
+        if path.startswith("/e/"):
+            path = "/e/***"  # the event key is a token
+        log.warning("503 for %s %s: %s%s", method, path, exc, more)
+
+
+_STORAGE_LOG = _StorageLog()
+
+
 def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     errors = exc.errors()
     for err in errors:
@@ -176,6 +201,19 @@ def create_app(
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, exc: DomainError) -> JSONResponse:
         return await api_error(request, api.http_error(exc))
+
+    @app.exception_handler(StorageUnavailable)
+    async def storage_unavailable(request: Request, exc: StorageUnavailable) -> JSONResponse:
+        # The one place a store fault becomes HTTP: whatever the route, a clean 503 that
+        # says to come back, never a 500. Logged once a second at most: an outage would
+        # otherwise log every request.
+        _STORAGE_LOG.report(request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "storage_unavailable",
+            "the job store cannot take this request right now; try again shortly",
+            {"Retry-After": STORAGE_RETRY_AFTER},
+        )
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:

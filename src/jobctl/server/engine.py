@@ -5,6 +5,19 @@ top; `ctx.step.run` returns the stored result of a step that already completed
 and runs the first one that has not, persisting its result before going on. A
 crash loses at most the step that was running; the restarted server re-queues
 the job and the replay skips everything already done.
+
+Two kinds of fault are the store's, and the engine rides them out:
+
+- A lost lease. Every write a worker makes for a job names its lease (owner and
+  fencing token); a worker that stalled past its lease (SIGSTOP, a suspended VM, a
+  partition from PostgreSQL) and was replaced is refused (LeaseLost), logs it and drops
+  the job without writing anything. It also checks its lease before it starts a step's
+  body when its renewal is overdue, so after a stall it does not run a step whose
+  result is already someone else's.
+- The store unavailable (disk full, read-only, locked, PostgreSQL unreachable): writes
+  are kept and retried, with backoff, until they succeed; the job waits in its slot
+  (the wait does not count towards its timeout), so nothing stays `running` without a
+  worker. Pending time while the engine could not write does not count towards expiry.
 """
 
 from __future__ import annotations
@@ -17,9 +30,9 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from jobctl.server.changes import ChangeBus
 from jobctl.server.jobcontext import JobCancelled, JobContext, JobSuspended
@@ -39,9 +52,10 @@ from jobctl.server.records import (
     now_us,
 )
 from jobctl.server.registry import JobType, Registry
-from jobctl.server.store.base import Store
+from jobctl.server.store.base import Lease, LeaseLost, StorageUnavailable, Store
 
 log = logging.getLogger("jobctl.engine")
+T = TypeVar("T")
 
 DEV_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 INNGEST_BACKOFF = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0)
@@ -50,6 +64,8 @@ US = 1_000_000
 PEER_TTL = 5.0  # seconds: a server not seen holding a job for this long is forgotten
 RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pending)
 RANK_TTL = 0.1  # seconds a computed rank is reused
+RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
+OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 
 
 def _rank_key(owner: str) -> bytes:
@@ -72,6 +88,7 @@ class EngineSettings:
     cancel_grace: float = 10.0  # then a step that ignores cancellation is interrupted
     idempotency_hours: float = 24.0
     single_process: bool = True  # the store is ours alone: every running job is an orphan
+    stop_grace: float = 5.0  # on shutdown, running jobs get this long, then are re-queued
 
 
 def format_seconds(value: float) -> str:
@@ -108,10 +125,30 @@ class RunningJob:
     last_log_seq: int
     cancel_event: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # The lease this run holds, and until when it was last known to hold it (store time,
+    # microseconds): a step's body starts only on a lease known to be unexpired.
+    lease: Lease = field(default=Lease("", 0))
+    lease_until: int = 0
+    lost: bool = False  # the lease was taken from us: write nothing more
+    deadline: asyncio.Timeout | None = None  # the job's timeout, pushed back by store waits
+
+    def __post_init__(self) -> None:
+        if self.row.lease_owner is not None:
+            self.lease = Lease.of(self.row)
+            self.lease_until = self.row.lease_expires_at or 0
 
 
 class Engine:
-    def __init__(self, store: Store, registry: Registry, settings: EngineSettings) -> None:
+    def __init__(
+        self,
+        store: Store,
+        registry: Registry,
+        settings: EngineSettings,
+        *,
+        up_since: int | None = None,
+    ) -> None:
+        """`up_since`: since when this engine counts as able to run jobs, for expiry (now;
+        a pending job's wait before that is not held against it)."""
         self.store = store
         self.registry = registry
         self.settings = settings
@@ -135,6 +172,13 @@ class Engine:
         self._unclaimed: set[str] = set()
         self._spill_timer: asyncio.TimerHandle | None = None
         self.jobs_started = 0
+        self.leases_lost = 0
+        # Store health, for expiry: since when we could not write (None: we can), and
+        # the periods we could not, as (start, end) in microseconds, oldest first.
+        self._unavailable_since: int | None = None
+        self._outages: list[tuple[int, int]] = []
+        self._started_us = now_us() if up_since is None else up_since
+        self._recovered = False
         store.changes.add_listener(self._on_change)
 
     @property
@@ -142,11 +186,19 @@ class Engine:
         return self.store.changes
 
     # lifecycle ------------------------------------------------------------
-    async def start(self) -> None:
+    async def recover(self) -> None:
+        """Re-queue what a stopped server left running (once; `start` does it if not yet).
+        Run before serving, so that a store that fails here fails the start-up."""
+        if self._recovered:
+            return
         owner = None if self.settings.single_process else self.owner
         orphans = await self.store.requeue_orphans(now_us(), owner)
         if orphans:
             log.info("re-queued %d job(s) left running by a stopped server", len(orphans))
+        self._recovered = True
+
+    async def start(self) -> None:
+        await self.recover()
         loop = asyncio.get_running_loop()
         self._tasks = [
             loop.create_task(self._dispatch_loop(), name="jobctl-dispatch"),
@@ -155,8 +207,11 @@ class Engine:
             loop.create_task(self._retention_loop(), name="jobctl-retention"),
         ]
 
-    async def stop(self, grace: float = 5.0) -> None:
-        """Stop claiming; give running jobs `grace` seconds, then put them back in the queue."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Stop claiming; give running jobs `grace` seconds (settings.stop_grace), then put
+        them back in the queue."""
+        if grace is None:
+            grace = self.settings.stop_grace
         self._stopping = True
         self._wake.set()
         if self._spill_timer is not None:
@@ -184,6 +239,102 @@ class Engine:
         table = self.settings.backoff or DEV_BACKOFF
         return float(table[min(attempt - 1, len(table) - 1)])
 
+    # store faults -------------------------------------------------------------
+    @property
+    def store_available(self) -> bool:
+        return self._unavailable_since is None
+
+    def _store_failed(self, exc: StorageUnavailable, doing: str) -> None:
+        if self._unavailable_since is None:
+            self._unavailable_since = now_us()
+            log.warning("the store is unavailable (%s, while %s); keeping what could not be"
+                        " written and trying again", exc, doing)  # fmt: skip
+
+    def _store_ok(self) -> None:
+        since = self._unavailable_since
+        if since is None:
+            return
+        self._unavailable_since = None
+        now = now_us()
+        self._outages.append((since, now))
+        del self._outages[:-OUTAGES_KEPT]
+        log.info("the store is available again, after %s", format_seconds((now - since) / US))
+        self.wake()
+
+    def available_us(self, start: int, end: int) -> int:
+        """How much of [start, end] this engine was up with its store available: the time
+        a pending job can fairly be said to have waited for."""
+        start = max(start, self._started_us)
+        if end <= start:
+            return 0
+        lost = 0
+        outages = self._outages
+        if self._unavailable_since is not None:
+            outages = [*outages, (self._unavailable_since, end)]
+        for a, b in outages:
+            lost += max(0, min(b, end) - max(a, start))
+        return max(0, end - start - lost)
+
+    async def durable(
+        self, job: RunningJob | None, doing: str, write: Callable[[], Awaitable[T]]
+    ) -> T:
+        """`write()`, tried again until the store takes it: what could not be written is
+        kept (in the closure), and the job waits in its slot. The wait is not held against
+        the job's timeout. LeaseLost ends the wait: another worker has the job."""
+        delay = RETRY_FIRST
+        while True:
+            if job is not None and job.lost:
+                raise LeaseLost(job.row.id)
+            try:
+                result = await write()
+            except StorageUnavailable as exc:
+                self._store_failed(exc, doing)
+                if job is not None and job.deadline is not None:
+                    when = job.deadline.when()
+                    if when is not None:
+                        job.deadline.reschedule(when + delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                continue
+            except LeaseLost:
+                if job is not None:
+                    self.lost_lease(job, doing)
+                raise
+            self._store_ok()
+            return result
+
+    def lost_lease(self, job: RunningJob, doing: str) -> None:
+        """The store refused a write of ours for `job`: someone else holds it now."""
+        if job.lost:
+            return
+        job.lost = True
+        self.leases_lost += 1
+        log.warning(
+            "job %s: lost its lease while %s (this server stalled past it and the job was"
+            " re-queued or taken over); abandoning it without writing anything more",
+            job.row.id, doing,
+        )  # fmt: skip
+        job.cancel_event.set()  # wake it from any sleep, to stop at the next boundary
+
+    async def check_lease(self, job: RunningJob) -> None:
+        """Before a step's body: when our renewal of the lease is overdue (a stall: the
+        event loop or the process stood still), make sure we still hold the job."""
+        if job.lost:
+            raise LeaseLost(job.row.id)
+        lease_us = int(self.settings.lease_seconds * US)
+        now = now_us()
+        if now < job.lease_until - lease_us // 3:
+            return
+        until = now + lease_us
+        held = await self.durable(
+            job, "checking its lease",
+            lambda: self.store.renew_leases(self.owner, {job.row.id: job.lease.token}, until),
+        )  # fmt: skip
+        if job.row.id not in held:
+            self.lost_lease(job, "checking its lease before a step")
+            raise LeaseLost(job.row.id)
+        job.lease_until = until
+
     # the dispatcher ----------------------------------------------------------
     async def _dispatch_loop(self) -> None:
         settings = self.settings
@@ -194,7 +345,10 @@ class Engine:
             now = now_us()
             due = self._next_due is not None and self._next_due <= now
             if data_version is not None:
-                version = data_version()
+                try:
+                    version = data_version()
+                except Exception:  # a damaged or vanished file: claims will say so
+                    version = None
                 if version != self._version:
                     self._version = version
                     due = True
@@ -203,6 +357,11 @@ class Engine:
                     rows = await self.store.claim_jobs(
                         self.owner, free, now, lease_us, settings.limits
                     )
+                    self._store_ok()
+                except StorageUnavailable as exc:
+                    self._store_failed(exc, "claiming jobs")
+                    await asyncio.sleep(0.5)
+                    continue
                 except Exception:
                     log.exception("claiming jobs failed; trying again shortly")
                     rows = []
@@ -214,7 +373,11 @@ class Engine:
                     self._next_due = now  # there may be more: look again once a slot frees
                     continue
                 if settings.single_process or settings.limits.active:
-                    nxt = await self.store.next_run_at()
+                    try:
+                        nxt = await self.store.next_run_at()
+                    except StorageUnavailable as exc:
+                        self._store_failed(exc, "looking for work")
+                        nxt = now
                     # Jobs held back by limits are due already: look again when a slot
                     # frees (wake), or after a second at most.
                     self._held_back = nxt is not None and nxt <= now
@@ -248,56 +411,72 @@ class Engine:
         if job_type is None:
             asyncio.get_running_loop().create_task(self._fail_unknown(row))
             return
+        old = self.running.get(row.id)
+        if old is not None:
+            # Still here from a lease we lost (re-queued while we stalled), now claimed
+            # anew: the old run is dropped; the store refuses its writes anyway.
+            self.lost_lease(old, "running when the job was claimed again")
+            if old.task is not None:
+                old.task.cancel()
         job = RunningJob(row, job_type, {}, row.input_obj(), 0)
         self.running[row.id] = job
         self.jobs_started += 1
         job.task = asyncio.get_running_loop().create_task(self._run(job), name=f"job-{row.id}")
 
     async def _fail_unknown(self, row: JobRow) -> None:
-        await self.store.finish_job(
-            row.id,
-            self.owner,
-            FAILED,
-            None,
-            f"job type {row.type!r} is not registered on this server"
-            " (start it with --functions MODULE)",
-            "Unknown job type",
-            now_us(),
-        )
+        lease = Lease.of(row)
+        error = (f"job type {row.type!r} is not registered on this server"
+                 " (start it with --functions MODULE)")  # fmt: skip
+        with contextlib.suppress(LeaseLost):
+            await self.durable(
+                None, "failing a job of an unknown type",
+                lambda: self.store.finish_job(
+                    row.id, lease, FAILED, None, error, "Unknown job type", now_us()
+                ),
+            )  # fmt: skip
 
     # running one job -------------------------------------------------------
     async def _run(self, job: RunningJob) -> None:
         row = job.row
         store = self.store
+        lease = job.lease
         try:
             if not _first_start(row):  # a first start has no steps or logs to replay
-                job.steps = {s.step_id: s for s in await store.load_steps(row.id)}
-                job.last_log_seq = await store.last_log_seq(row.id)
+                steps = await self.durable(job, "loading steps", lambda: store.load_steps(row.id))
+                job.steps = {s.step_id: s for s in steps}
+                job.last_log_seq = await self.durable(
+                    job, "loading logs", lambda: store.last_log_seq(row.id)
+                )
             timeout = job.job_type.timeout
             started = row.started_at or now_us()
             remaining = timeout - (now_us() - started) / US
             outcome = await self._attempts(job, max(remaining, 0.0))
             await self._finish(job, *outcome)
+        except LeaseLost:
+            self.lost_lease(job, "running it")
         except asyncio.CancelledError:
-            if self._stopping:
-                with contextlib.suppress(Exception):
+            if job.lost:
+                pass
+            elif self._stopping:
+                with contextlib.suppress(Exception, LeaseLost):
                     await store.suspend_job(
-                        row.id, self.owner, now_us(), "Interrupted by a server shutdown", now_us()
+                        row.id, lease, now_us(), "Interrupted by a server shutdown", now_us()
                     )
             else:  # cancelled by request and the step ignored it past the grace period
-                with contextlib.suppress(Exception):
-                    await store.finish_job(
-                        row.id, self.owner, CANCELLED, None, None, None, now_us()
-                    )
+                with contextlib.suppress(Exception, LeaseLost):
+                    await store.finish_job(row.id, lease, CANCELLED, None, None, None, now_us())
         except Exception:
             log.exception("internal error running job %s", row.id)
-            with contextlib.suppress(Exception):
-                await store.finish_job(
-                    row.id, self.owner, FAILED, None, "internal error in the job engine",
-                    "Failed", now_us(),
+            with contextlib.suppress(Exception, LeaseLost):
+                await self.durable(
+                    job, "failing a job",
+                    lambda: store.finish_job(row.id, lease, FAILED, None,
+                                             "internal error in the job engine", "Failed",
+                                             now_us()),
                 )  # fmt: skip
         finally:
-            self.running.pop(row.id, None)
+            if self.running.get(row.id) is job:
+                del self.running[row.id]
             self._wake.set()
 
     async def _attempts(self, job: RunningJob, timeout: float) -> tuple[str, Any, str | None]:
@@ -308,6 +487,7 @@ class Engine:
             ctx = JobContext(self, job)
             try:
                 async with asyncio.timeout(timeout) as deadline:
+                    job.deadline = deadline
                     result = await job.job_type.fn(ctx)
                 await ctx.flush_logs()
                 try:
@@ -342,16 +522,23 @@ class Engine:
 
     async def _finish(self, job: RunningJob, status: str, output: Any, error: str | None) -> None:
         row = job.row
-        now = now_us()
+        lease = job.lease
         if status == "suspend":
-            await self.store.suspend_job(
-                row.id, self.owner, output.until_us, f"Sleeping ({output.name})", now
-            )
+            await self.durable(
+                job, "suspending a job",
+                lambda: self.store.suspend_job(
+                    row.id, lease, output.until_us, f"Sleeping ({output.name})", now_us()
+                ),
+            )  # fmt: skip
             self.wake()
             return
         # A completed job keeps its last progress message (its summary); None -> "completed".
         message = {COMPLETED: None, FAILED: "Failed", CANCELLED: "Cancelled"}[status]
-        done = await self.store.finish_job(row.id, self.owner, status, output, error, message, now)
+        done = await self.durable(
+            job, "finishing a job",
+            lambda: self.store.finish_job(row.id, lease, status, output, error, message,
+                                          now_us()),
+        )  # fmt: skip
         if status == FAILED and done is not None and job.job_type.on_failure is not None:
             ctx = JobContext(self, job)
             try:
@@ -375,6 +562,11 @@ class Engine:
                 self.wake()  # a freed limit
         job = self.running.get(change.job_id)
         if job is None:
+            return
+        if row.lease_token > job.lease.token and not job.lost:
+            # Re-queued, claimed or retried since our claim: the lease is no longer ours
+            # (a shared store tells us before our next write would).
+            self.lost_lease(job, "hearing that the job was re-queued")
             return
         if row.lease_owner != self.owner or row.attempt != job.row.attempt:
             # Not about our claim: a shared store can deliver a change committed before
@@ -442,14 +634,37 @@ class Engine:
         while True:
             await asyncio.sleep(period)
             try:
-                until = now_us() + int(self.settings.lease_seconds * US)
-                await self.store.renew_leases(self.owner, list(self.running), until)
-                if not self.settings.single_process:
-                    orphans = await self.store.requeue_orphans(now_us(), self.owner)
-                    if orphans:
-                        log.info("re-queued %d job(s) whose worker lease ran out", len(orphans))
+                await self.lease_tick()
+            except StorageUnavailable as exc:
+                self._store_failed(exc, "renewing leases")
             except Exception:
                 log.exception("renewing leases failed")
+
+    async def lease_tick(self) -> None:
+        """Renew our leases, then re-queue jobs whose lease ran out: another server's that
+        died, or, on a store of our own, one of ours that lost its worker (a bug, a task
+        that ended without its finish): nothing stays `running` without a worker."""
+        await self.renew_leases()
+        orphans = await self.store.requeue_orphans(now_us(), self.owner)
+        if orphans:
+            log.info("re-queued %d job(s) whose worker lease ran out", len(orphans))
+        self._store_ok()
+
+    async def renew_leases(self) -> None:
+        """Extend the leases of the jobs we run; a job whose lease was taken from us while
+        we stood still is dropped (its next write would be refused anyway)."""
+        jobs = [job for job in self.running.values() if not job.lost]
+        if not jobs:
+            return
+        until = now_us() + int(self.settings.lease_seconds * US)
+        held = await self.store.renew_leases(
+            self.owner, {job.row.id: job.lease.token for job in jobs}, until
+        )
+        for job in jobs:
+            if job.row.id in held:
+                job.lease_until = until
+            elif self.running.get(job.row.id) is job and job.task and not job.task.done():
+                self.lost_lease(job, "renewing its lease")
 
     async def expire_once(self) -> int:
         types = self.registry.types()
@@ -467,10 +682,14 @@ class Engine:
             if job_type is None:
                 continue
             if row.status == RUNNING and row.started_at is not None:
+                if row.id in self.running:
+                    continue  # ours: its timeout is enforced in-process, less store waits
                 if now - row.started_at > job_type.timeout * US:
                     msg = timeout_message(row.type, job_type.timeout)
                     expired += len(await self.store.fail_jobs([row.id], msg, now))
-            elif now - row.created_at > job_type.pending_timeout * US:
+            elif self.available_us(row.created_at, now) > job_type.pending_timeout * US:
+                # Time pending counts only while this engine was up and could write: a
+                # job is never failed for what the server itself could not do.
                 msg = expired_message(row.type, job_type.pending_timeout)
                 expired += len(await self.store.fail_jobs([row.id], msg, now))
         return expired
@@ -480,6 +699,8 @@ class Engine:
             await asyncio.sleep(self.settings.expiry_interval)
             try:
                 await self.expire_once()
+            except StorageUnavailable as exc:
+                self._store_failed(exc, "expiring jobs")
             except Exception:
                 log.exception("expiring jobs failed")
 
@@ -494,6 +715,8 @@ class Engine:
                 )
                 if deleted:
                     log.info("retention: deleted %d finished job(s)", deleted)
+            except StorageUnavailable as exc:
+                self._store_failed(exc, "deleting old jobs")
             except Exception:
                 log.exception("retention sweep failed")
             await asyncio.sleep(self.settings.retention_interval)

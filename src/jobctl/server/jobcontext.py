@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import inspect
 import json
@@ -15,11 +16,13 @@ from typing import TYPE_CHECKING, Any
 
 from jobctl.server.joberrors import NonRetriableError, RetryAfterError, StepError
 from jobctl.server.records import COMPLETED, FAILED, RUNNING, LogRow, StepRow, dumps, now_us
+from jobctl.server.store.base import LeaseLost
 
 if TYPE_CHECKING:
     from jobctl.server.engine import Engine, RunningJob
 
 log = logging.getLogger("jobctl.engine")
+MAX_PENDING_LOGS = 10_000  # lines held per job while the store cannot take them
 
 
 class JobCancelled(BaseException):
@@ -77,7 +80,12 @@ class Steps:
                 job.row.id, step_id, name, position, RUNNING, attempt, None, None, now_us(), None
             )
             job.steps[step_id] = step
-            await engine.store.save_step(step)
+            await engine.durable(
+                job, "starting a step", functools.partial(engine.store.save_step, step, job.lease)
+            )
+            # After a stall (the renewal is overdue), make sure the job is still ours
+            # before doing the work: someone else may have done it already.
+            await engine.check_lease(job)
             ctx._current_step = name
             self.attempt = attempt
             try:
@@ -113,14 +121,21 @@ class Steps:
             step.output = output
             step.completed_at = now_us()
             await ctx.flush_logs()  # a step's log lines are stored before the step is done
-            await engine.store.save_step(step)
+            if job.lost:
+                raise LeaseLost(job.row.id)
+            await engine.durable(
+                job, "saving a step", functools.partial(engine.store.save_step, step, job.lease)
+            )
             return json.loads(output)
 
     async def _save_failure(self, step: StepRow, message: str) -> None:
         step.status = FAILED
         step.error = message
         step.completed_at = now_us()
-        await self._ctx._engine.store.save_step(step)
+        engine, job = self._ctx._engine, self._ctx._job
+        await engine.durable(
+            job, "saving a failed step", lambda: engine.store.save_step(step, job.lease)
+        )
 
     async def _failed_try(
         self,
@@ -162,7 +177,10 @@ class Steps:
                 job.row.id, step_id, name, position, COMPLETED, 1, None, None, start, wake
             )
             job.steps[step_id] = step
-            await ctx._engine.store.save_step(step)
+            engine = ctx._engine
+            await engine.durable(
+                job, "saving a sleep", lambda: engine.store.save_step(step, job.lease)
+            )
         remaining = (wake - now_us()) / 1_000_000
         if remaining <= 0:
             return
@@ -183,6 +201,8 @@ class JobContext:
         self._current_step: str | None = None
         self._pending_logs: list[LogRow] = []
         self._flush_task: asyncio.Task[None] | None = None
+        self._flushing = asyncio.Lock()  # one write at a time: lines go in order
+        self._dropped_logs = 0
         self._seq = job.last_log_seq
 
     @property
@@ -207,6 +227,8 @@ class JobContext:
         return self.cancelled.is_set()
 
     def raise_if_cancelled(self) -> None:
+        if self._job.lost:
+            raise LeaseLost(self.job_id)
         if self.cancelled.is_set():
             raise JobCancelled()
 
@@ -221,15 +243,22 @@ class JobContext:
         """Report progress (0-100) and a short message; committed, then announced."""
         value = None if pct is None else max(0, min(100, int(pct)))
         await self.flush_logs()
-        row = await self._engine.store.set_progress(
-            self.job_id, self._engine.owner, value, message, now_us()
-        )
+        engine, job = self._engine, self._job
+        row = await engine.durable(
+            job, "reporting progress",
+            lambda: engine.store.set_progress(job.row.id, job.lease, value, message, now_us()),
+        )  # fmt: skip
         if row is None and not self.cancelled.is_set():
             # No longer running under us: cancelled, or expired by the sweeper.
             self.cancelled.set()
 
     def log(self, message: str, level: str = "info") -> None:
         """Append a log line to the job (written shortly after, in order)."""
+        if self._job.lost:
+            return
+        if len(self._pending_logs) >= MAX_PENDING_LOGS:  # the store has been away long
+            self._dropped_logs += 1
+            return
         self._seq += 1
         self._pending_logs.append(
             LogRow(self.job_id, self._seq, now_us(), level, self._current_step, str(message))
@@ -238,10 +267,30 @@ class JobContext:
             self._flush_task = asyncio.get_running_loop().create_task(self.flush_logs())
 
     async def flush_logs(self) -> None:
-        if not self._pending_logs:
-            return
-        lines, self._pending_logs = self._pending_logs, []
-        try:
-            await self._engine.store.append_logs(lines)
-        except Exception:  # logging must never fail a job
-            log.exception("could not write %d log lines for job %s", len(lines), self.job_id)
+        """Write the lines logged so far, in order; while the store cannot take them they
+        are kept (up to MAX_PENDING_LOGS) and tried again, and lines logged meanwhile go
+        in the next write. Never raises for the job's sake: a lost lease drops them (the
+        job stops at its next step)."""
+        engine, job = self._engine, self._job
+        async with self._flushing:
+            while self._pending_logs:
+                if self._dropped_logs:
+                    log.warning("job %s: dropped %d log lines the store could not take in"
+                                " time", self.job_id, self._dropped_logs)  # fmt: skip
+                    self._dropped_logs = 0
+                lines = list(self._pending_logs)  # taken off only once written
+                try:
+                    await engine.durable(
+                        job,
+                        "writing log lines",
+                        functools.partial(engine.store.append_logs, lines, job.lease),
+                    )
+                except LeaseLost:  # logged by durable; the job stops at its next boundary
+                    self._pending_logs.clear()
+                    return
+                except Exception:  # logging must never fail a job
+                    log.exception("could not write %d log lines for job %s", len(lines),
+                                  self.job_id)  # fmt: skip
+                    del self._pending_logs[: len(lines)]
+                    return
+                del self._pending_logs[: len(lines)]

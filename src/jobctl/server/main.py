@@ -1,4 +1,12 @@
-"""Running the server: wiring, the listening socket, the state file, uvicorn."""
+"""Running the server: wiring, the listening socket, the state file, uvicorn.
+
+The process this runs in is a long-lived daemon, whatever `jobctl`'s main() set up
+for the client commands: SIGPIPE is ignored (a client that hangs up is a logged
+disconnect, never the end of the server), SIGTERM and SIGINT drain and clean up
+and then exit 0, and files are made readable by their owner only (umask 077).
+Anything that stops the start is one line on stderr and exit 2 (usage) or 6
+(storage or another resource unavailable), never a traceback.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +15,39 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import socket
+import stat
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from jobctl import __version__
 from jobctl.server.auth import Authenticator, load_or_create_secret
 from jobctl.server.engine import Engine
 from jobctl.server.registry import load_builtin_jobs, load_functions, registry
 from jobctl.server.settings import ServerSettings
-from jobctl.server.store import StoreUnavailable, open_store
+from jobctl.server.store import StoreDriverMissing, open_store
+from jobctl.server.store.base import StorageUnavailable
 
 log = logging.getLogger("jobctl.server")
 
+EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 2, 6  # jobctl's exit codes (DESIGN.md section 6)
+
 
 class StartupError(Exception):
-    """A clear, one-line reason the server cannot start."""
+    """A clear, one-line reason the server cannot start, and the exit code to end with:
+    2 for what the user asked (flags, environment, job modules), 6 for what is not
+    available (the database, the port, the files of the data dir)."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 @dataclass
@@ -34,6 +56,28 @@ class Built:
     engine: Engine
     auth: Authenticator
     token_created: bool
+
+
+def tighten(path: Path, what: str, *, warn: bool = True) -> None:
+    """Take group and other permissions off an existing file or directory of ours."""
+    try:
+        mode = stat.S_IMODE(path.stat().st_mode)
+    except FileNotFoundError:
+        return
+    if not mode & 0o077:
+        return
+    os.chmod(path, mode & 0o700)
+    report = log.warning if warn else log.info
+    report("%s %s was open to other users (mode %04o); now %04o", what, path, mode, mode & 0o700)
+
+
+def _read_secret(path: Path, what: str, prefix: str = "") -> tuple[str, bool]:
+    try:
+        tighten(path, what)
+        return load_or_create_secret(path, prefix=prefix)
+    except OSError as exc:
+        raise StartupError(f"cannot read or create the {what} {path}: {exc.strerror}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
 
 
 def build(settings: ServerSettings) -> Built:
@@ -50,14 +94,14 @@ def build(settings: ServerSettings) -> Built:
         if job_type is None:
             raise StartupError(f"--timeout {name}=...: no such job type")
         job_type.timeout = seconds
-    token, created = load_or_create_secret(settings.token_file, prefix="jctl_")
+    token, created = _read_secret(settings.token_file, "token file", prefix="jctl_")
     secret = settings.jwt_secret or os.environ.get("JOBCTL_JWT_SECRET")
     if not secret:
-        secret, _ = load_or_create_secret(settings.jwt_secret_file)
+        secret, _ = _read_secret(settings.jwt_secret_file, "JWT secret file")
     auth = Authenticator(token, secret)
     try:
         store = open_store(settings.db_target)
-    except StoreUnavailable as exc:
+    except StoreDriverMissing as exc:
         raise StartupError(str(exc)) from exc
     settings.engine.single_process = not settings.db_target.startswith("postgres")
     lease = os.environ.get("JOBCTL_LEASE_SECONDS")
@@ -108,7 +152,8 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from exc
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
     sock.listen(2048)
     sock.setblocking(False)
     return sock
@@ -119,16 +164,103 @@ def url_for(host: str, port: int) -> str:
     return f"http://{shown}:{port}"
 
 
+class _Disconnects:
+    """Logs clients that hang up before their answer is out: one line a second at most,
+    with a count of the others (a client must not be able to flood the log)."""
+
+    INTERVAL = 1.0
+
+    def __init__(self) -> None:
+        self._last = -self.INTERVAL
+        self._quiet = 0
+
+    def report(self, client: tuple[str, int] | None, what: str, why: str) -> None:
+        now = time.monotonic()
+        if now - self._last < self.INTERVAL:
+            self._quiet += 1
+            return
+        more = f" (and {self._quiet} more since the last report)" if self._quiet else ""
+        self._last, self._quiet = now, 0
+        who = f"{client[0]}:{client[1]}" if client else "a client"
+        log.info("%s hung up before the answer to %s was sent (%s); dropped it%s",
+                 who, what, why, more)  # fmt: skip
+
+
+DISCONNECTS = _Disconnects()
+
+
+class _HttpProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, logging a write to a client that has gone."""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        cycle = self.cycle
+        unsent = cycle is not None and not cycle.response_complete
+        if exc is not None or unsent:
+            scope = cycle.scope if cycle is not None else None
+            what = f"{scope['method']} {scope['path']}" if scope else "a request"
+            why = f"{type(exc).__name__}: {exc}" if exc is not None else "connection closed"
+            DISCONNECTS.report(self.client, what, why)
+        super().connection_lost(exc)
+
+
+def _write_state(path: Path, state: dict[str, Any]) -> None:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(state))
+    os.replace(tmp, path)
+
+
+def _remove_state(path: Path) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        current = json.loads(path.read_text())
+        if current.get("pid") == os.getpid():
+            path.unlink()
+
+
+def _prepare_data_dir(settings: ServerSettings) -> None:
+    try:
+        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        tighten(settings.data_dir, "data directory", warn=False)
+    except OSError as exc:
+        raise StartupError(f"cannot use the data directory {settings.data_dir}: {exc.strerror}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
+
+
 async def serve(settings: ServerSettings) -> None:
     import uvicorn
 
+    class Server(uvicorn.Server):
+        # uvicorn's own handlers re-raise the signal once it has shut down, which ends
+        # the process (status -15) before our clean-up below; ours just ask it to stop.
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    _prepare_data_dir(settings)
     built = build(settings)
     store = built.engine.store
+    shown = _display_db(settings.db_target)
     try:
         await store.open()
-    except Exception as exc:
-        raise StartupError(str(exc)) from exc
-    sock = bind(settings.host, settings.port)
+    except StorageUnavailable as exc:  # damaged, not a database, read-only, unreachable
+        await _close_quietly(store)
+        raise StartupError(f"cannot open the database {shown}: {_reason(exc)}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
+    except Exception as exc:  # another server holds it, PostgreSQL refused us...
+        await _close_quietly(store)
+        raise StartupError(_one_line(exc), EXIT_UNAVAILABLE) from exc
+    try:
+        await built.engine.recover()
+        sock = bind(settings.host, settings.port)
+    except StorageUnavailable as exc:  # damaged pages show up on the first real read
+        await _close_quietly(store)
+        raise StartupError(f"cannot use the database {shown}: {_reason(exc)}",
+                           EXIT_UNAVAILABLE) from exc  # fmt: skip
+    except BaseException:
+        await _close_quietly(store)
+        raise
     port = sock.getsockname()[1]
     url = url_for(settings.host, port)
     served: Any = built.app
@@ -138,13 +270,25 @@ async def serve(settings: ServerSettings) -> None:
         served,
         log_level="warning",
         access_log=settings.access_log,
-        http="httptools",
+        http=_HttpProtocol,
         ws="websockets-sansio",
         lifespan="on",
         timeout_graceful_shutdown=5,
         ws_max_size=5_000_000,
     )
-    server = uvicorn.Server(config)
+    server = Server(config)
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if server.should_exit:  # a second ^C or SIGTERM: stop waiting for the drain
+            server.force_exit = True
+            return
+        log.info("%s: draining (running jobs get %gs, then go back to the queue)",
+                 signal.Signals(signum).name, settings.engine.stop_grace)  # fmt: skip
+        server.should_exit = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
     state = {
         "pid": os.getpid(),
         "url": url,
@@ -154,37 +298,72 @@ async def serve(settings: ServerSettings) -> None:
         "started_at": time.time(),
     }
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started and not task.done():
-        await asyncio.sleep(0.01)
-    if task.done():
-        await task
-        raise StartupError("the server stopped while starting (see the log above)")
-    if settings.state_file is not None:
-        settings.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = settings.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, settings.state_file)
-    print(
-        f"jobctl server {__version__} listening on {url}\n"
-        f"  store: {_display_db(settings.db_target)}\n"
-        f"  token: {settings.token_file}{' (created)' if built.token_created else ''}\n"
-        f"  job types: {', '.join(registry.names())}",
-        file=sys.stderr,
-        flush=True,
-    )
     try:
+        while not server.started and not task.done():
+            await asyncio.sleep(0.01)
+        if task.done():
+            with contextlib.suppress(SystemExit):  # uvicorn's way to say start-up failed
+                await task
+            raise StartupError("the server stopped while starting (see the log above)",
+                               EXIT_UNAVAILABLE)  # fmt: skip
+        if settings.state_file is not None:
+            try:
+                _write_state(settings.state_file, state)
+            except OSError as exc:
+                server.should_exit = True
+                with contextlib.suppress(BaseException):
+                    await task
+                raise StartupError(
+                    f"cannot write the state file {settings.state_file}: {exc.strerror}",
+                    EXIT_UNAVAILABLE,
+                ) from exc
+        with contextlib.suppress(OSError):  # a closed stderr must not stop the server
+            print(
+                f"jobctl server {__version__} listening on {url}\n"
+                f"  store: {_display_db(settings.db_target)}\n"
+                f"  token: {settings.token_file}{' (created)' if built.token_created else ''}\n"
+                f"  job types: {', '.join(registry.names())}",
+                file=sys.stderr,
+                flush=True,
+            )
         await task
     finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
         if settings.state_file is not None:
-            with contextlib.suppress(FileNotFoundError):
-                current = json.loads(settings.state_file.read_text())
-                if current.get("pid") == os.getpid():
-                    settings.state_file.unlink()
+            _remove_state(settings.state_file)
+        await _close_quietly(store)
+    log.info("stopped")
+
+
+async def _close_quietly(store: Any) -> None:
+    try:
         await store.close()
+    except Exception as exc:  # closing must not hide why we stop
+        log.warning("closing the store failed: %s", _one_line(exc))
+
+
+def _reason(exc: StorageUnavailable) -> str:
+    """The store's own words, without the store's name (the message names the database)."""
+    cause = exc.__cause__
+    if isinstance(cause, OSError) and cause.strerror:
+        return cause.strerror
+    return _one_line(exc).split(": ", 1)[-1]
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def run(settings: ServerSettings) -> int:
     """Run in the foreground until SIGINT/SIGTERM. Returns a process exit code."""
+    if hasattr(signal, "SIGPIPE"):
+        # jobctl's main() restores SIGPIPE's default for the client commands (a reader
+        # that goes away ends a filter); a server that did so would die on the first
+        # write to a client that hung up. Ignored, such a write fails with EPIPE, which
+        # the transport turns into a closed connection (logged by _HttpProtocol).
+        signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    os.umask(0o077)  # the database, its WAL, logs and state hold every user's jobs
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -200,11 +379,12 @@ def run(settings: ServerSettings) -> int:
         with asyncio.Runner(loop_factory=loop_factory) as runner:
             runner.run(serve(settings))
     except StartupError as exc:
-        print(f"jobctl server: {exc}", file=sys.stderr)
-        return 6 if "cannot listen" in str(exc) else 2
+        with contextlib.suppress(OSError):
+            print(f"jobctl server: {exc}", file=sys.stderr, flush=True)
+        return exc.code
     except KeyboardInterrupt:
-        return 0
-    return 0
+        return EXIT_OK
+    return EXIT_OK
 
 
 def state_path(data_dir: Path) -> Path:

@@ -66,7 +66,7 @@ def dumps(value: Any) -> str:
 
 
 # The job's fields (jobshape.JOB_FIELDS), then the columns only the stores use.
-JOB_COLUMNS = (*JOB_FIELD_NAMES, "run_at", "lease_owner", "lease_expires_at")
+JOB_COLUMNS = (*JOB_FIELD_NAMES, "run_at", "lease_owner", "lease_expires_at", "lease_token")
 JOB_SELECT = ", ".join(JOB_COLUMNS)
 
 
@@ -94,6 +94,9 @@ class JobRow:
     run_at: int
     lease_owner: str | None
     lease_expires_at: int | None
+    # The fencing token: raised by every claim, re-queue and retry, so a worker whose
+    # lease was taken from it is refused by every write it makes for the job (0003).
+    lease_token: int = 0
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:

@@ -44,6 +44,7 @@ from jobctl.server.schedule_records import (
     PlannedRun,
     ScheduleRow,
 )
+from jobctl.server.store.base import StorageUnavailable
 
 if TYPE_CHECKING:
     from jobctl.server.engine import Engine
@@ -341,10 +342,18 @@ class Scheduler:
         return started
 
     async def _loop(self) -> None:
+        waiting = False  # for the store: said once per outage, not once a second
         while True:
             try:
                 await self.fire_once()
                 nxt = await self.store.next_schedule_tick()
+                if waiting:
+                    log.warning("schedules: the store is back; missed ticks follow the catch-up")
+                waiting = False
+            except StorageUnavailable as exc:
+                if not waiting:
+                    log.warning("schedules wait for the store: %s", exc)
+                waiting, nxt = True, None
             except Exception:
                 log.exception("firing schedules failed; trying again shortly")
                 nxt = None
@@ -368,6 +377,8 @@ class Scheduler:
                     now - int(settings.completed_retention_days * day),
                     now - int(settings.failed_retention_days * day),
                 )
+            except StorageUnavailable as exc:
+                log.warning("sweeping schedule runs and events waits for the store: %s", exc)
             except Exception:
                 log.exception("sweeping schedule runs and events failed")
 

@@ -9,8 +9,9 @@ POSTGRES_MISSING = (
 )
 
 
-class StoreUnavailable(Exception):
-    """The store asked for cannot be used here (a one-line reason for the user)."""
+class StoreDriverMissing(Exception):
+    """The store asked for needs a driver that is not installed (PostgreSQL without the
+    `postgres` extra); a one-line reason for the user."""
 
 
 def open_store(db: str) -> Store:
@@ -18,8 +19,8 @@ def open_store(db: str) -> Store:
     if db.startswith(("postgresql://", "postgres://")):
         try:
             from jobctl.server.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as exc:  # psycopg or psycopg_pool: the `postgres` extra
-            raise StoreUnavailable(f"{POSTGRES_MISSING} ({exc})") from exc
+        except ImportError as exc:  # psycopg: the `postgres` extra
+            raise StoreDriverMissing(f"{POSTGRES_MISSING} ({exc})") from exc
 
         store: Store = PostgresStore(db)
         return store
@@ -28,4 +29,4 @@ def open_store(db: str) -> Store:
     return SQLiteStore(db)
 
 
-__all__ = ["Store", "StoreUnavailable", "open_store"]
+__all__ = ["Store", "StoreDriverMissing", "open_store"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import abc
 import base64
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from importlib import resources
+from typing import Any
 
 from jobctl.server.changes import ChangeBus
 from jobctl.server.records import JobRow, Limits, LogRow, NewJob, StepRow
@@ -26,6 +28,65 @@ def migrations() -> list[tuple[str, str]]:
 def split_sql(script: str) -> list[str]:
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+
+
+class StorageUnavailable(Exception):
+    """The store could not be read or written: the disk is full or read-only, the
+    database is locked for too long or damaged, PostgreSQL is unreachable. Nothing of
+    the failed call was committed (or, for a lost connection, it may have been: every
+    write of the engine is safe to repeat). The API answers 503 storage_unavailable;
+    the engine keeps what it could not write and tries again."""
+
+
+class LeaseLost(BaseException):
+    """A worker wrote for a job it no longer holds: its lease ran out and the job was
+    re-queued, claimed by another worker, or retried. Nothing was written. A
+    BaseException, so that a job's `except Exception` cannot swallow it."""
+
+    def __init__(self, job_id: str) -> None:
+        super().__init__(f"job {job_id}: this worker no longer holds its lease")
+        self.job_id = job_id
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a worker holds while it runs a job: its owner id and the job's fencing
+    token as its claim set it. Every write a worker makes for the job names both."""
+
+    owner: str
+    token: int
+
+    @classmethod
+    def of(cls, row: JobRow) -> Lease:
+        if row.lease_owner is None:
+            raise ValueError(f"job {row.id} is not leased")
+        return cls(row.lease_owner, row.lease_token)
+
+
+def guard_storage(
+    cls: type[Store], is_storage_error: Callable[[BaseException], bool], name: str
+) -> None:
+    """Wrap each Store method of `cls`: an error that `is_storage_error` says is the
+    storage's (not a bug, not bad input) becomes StorageUnavailable. One place per store
+    decides what a storage fault is; callers see one exception for all of them."""
+    for method in sorted(Store.__abstractmethods__ - {"close"}):
+        fn = getattr(cls, method)
+
+        @functools.wraps(fn)
+        async def guarded(
+            self: Store, *args: Any, _fn: Callable[..., Awaitable[Any]] = fn, **kwargs: Any
+        ) -> Any:
+            try:
+                return await _fn(self, *args, **kwargs)
+            except StorageUnavailable:
+                raise
+            except Exception as exc:
+                if not is_storage_error(exc):
+                    raise
+                message = " ".join(str(exc).split())[:300] or type(exc).__name__
+                raise StorageUnavailable(f"{name}: {message}") from exc
+
+        setattr(cls, method, guarded)
 
 
 @dataclass
@@ -101,38 +162,44 @@ class Store(abc.ABC):
         """The earliest run_at among pending jobs (to sleep until then)."""
 
     @abc.abstractmethod
-    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None: ...
+    async def renew_leases(self, owner: str, held: dict[str, int], until: int) -> set[str]:
+        """Extend the leases of `held` (job id -> fencing token) that `owner` still holds;
+        returns their ids. A job missing from the answer was taken from this worker."""
 
     @abc.abstractmethod
     async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
-        """Running jobs whose lease ran out go back to pending. With owner=None (a single-process
-        store that holds the database lock) every running job is an orphan."""
+        """Running jobs whose lease ran out go back to pending (a new fencing token: the
+        worker that lost them can no longer write for them). With owner=None (a
+        single-process store that holds the database lock) every running job is an orphan."""
 
     @abc.abstractmethod
     async def set_progress(
-        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+        self, job_id: str, lease: Lease, progress: int | None, message: str | None, now: int
     ) -> JobRow | None:
-        """None when the job is no longer running under this owner (e.g. cancelled)."""
+        """None when the job is no longer running (cancelled, expired) though the lease is
+        still this worker's; LeaseLost when it is not."""
 
     @abc.abstractmethod
     async def finish_job(
         self,
         job_id: str,
-        owner: str,
+        lease: Lease,
         status: str,
         output: str | None,
         error: str | None,
         message: str | None,
         now: int,
     ) -> JobRow | None:
-        """End a running job. Releases the lease even when the job is no longer running.
-        A None message keeps the job's last message (or, if it has none, the status word)."""
+        """End a running job. Releases the lease even when the job is no longer running
+        (then None). A None message keeps the job's last message (or, if it has none, the
+        status word). LeaseLost when the lease is no longer this worker's."""
 
     @abc.abstractmethod
     async def suspend_job(
-        self, job_id: str, owner: str, run_at: int, message: str, now: int
+        self, job_id: str, lease: Lease, run_at: int, message: str, now: int
     ) -> JobRow | None:
-        """Back to pending until run_at (a long step.sleep), keeping the steps."""
+        """Back to pending until run_at (a long step.sleep), keeping the steps. None when
+        the job is no longer running; LeaseLost when the lease is not this worker's."""
 
     @abc.abstractmethod
     async def cancel_job(self, job_id: str, user_id: str | None, now: int) -> JobRow:
@@ -148,7 +215,8 @@ class Store(abc.ABC):
         input: str | None = None,
     ) -> JobRow:
         """Raises JobNotFound, or JobConflict unless the job failed or was cancelled.
-        `input` (JSON text) replaces the job's input for the new attempt."""
+        `input` (JSON text) replaces the job's input for the new attempt. A new fencing
+        token: a worker still finishing the cancelled run cannot write into the new."""
 
     @abc.abstractmethod
     async def fail_jobs(self, job_ids: list[str], error: str, now: int) -> list[JobRow]:
@@ -169,12 +237,15 @@ class Store(abc.ABC):
     async def load_steps(self, job_id: str) -> list[StepRow]: ...
 
     @abc.abstractmethod
-    async def save_step(self, step: StepRow) -> None:
-        """Insert or replace one step's row."""
+    async def save_step(self, step: StepRow, lease: Lease | None) -> None:
+        """Insert or replace one step's row, if `lease` still holds the job (LeaseLost if
+        not; a cancelled job's worker still holds it). None: unfenced, for tools and tests."""
 
     # logs -----------------------------------------------------------------
     @abc.abstractmethod
-    async def append_logs(self, lines: list[LogRow]) -> None: ...
+    async def append_logs(self, lines: list[LogRow], lease: Lease | None) -> None:
+        """Add log lines; with a lease, lines of that one job, written only while the
+        worker holds the job or has just let go of it (its own finish), else LeaseLost."""
 
     @abc.abstractmethod
     async def last_log_seq(self, job_id: str) -> int: ...

@@ -9,9 +9,11 @@ restarted server re-queue every job the dead one was running, at once.
 from __future__ import annotations
 
 import collections
+import contextlib
 import fcntl
 import os
 import sqlite3
+import stat
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,14 @@ from jobctl.server.schedule_records import (
 )
 from jobctl.server.store.base import (
     FinishedJob,
+    Lease,
+    LeaseLost,
     ListQuery,
     PlanFn,
     Store,
     decode_cursor,
     encode_cursor,
+    guard_storage,
     migrations,
     split_sql,
 )
@@ -62,6 +67,43 @@ from jobctl.server.store.base import (
 
 class DatabaseLocked(RuntimeError):
     pass
+
+
+# Primary result codes that mean the storage failed, not the statement: the API answers
+# 503 and the engine retries (codes from sqlite3.h).
+STORAGE_CODES = frozenset({
+    3,  # PERM
+    5,  # BUSY: locked by another connection past busy_timeout
+    6,  # LOCKED
+    7,  # NOMEM
+    8,  # READONLY
+    10,  # IOERR
+    11,  # CORRUPT: damaged pages
+    13,  # FULL
+    14,  # CANTOPEN
+    15,  # PROTOCOL
+    26,  # NOTADB
+})  # fmt: skip
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    if isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, sqlite3.IntegrityError | sqlite3.ProgrammingError | sqlite3.InterfaceError
+    ):
+        code = getattr(exc, "sqlite_errorcode", None)
+        return code is None or (code & 0xFF) in STORAGE_CODES
+    return isinstance(exc, OSError)
+
+
+def _owner_only(path: str) -> None:
+    """The database and its WAL/SHM hold every user's inputs and outputs: 0600."""
+    for name in (path, path + "-wal", path + "-shm"):
+        try:
+            mode = stat.S_IMODE(os.stat(name).st_mode)
+        except FileNotFoundError:
+            continue
+        if mode & 0o077:
+            os.chmod(name, mode & 0o700)
 
 
 def _placeholders(n: int) -> str:
@@ -82,6 +124,10 @@ class SQLiteStore(Store):
         Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         if lock:
             self._take_lock()
+        # Created (and kept) 0600 before SQLite opens it: SQLite gives the WAL and SHM
+        # files the database file's mode.
+        os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        _owner_only(self.path)
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
@@ -89,6 +135,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA foreign_keys=OFF")
         self._conn = conn
         self._migrate()
+        _owner_only(self.path)
 
     async def open(self) -> None:
         self.open_sync()
@@ -328,7 +375,8 @@ class SQLiteStore(Store):
             lease = now + lease_us
             c.executemany(
                 "UPDATE jobs SET status = 'running', started_at = COALESCE(started_at, ?),"
-                " lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id = ?",
+                " lease_owner = ?, lease_expires_at = ?, updated_at = ?,"
+                " lease_token = lease_token + 1 WHERE id = ?",
                 [(now, owner, lease, now, row.id) for row in picked],
             )
         for row in picked:
@@ -337,6 +385,7 @@ class SQLiteStore(Store):
             row.lease_owner = owner
             row.lease_expires_at = lease
             row.updated_at = now
+            row.lease_token += 1
         self._announce("UPDATE", picked, now)
         return picked
 
@@ -349,15 +398,31 @@ class SQLiteStore(Store):
         row = self.conn.execute("SELECT MIN(run_at) FROM jobs WHERE status = 'pending'").fetchone()
         return None if row[0] is None else int(row[0])
 
-    async def renew_leases(self, owner: str, job_ids: list[str], until: int) -> None:
-        if not job_ids:
-            return
+    async def renew_leases(self, owner: str, held: dict[str, int], until: int) -> set[str]:
+        if not held:
+            return set()
+        kept: set[str] = set()
         with self._write():
-            self.conn.execute(
-                f"UPDATE jobs SET lease_expires_at = ? WHERE lease_owner = ?"
-                f" AND id IN ({_placeholders(len(job_ids))})",
-                [until, owner, *job_ids],
-            )
+            for job_id, token in held.items():
+                cur = self.conn.execute(
+                    "UPDATE jobs SET lease_expires_at = ?"
+                    " WHERE id = ? AND lease_owner = ? AND lease_token = ?",
+                    (until, job_id, owner, token),
+                )
+                if cur.rowcount:
+                    kept.add(job_id)
+        return kept
+
+    def _check_lease(self, job_id: str, lease: Lease, *, released_ok: bool = False) -> None:
+        """Inside a write transaction: raise LeaseLost unless `lease` still holds the job
+        (or, with released_ok, held it last and let go: its own finish)."""
+        row = self.conn.execute(
+            "SELECT lease_owner, lease_token FROM jobs WHERE id = ?", (job_id,)
+        ).fetchone()
+        if row is None or row[1] != lease.token:
+            raise LeaseLost(job_id)
+        if row[0] != lease.owner and not (released_ok and row[0] is None):
+            raise LeaseLost(job_id)
 
     async def requeue_orphans(self, now: int, owner: str | None) -> list[JobRow]:
         with self._write():
@@ -365,6 +430,7 @@ class SQLiteStore(Store):
                 rows = self._update_returning(
                     "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
                     " lease_expires_at = NULL, updated_at = ?, run_at = ?,"
+                    " lease_token = lease_token + 1,"
                     " message = 'Resuming after a server restart' WHERE status = 'running'",
                     (now, now),
                 )
@@ -376,6 +442,7 @@ class SQLiteStore(Store):
                 rows = self._update_returning(
                     "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
                     " lease_expires_at = NULL, updated_at = ?, run_at = ?,"
+                    " lease_token = lease_token + 1,"
                     " message = 'Resuming after a lost worker'"
                     " WHERE status = 'running' AND lease_expires_at < ?",
                     (now, now, now),
@@ -384,13 +451,14 @@ class SQLiteStore(Store):
         return rows
 
     async def set_progress(
-        self, job_id: str, owner: str, progress: int | None, message: str | None, now: int
+        self, job_id: str, lease: Lease, progress: int | None, message: str | None, now: int
     ) -> JobRow | None:
         with self._write():
+            self._check_lease(job_id, lease)
             rows = self._update_returning(
                 "UPDATE jobs SET progress = COALESCE(?, progress), message = ?, updated_at = ?"
-                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (progress, message, now, job_id, owner),
+                " WHERE id = ? AND status = 'running'",
+                (progress, message, now, job_id),
             )
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
@@ -398,7 +466,7 @@ class SQLiteStore(Store):
     def finish_job_sync(
         self,
         job_id: str,
-        owner: str,
+        lease: Lease,
         status: str,
         output: str | None,
         error: str | None,
@@ -406,18 +474,19 @@ class SQLiteStore(Store):
         now: int,
     ) -> JobRow | None:
         with self._write():
+            # Released already (a finish repeated after a failed commit): nothing to do.
+            self._check_lease(job_id, lease, released_ok=True)
             rows = self._update_returning(
                 "UPDATE jobs SET status = ?, output = ?, error = ?, message = COALESCE(?, message, ?),"
                 " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
                 " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
                 " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (status, output, error, message, status, status, now, now, job_id, owner),
+                (status, output, error, message, status, status, now, now, job_id, lease.owner),
             )
-            if not rows:
+            if not rows:  # cancelled or expired meanwhile: let go of the lease all the same
                 self.conn.execute(
-                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
-                    " WHERE id = ? AND lease_owner = ?",
-                    (job_id, owner),
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                    (job_id,),
                 )
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
@@ -425,24 +494,25 @@ class SQLiteStore(Store):
     async def finish_job(
         self,
         job_id: str,
-        owner: str,
+        lease: Lease,
         status: str,
         output: str | None,
         error: str | None,
         message: str | None,
         now: int,
     ) -> JobRow | None:
-        return self.finish_job_sync(job_id, owner, status, output, error, message, now)
+        return self.finish_job_sync(job_id, lease, status, output, error, message, now)
 
     async def suspend_job(
-        self, job_id: str, owner: str, run_at: int, message: str, now: int
+        self, job_id: str, lease: Lease, run_at: int, message: str, now: int
     ) -> JobRow | None:
         with self._write():
+            self._check_lease(job_id, lease)
             rows = self._update_returning(
                 "UPDATE jobs SET status = 'pending', run_at = ?, message = ?, updated_at = ?,"
                 " lease_owner = NULL, lease_expires_at = NULL"
-                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (run_at, message, now, job_id, owner),
+                " WHERE id = ? AND status = 'running'",
+                (run_at, message, now, job_id),
             )
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
@@ -488,7 +558,8 @@ class SQLiteStore(Store):
                 "UPDATE jobs SET status = 'pending', attempt = attempt + 1,"
                 " max_attempts = MAX(max_attempts, attempt + 1), progress = 0,"
                 " message = ?, output = NULL, error = NULL, started_at = NULL,"
-                " completed_at = NULL, run_at = ?, updated_at = ?, input = COALESCE(?, input)"
+                " completed_at = NULL, run_at = ?, updated_at = ?, input = COALESCE(?, input),"
+                " lease_owner = NULL, lease_expires_at = NULL, lease_token = lease_token + 1"
                 " WHERE id = ?",
                 ("Retrying from the start" if from_start else "Retrying", now, now, input, job_id),
             )
@@ -550,8 +621,10 @@ class SQLiteStore(Store):
             )
         ]
 
-    async def save_step(self, step: StepRow) -> None:
+    async def save_step(self, step: StepRow, lease: Lease | None) -> None:
         with self._write():
+            if lease is not None:
+                self._check_lease(step.job_id, lease)
             self.conn.execute(
                 f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})",
                 (
@@ -569,10 +642,13 @@ class SQLiteStore(Store):
             )
 
     # logs -----------------------------------------------------------------
-    async def append_logs(self, lines: list[LogRow]) -> None:
+    async def append_logs(self, lines: list[LogRow], lease: Lease | None) -> None:
         if not lines:
             return
         with self._write():
+            if lease is not None:
+                for job_id in {ln.job_id for ln in lines}:
+                    self._check_lease(job_id, lease, released_ok=True)
             self.conn.executemany(
                 "INSERT INTO job_logs (job_id, seq, ts, level, step, message)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
@@ -974,7 +1050,12 @@ def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
 
 
 class _Txn:
-    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (ApiError included)."""
+    """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception (ApiError included).
+
+    A full disk or an I/O error can end the transaction inside SQLite already (it rolls
+    back by itself), or fail the COMMIT: the rollback is then only tried, so that the
+    error reported is the one that happened.
+    """
 
     def __init__(self, store: SQLiteStore) -> None:
         self.conn = store.conn
@@ -984,9 +1065,20 @@ class _Txn:
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
-            self.conn.execute("COMMIT")
+            try:
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
         else:
-            self.conn.execute("ROLLBACK")
+            self._rollback()
 
+    def _rollback(self) -> None:
+        if self.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.conn.execute("ROLLBACK")
+
+
+guard_storage(SQLiteStore, is_storage_error, "sqlite")
 
 __all__ = ["ApiError", "DatabaseLocked", "SQLiteStore"]
