@@ -61,7 +61,9 @@ def test_watch_follows_through_realtime_with_the_users_jwt(
     server: ServerProcess, jobs: dict[str, str]
 ) -> None:
     with server.client() as http:
-        ids = [demo(http, steps=5, step_seconds=0.2) for _ in range(2)]
+        # ~6 s: still running once the watch (which loads the PostgREST client) has
+        # subscribed, even on a loaded machine; 1 s jobs ended before it started there
+        ids = [demo(http, steps=30, step_seconds=0.2) for _ in range(2)]
     result = jobctl("watch", *ids, jobs["done"], "--profile", "sb", "--jsonl")
     assert result.code == 0, result.stderr
     summary = parse_jsonl(result.stdout).summary
