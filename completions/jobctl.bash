@@ -50,7 +50,7 @@ _jobctl() {
         " schema") opts="--help"; subs="supabase" ;;
         " schema supabase") opts="--help"; subs="" ;;
         " server") opts="--help"; subs="run start status stop user" ;;
-        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --help"; subs="" ;;
+        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --publish --owner-column --help"; subs="" ;;
         " server start") opts="--port --json --help"; subs="" ;;
         " server status") opts="--json --help"; subs="" ;;
         " server stop") opts="--help"; subs="" ;;

@@ -149,6 +149,8 @@ complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subco
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l cancel-grace -r -d 'Seconds a cancelled job\'s running step gets before it is interrupted.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l state-file -r -d 'Write pid and URL here once listening.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l access-log -l no-access-log -d 'Log every request.'
+complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l publish -r -d 'PostgreSQL: serve an app\'s table over Realtime and /rest/v1 (read-only), e.g. public.jobs (repeatable; the server\'s own tables move to schema jobctl).'
+complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l owner-column -r -d 'The published tables\' column holding the owner\'s user id.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from run' -l help -d 'Show help and exit.'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from start' -l port -r -d 'Port (default: the `port` setting, 8765; 0 picks a free one).'
 complete -c jobctl -n '__fish_seen_subcommand_from server; and __fish_seen_subcommand_from start' -l json -r -d 'Print JSON; optionally only these comma-separated fields (--json id,status).'

@@ -72,6 +72,16 @@ def run(
         Path | None, typer.Option(help="Write pid and URL here once listening.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PostgreSQL: serve an app's table over Realtime and /rest/v1 (read-only),"
+            " e.g. public.jobs (repeatable; the server's own tables move to schema jobctl)."
+        ),
+    ] = None,
+    owner_column: Annotated[
+        str, typer.Option(help="The published tables' column holding the owner's user id.")
+    ] = "user_id",
 ) -> None:
     """Run the server in the foreground, logging to stderr."""
     from jobctl.server.engine import INNGEST_BACKOFF, EngineSettings
@@ -116,6 +126,8 @@ def run(
     settings.timeouts = _parse_pairs(timeout or [], "--timeout")
     settings.state_file = state_file or state_path(settings.data_dir)
     settings.access_log = access_log
+    settings.publish = publish or []
+    settings.owner_column = owner_column
     raise typer.Exit(run_server(settings))
 
 
