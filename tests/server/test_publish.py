@@ -22,7 +22,8 @@ from supabase import acreate_client
 from tests.conftest import ServerProcess, wait_job
 from tests.pgcluster import PgCluster
 from tests.pgfixtures import new_database
-from tests.server.realtime.conftest import Sink, jwt_for, ws_url
+from tests.server.realtime.conftest import jwt_for, ws_url
+from tests.server.realtime.conftest import subscribe_table as join
 
 pytestmark = pytest.mark.postgres
 
@@ -74,21 +75,6 @@ def app_sql(server: ServerProcess, statement: str, *args: Any) -> list[tuple[Any
 def new_row(server: ServerProcess, owner: str) -> str:
     rows = app_sql(server, "INSERT INTO public.jobs (user_id) VALUES (%s) RETURNING id", owner)
     return str(rows[0][0])
-
-
-async def join(
-    client: AsyncRealtimeClient, topic: str, schema: str, table: str, event: str = "*",
-    filter: str | None = None,
-) -> Sink:  # fmt: skip
-    sink = Sink()
-    channel = client.channel(topic)
-    channel.on_postgres_changes(
-        event, callback=sink.on_change, table=table, schema=schema, filter=filter
-    )
-    await channel.subscribe(sink.on_state)
-    await sink.wait(lambda: sink.states)
-    assert sink.states[0][0] == "SUBSCRIBED", sink.states
-    return sink
 
 
 async def test_an_app_rows_updates_reach_a_filtered_subscriber_and_its_owner_only(
