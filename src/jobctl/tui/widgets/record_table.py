@@ -45,6 +45,10 @@ class RecordTable(DataTable[str], inherit_bindings=False):
     def show(self, rows: Sequence[tuple[str, Sequence[str]]]) -> None:
         """Refill with (key, cells) rows; the cursor stays on its record when it is still
         there, else on the same line."""
+        if [key for key, _ in rows] == self.keys:  # the same records (a poll, a tick)
+            for key, cells in rows:
+                self.update_row(key, cells)  # only changed cells redraw; scroll stays
+            return
         selected, line = self.selected_key, self.cursor_row
         self.clear()
         self.keys = [key for key, _ in rows]
@@ -60,7 +64,8 @@ class RecordTable(DataTable[str], inherit_bindings=False):
         if key not in self.keys:
             return
         for name, value in zip(self.column_names, cells, strict=True):
-            self.update_cell(key, name, value, update_width=True)
+            if self.get_cell(key, name) != value:
+                self.update_cell(key, name, value, update_width=True)
 
     def action_half_page(self, direction: int) -> None:
         step = max(1, self.scrollable_content_region.height // 2)
