@@ -52,6 +52,64 @@ def make_job(n: int, status: JobStatus = JobStatus.PENDING, **kw: Any) -> Job:
     return Job(**values)
 
 
+def schedule_id(n: int) -> str:
+    return f"5c{n:06x}-0000-4000-8000-{n:012x}"
+
+
+def event_id(n: int) -> str:
+    return f"e0{n:06x}-0000-4000-8000-{n:012x}"
+
+
+def iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat().replace("+00:00", "Z")
+
+
+def make_schedule(n: int, name: str, **kw: Any) -> dict[str, Any]:
+    """A schedule in the API's shape (GET /api/schedules)."""
+    values: dict[str, Any] = {
+        "id": schedule_id(n),
+        "name": name,
+        "type": "demo",
+        "cron": None,
+        "tz": None,
+        "every_seconds": 60.0,
+        "input": {"steps": 1},
+        "overlap": "skip",
+        "catchup_seconds": 60.0,
+        "catchup_policy": "each",
+        "jitter_seconds": 0.0,
+        "paused": False,
+        "note": None,
+        "next_run_at": iso(fixed_clock() + timedelta(seconds=30 * n)),
+        "buffered_tick": None,
+        "last_tick": None,
+        "last_job_id": None,
+        "last_status": None,
+        "user_id": "local",
+        "created_at": iso(T0),
+        "updated_at": iso(T0),
+    }
+    values.update(kw)
+    return values
+
+
+def make_event(n: int, name: str, job_ids: Sequence[str] = (), **kw: Any) -> dict[str, Any]:
+    """An event in the API's shape (GET /api/events)."""
+    values: dict[str, Any] = {
+        "id": event_id(n),
+        "name": name,
+        "data": {"n": n},
+        "event_id": None,
+        "source": "event",
+        "replay_of": None,
+        "received_at": iso(T0 + timedelta(seconds=n)),
+        "job_ids": list(job_ids),
+        "user_id": "local",
+    }
+    values.update(kw)
+    return values
+
+
 @dataclass
 class FakeClient(JobApi):
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -61,6 +119,8 @@ class FakeClient(JobApi):
     calls: list[tuple[str, Any]] = field(default_factory=list)
     fail: JobctlError | None = None  # raised by every call while set
     created: int = 0
+    schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
+    events: list[dict[str, Any]] = field(default_factory=list)  # newest first
     _listing: list[Job] = field(default_factory=list)  # newest first, as of the first page
 
     def add(self, *jobs: Job) -> None:
@@ -155,6 +215,68 @@ class FakeClient(JobApi):
     async def types(self) -> list[dict[str, Any]]:
         self._check("types")
         return [{"name": "journal_extraction"}, {"name": "demo"}]
+
+    # schedules and events: the server's rules, as far as the views can tell ---------
+    def add_schedules(self, *schedules: dict[str, Any]) -> None:
+        for schedule in schedules:
+            self.schedules[schedule["id"]] = schedule
+
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        self._check("list_schedules")
+        return [dict(s) for s in sorted(self.schedules.values(), key=lambda s: s["name"])]
+
+    async def schedule_action(
+        self, ref: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        self._check("schedule_action", (ref, action, body))
+        found = [s for s in self.schedules.values() if ref in (s["id"], s["name"])]
+        if not found:
+            raise NotFoundError(f"schedule {ref} not found")
+        schedule = found[0]
+        now = iso(fixed_clock())
+        if action in ("pause", "resume"):
+            paused = action == "pause"
+            schedule.update(
+                paused=paused,
+                note=(body or {}).get("note"),
+                next_run_at=None if paused else iso(fixed_clock() + timedelta(seconds=60)),
+                updated_at=now,
+            )
+            return dict(schedule)
+        if action == "trigger":
+            job = await self.create_job(schedule["type"], schedule["input"], f"trigger-{now}")
+            schedule.update(last_tick=now, last_job_id=job.id, last_status=job.status.value)
+            return {"runs": [{"outcome": "started", "tick": now, "job_id": job.id}]}
+        raise ConflictError(f"the fake does not {action}")
+
+    async def list_events(
+        self,
+        name: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        self._check("list_events", limit)
+        shown = [dict(e) for e in self.events if name is None or e["name"] == name]
+        return shown[:limit], None
+
+    async def replay_event(self, event_id: str) -> dict[str, Any]:
+        self._check("replay_event", event_id)
+        original = next((e for e in self.events if e["id"] == event_id), None)
+        if original is None:
+            raise NotFoundError(f"event {event_id} not found")
+        job = await self.create_job("demo", dict(original["data"]), f"replay-{event_id}")
+        replayed = make_event(
+            len(self.events) + 100,
+            original["name"],
+            [job.id],
+            data=original["data"],
+            source="replay",
+            replay_of=event_id,
+            received_at=iso(fixed_clock()),
+        )
+        self.events.insert(0, replayed)
+        return {"event": dict(replayed), "job_ids": [job.id]}
 
 
 class FakeFeed(LiveFeed):

@@ -15,8 +15,13 @@ from jobctl.backends.feed import JobFeed, PollSettings, RealtimeConfig, Subscrip
 from jobctl.backends.jobapi import AsyncJobClient
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
+from jobctl.tui.screens.detail import DetailScreen
+from jobctl.tui.screens.events import EventsScreen
+from jobctl.tui.screens.note import NoteScreen
+from jobctl.tui.screens.schedules import SchedulesScreen
 from jobctl.tui.screens.submit import SubmitScreen
 from jobctl.tui.settings import TuiSettings
+from tests.clirun import jobctl
 from tests.conftest import EXAMPLES, ServerProcess
 from tests.tui.helpers import notes, until, until_text
 from tests.tui.screen_text import screen_text
@@ -36,7 +41,9 @@ async def dashboard(
         poll=PollSettings(interval=0.2, max_interval=0.5),
         reconnect=Backoff(0.2, factor=2.5, cap=0.5),
     )
-    settings = TuiSettings(target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2)
+    settings = TuiSettings(
+        target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2, history_interval=0.5
+    )
     app = make_app(client, feed, settings)
     try:
         async with app.run_test(size=SIZE, notifications=True) as pilot:
@@ -112,3 +119,77 @@ async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) 
             ).json()["id"]
         await until_text(pilot, second[:8], timeout=15)
         assert "✖ offline" not in screen_text(app).splitlines()[0]
+
+
+def row_of(app: JobctlApp, needle: str) -> str:
+    return next((x for x in screen_text(app).splitlines() if needle in x), "")
+
+
+async def test_a_schedule_made_with_the_cli_is_paused_and_triggered_from_its_view(
+    make_server: Any,
+) -> None:
+    server: ServerProcess = make_server("--backoff", "0.05,0.1")
+    quick = '{"steps": 1, "step_seconds": 0}'
+    made = await asyncio.to_thread(
+        jobctl, "schedule", "create", "tui-hourly", "--type", "demo", "--cron", "@hourly",
+        "--tz", "Europe/Berlin", "--input", quick,
+    )  # fmt: skip
+    assert made.code == 0, made.stderr
+    async with dashboard(server) as (app, pilot):
+        await until_text(pilot, "◌ polling", 15)
+        await pilot.press("S")
+        await until(pilot, lambda: isinstance(app.screen, SchedulesScreen))
+        await until_text(pilot, "tui-hourly", 10)
+        line = row_of(app, "tui-hourly")
+        assert "0 * * * * Europe/Berlin" in line and "never run" in line and " in " in line
+        await pilot.press("p")
+        await until(pilot, lambda: isinstance(app.screen, NoteScreen))
+        await pilot.press(*"from the tui", "enter")
+        await until(pilot, lambda: "‖ paused" in row_of(app, "tui-hourly"), what="paused")
+        listed = await asyncio.to_thread(jobctl, "schedule", "list")
+        assert listed.stdout.split("\t")[5] == "paused", listed.stdout  # the server's truth
+        shown = await asyncio.to_thread(jobctl, "schedule", "show", "tui-hourly")
+        assert "paused (from the tui)" in shown.stdout
+        await pilot.press("t")  # a paused schedule still runs when triggered
+        await until(
+            pilot,
+            lambda: "✔ completed" in row_of(app, "tui-hourly"),
+            timeout=20,
+            what="the triggered run completed",
+        )
+        job_id = next(j.id for j in app.jobs.values() if j.type == "demo")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        assert app.screen.job_id == job_id
+        await pilot.press("q", "q")
+        await until(pilot, lambda: app.screen is app.main_screen)
+        await until_text(pilot, job_id[:8])  # the jobs table has it too
+
+
+async def test_an_api_submit_is_an_event_that_the_events_view_replays(make_server: Any) -> None:
+    server: ServerProcess = make_server("--backoff", "0.05,0.1")
+    with server.client() as http:
+        first = http.post(
+            "/api/jobs", json={"type": "demo", "input": {"steps": 1, "step_seconds": 0}}
+        ).json()["id"]
+    async with dashboard(server) as (app, pilot):
+        await until_text(pilot, first[:8], timeout=10)
+        await pilot.press("E")
+        await until(pilot, lambda: isinstance(app.screen, EventsScreen) and app.screen.loaded)
+        view = app.screen
+        await until_text(pilot, first[:8])  # the event's job
+        original = view.table.selected_key
+        await pilot.press("r")
+        await until(pilot, lambda: len(view.records) == 2, timeout=10, what="the replay")
+        new = next(iter(view.records.values()))
+        assert new["replay_of"] == original and new["id"] == view.table.selected_key
+        assert f"replay of {original[:8]}" in row_of(app, new["id"][:8])
+        replayed_job = new["job_ids"][0]
+        await until(
+            pilot,
+            lambda: replayed_job in app.jobs and app.jobs[replayed_job].status.is_terminal,
+            timeout=20,
+            what="the replay's job followed to its end",
+        )
+        shown = await asyncio.to_thread(jobctl, "events", "show", new["id"])
+        assert replayed_job in shown.stdout

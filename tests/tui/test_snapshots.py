@@ -1,4 +1,5 @@
-"""Snapshots of the main screen, the detail view, the submit dialog and the help screen.
+"""Snapshots of the main screen, the detail view, the submit dialog, the help screen and
+the schedules and events views.
 
 Fixed clock, ids and figures, at 80x24 (the smallest terminal we promise to fit).
 Update with `pytest tests/tui/test_snapshots.py --snapshot-update` after
@@ -16,7 +17,7 @@ from jobctl.models import JobStatus, LogLine, Step
 from jobctl.tui.app import JobctlApp, make_app
 from jobctl.tui.screens.detail import DetailScreen
 from tests.tui.conftest import sample_client, settings
-from tests.tui.fakes import T0, FakeFeed, job_id
+from tests.tui.fakes import T0, FakeFeed, fixed_clock, iso, job_id, make_event, make_schedule
 from tests.tui.helpers import until
 from tests.tui.screen_text import screen_text
 
@@ -50,6 +51,22 @@ def snapshot_app() -> JobctlApp:
     client.logs[journal.id] = [
         LogLine(journal.id, 1, T0, "info", "parse", "14 sentences, entry dated 2026-03-02"),
         LogLine(journal.id, 2, T0, "info", None, "extracted 5 events and 5 action items"),
+    ]
+    client.add_schedules(
+        make_schedule(1, "hourly-report", cron="0 * * * *", tz="Europe/Berlin", every_seconds=None),
+        make_schedule(
+            2,
+            "every-minute",
+            last_status="failed",
+            last_tick=iso(fixed_clock().replace(minute=39)),
+            last_job_id=job_id(3),
+        ),
+        make_schedule(3, "nightly", paused=True, note="db migration", next_run_at=None),
+    )
+    client.events = [
+        make_event(8, "journal.submitted", [journal.id]),
+        make_event(7, "demo.fanout", [job_id(2), job_id(3), job_id(4), job_id(5)], source="api"),
+        make_event(6, "journal.submitted", [job_id(1)], source="replay", replay_of="e0000001"),
     ]
     return make_app(client, FakeFeed(), settings())
 
@@ -94,6 +111,27 @@ def test_help_screen(snap_compare: Any) -> None:
     async def run_before(pilot: Pilot[object]) -> None:
         await loaded(pilot)
         await pilot.press("question_mark")
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_schedules_view(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await loaded(pilot)
+        await pilot.press("S")
+        await until(pilot, lambda: "refreshed" in screen_text(pilot.app))
+        await pilot.press("j")
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_events_view(snap_compare: Any) -> None:
+    async def run_before(pilot: Pilot[object]) -> None:
+        await loaded(pilot)
+        await pilot.press("E")
+        await until(pilot, lambda: "refreshed" in screen_text(pilot.app))
         await pilot.pause()
 
     assert snap_compare(snapshot_app(), terminal_size=SIZE, run_before=run_before)

@@ -335,6 +335,63 @@ def health_call() -> Call:
     return Call("GET", "/api/health")
 
 
+# schedules and the event history: plain dicts in the API's shape ---------------------
+def _schedule_path(ref: str, suffix: str = "") -> str:
+    return f"/api/schedules/{quote(ref, safe='')}{suffix}"
+
+
+def create_schedule_call(body: dict[str, Any]) -> Call:
+    """Create a schedule."""
+    # Not resent once the server may have seen it: a repeat would be a name conflict.
+    return Call("POST", "/api/schedules", body=body, retry_safe=False)
+
+
+def schedules_call() -> Call:
+    """The caller's schedules, with their next run and last outcome."""
+    return Call("GET", "/api/schedules")
+
+
+def schedule_call(ref: str, runs: int = 20) -> Call:
+    """One schedule (by name or id) and its recent runs."""
+    return Call("GET", _schedule_path(ref), params=[("runs", str(runs))])
+
+
+def schedule_action_call(ref: str, action: str, body: dict[str, Any] | None = None) -> Call:
+    """pause, resume (both answer the schedule), trigger or backfill (both answer the runs)."""
+    # Pausing twice is pausing; a second trigger would be a second run.
+    return Call("POST", _schedule_path(ref, f"/{action}"), body=body,
+                retry_safe=action in ("pause", "resume"))  # fmt: skip
+
+
+def delete_schedule_call(ref: str) -> Call:
+    """Delete a schedule and its run history (not its jobs)."""
+    return Call("DELETE", _schedule_path(ref), retry_safe=False)
+
+
+def events_call(
+    name: str | None = None, since: str | None = None, limit: int = 50, cursor: str | None = None
+) -> Call:
+    """One page of the event history, newest first."""
+    params: list[tuple[str, str | int | float | bool | None]] = [("limit", str(limit))]
+    params += [(k, v) for k, v in (("name", name), ("since", since), ("cursor", cursor)) if v]
+    return Call("GET", "/api/events", params=params)
+
+
+def event_call(event_id: str) -> Call:
+    """One event, with the jobs it started."""
+    return Call("GET", f"/api/events/{event_id}")
+
+
+def replay_call(event_id: str) -> Call:
+    """The same event again: new jobs, the new event linked to the original."""
+    return Call("POST", f"/api/events/{event_id}/replay", retry_safe=False)
+
+
+def job_events_call(job_id: str) -> Call:
+    """The events that started a job."""
+    return Call("GET", _job_path(job_id, "/events"))
+
+
 def page_of(data: Any) -> JobPage:
     return JobPage([Job.from_dict(j) for j in data.get("jobs", [])], data.get("next_cursor"))
 
@@ -357,6 +414,22 @@ def types_of(data: Any) -> list[dict[str, Any]]:
 
 def object_of(data: Any) -> dict[str, Any]:
     return dict(data or {})
+
+
+def schedules_of(data: Any) -> list[dict[str, Any]]:
+    return list(data.get("schedules", []))
+
+
+def events_page_of(data: Any) -> tuple[list[dict[str, Any]], str | None]:
+    return list(data.get("events", [])), data.get("next_cursor")
+
+
+def events_of(data: Any) -> list[dict[str, Any]]:
+    return list(data.get("events", []))
+
+
+def nothing_of(data: Any) -> None:
+    return None
 
 
 def check_ref(ref: str) -> str:
@@ -505,55 +578,15 @@ class JobClient:
             raise UsageError(f"id prefix {ref!r} is ambiguous; give more characters")
         return jobs[0].id
 
-    # schedules and the event history: plain dicts in the API's shape ----------------
-    def create_schedule(self, body: dict[str, Any]) -> dict[str, Any]:
-        # Not resent once the server may have seen it: a repeat would be a name conflict.
-        data: dict[str, Any] = self.send(Call("POST", "/api/schedules", body=body,
-                                              retry_safe=False))  # fmt: skip
-        return data
-
-    def list_schedules(self) -> list[dict[str, Any]]:
-        return list(self.send(Call("GET", "/api/schedules")).get("schedules", []))
-
-    def get_schedule(self, ref: str, runs: int = 20) -> dict[str, Any]:
-        data: dict[str, Any] = self.send(
-            Call("GET", f"/api/schedules/{quote(ref)}", params=[("runs", str(runs))])
-        )
-        return data
-
-    def schedule_action(
-        self, ref: str, action: str, body: dict[str, Any] | None = None
-    ) -> dict[str, Any]:
-        """pause, resume, trigger or backfill."""
-        call = Call("POST", f"/api/schedules/{quote(ref)}/{action}", body=body,
-                    retry_safe=action in ("pause", "resume"))  # fmt: skip
-        data: dict[str, Any] = self.send(call)
-        return data
-
-    def delete_schedule(self, ref: str) -> None:
-        self.send(Call("DELETE", f"/api/schedules/{quote(ref)}", retry_safe=False))
-
-    def list_events(
-        self, name: str | None = None, since: str | None = None, limit: int = 50,
-        cursor: str | None = None,
-    ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
-        params: list[tuple[str, str | int | float | bool | None]] = [("limit", str(limit))]
-        params += [(k, v) for k, v in (("name", name), ("since", since), ("cursor", cursor)) if v]
-        data = self.send(Call("GET", "/api/events", params=params))
-        return list(data.get("events", [])), data.get("next_cursor")
-
-    def get_event(self, event_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self.send(Call("GET", f"/api/events/{event_id}"))
-        return data
-
-    def replay_event(self, event_id: str) -> dict[str, Any]:
-        data: dict[str, Any] = self.send(
-            Call("POST", f"/api/events/{event_id}/replay", retry_safe=False)
-        )
-        return data
-
-    def job_events(self, job_id: str) -> list[dict[str, Any]]:
-        return list(self.send(Call("GET", _job_path(job_id, "/events"))).get("events", []))
+    create_schedule = _blocking(create_schedule_call, object_of)
+    list_schedules = _blocking(schedules_call, schedules_of)
+    get_schedule = _blocking(schedule_call, object_of)
+    schedule_action = _blocking(schedule_action_call, object_of)
+    delete_schedule = _blocking(delete_schedule_call, nothing_of)
+    list_events = _blocking(events_call, events_page_of)
+    get_event = _blocking(event_call, object_of)
+    replay_event = _blocking(replay_call, object_of)
+    job_events = _blocking(job_events_call, events_of)
 
     def resolve_event_id(self, ref: str) -> str:
         """A full event id, or a unique prefix among the newest 2,000 events."""
@@ -635,6 +668,12 @@ class AsyncJobClient:
     types = _awaitable(types_call, types_of)
     stats = _awaitable(stats_call, object_of)
     health = _awaitable(health_call, object_of)
+    list_schedules = _awaitable(schedules_call, schedules_of)
+    get_schedule = _awaitable(schedule_call, object_of)
+    schedule_action = _awaitable(schedule_action_call, object_of)
+    list_events = _awaitable(events_call, events_page_of)
+    get_event = _awaitable(event_call, object_of)
+    replay_event = _awaitable(replay_call, object_of)
 
     # feed.JobSource: lets the live feed poll through this client -----------------
     async def fetch_jobs(self, job_ids: Sequence[str]) -> list[Job]:

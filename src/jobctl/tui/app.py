@@ -3,7 +3,8 @@
 The app owns the client and the feed. Network work runs in workers that end
 by posting a message (tui/messages.py); handlers here keep the job store and
 pass what changed down to the screens. Screens and widgets never call the
-client, except the detail screen's own workers (which end with the screen).
+client, except the own workers of the detail, schedules and events screens
+(which end with the screen).
 
 Live snapshots are the exception to one message per result: the feed worker
 (in the app's own event loop) adds them to an `UpdateBuffer`, and one flush
@@ -38,13 +39,19 @@ from jobctl.tui.messages import (
     ActionDone,
     ActionFailed,
     ConnectionChanged,
+    JobFetched,
     JobsLoaded,
+    JobsStarted,
+    ShowJobs,
     StatsLoaded,
 )
 from jobctl.tui.screens.confirm import ConfirmScreen
 from jobctl.tui.screens.detail import DetailScreen
+from jobctl.tui.screens.events import EventsScreen
 from jobctl.tui.screens.help import HelpScreen
 from jobctl.tui.screens.main import JobsRequested, MainScreen, TableReady
+from jobctl.tui.screens.records import RecordsScreen
+from jobctl.tui.screens.schedules import SchedulesScreen
 from jobctl.tui.screens.submit import Submission, SubmitScreen
 from jobctl.tui.settings import KEYS, MUTATING_ACTIONS, READONLY_NOTE, TuiSettings
 from jobctl.tui.updates import UpdateBuffer, is_new_ending, is_older
@@ -120,6 +127,8 @@ class JobctlApp(App[int]):
         for screen in self.screen_stack:
             if isinstance(screen, DetailScreen):
                 screen.tick()
+        if isinstance(self.screen, RecordsScreen):
+            self.screen.tick()
 
     # workers ------------------------------------------------------------------
     @work(exclusive=True, group="feed", exit_on_error=False)
@@ -205,6 +214,16 @@ class JobctlApp(App[int]):
                 self.post_message(ActionFailed(verb, job_id[:8], exc.message))
         if done:
             self.post_message(ActionDone(verb, done))
+
+    @work(group="actions", exit_on_error=False)
+    async def fetch_and_open(self, job_id: str) -> None:
+        """A job the table has not loaded (an old event's, a schedule's last): get it."""
+        try:
+            job = await self.client.get_job(job_id)
+        except JobctlError as exc:
+            self.post_message(ActionFailed("open", job_id[:8], exc.message))
+            return
+        self.post_message(JobFetched(job))
 
     @on(Worker.StateChanged)
     def worker_failed(self, event: Worker.StateChanged) -> None:
@@ -295,7 +314,7 @@ class JobctlApp(App[int]):
         if self.main_screen.is_mounted:
             self.main_screen.show_mode(message.mode, message.detail, self.loaded)
         for screen in self.screen_stack:
-            if isinstance(screen, DetailScreen):
+            if isinstance(screen, DetailScreen | RecordsScreen):
                 screen.header.mode, screen.header.detail = message.mode, message.detail
         if message.mode == FeedMode.OFFLINE:
             self.notify(
@@ -344,6 +363,46 @@ class JobctlApp(App[int]):
         )
 
     # requests from the screens --------------------------------------------------
+    @on(JobsStarted)
+    def jobs_started(self, message: JobsStarted) -> None:
+        """A trigger's or a replay's jobs: the feed follows them into the table."""
+        self.feed.add_jobs(message.job_ids)
+        self.feed.refresh()
+        self._stats_soon()
+
+    @on(ShowJobs)
+    def show_jobs(self, message: ShowJobs) -> None:
+        ids = message.job_ids
+        if len(ids) > 1:
+            self._back_to_main()
+            self.main_screen.set_filter_text("id:" + ",".join(i[:8] for i in ids))
+        elif ids[0] in self.jobs:
+            self._open_over(self.jobs[ids[0]])
+        else:
+            self.fetch_and_open(ids[0])
+
+    @on(JobFetched)
+    def job_fetched(self, message: JobFetched) -> None:
+        self._apply([message.job], [], quiet=True)
+        self.feed.add_jobs([message.job.id])
+        self._open_over(self.jobs.get(message.job.id, message.job))
+
+    def _open_over(self, job: Job) -> None:
+        """The job's detail over the view it was opened from (q comes back to it)."""
+        self.push_screen(DetailScreen(job, self.client, self.settings, self.mode))
+
+    def action_open_schedules(self) -> None:
+        self._open_view(SchedulesScreen)
+
+    def action_open_events(self) -> None:
+        self._open_view(EventsScreen)
+
+    def _open_view(self, view: type[RecordsScreen]) -> None:
+        if isinstance(self.screen, view):
+            return
+        self._back_to_main()
+        self.push_screen(view(self.client, self.settings, self.mode))
+
     @on(JobsRequested)
     def jobs_requested(self, message: JobsRequested) -> None:
         verb, ids = message.verb, message.job_ids
@@ -526,29 +585,42 @@ class JobctlApp(App[int]):
         return self.get_key_display(Binding(key, ""))
 
     def _screen_title(self) -> str:
+        if isinstance(self.screen, RecordsScreen):
+            return self.screen.TITLE
         return "job details" if isinstance(self.screen, DetailScreen) else "jobs"
 
     def _key_rows(self) -> list[tuple[str, str]]:
         screen = self.screen
+        sub_view = isinstance(screen, DetailScreen | RecordsScreen)
+        texts: dict[str, str] = {}
         if isinstance(screen, DetailScreen):
             ids = ["back", "retry", "cancel", "copy_id", "help", "open_last"]
             moves = "Scroll; ctrl+d ctrl+u half a page, ctrl+f ctrl+b a page; Tab: the next pane"
+        elif isinstance(screen, RecordsScreen):
+            if isinstance(screen, SchedulesScreen):
+                ids = ["pause", "trigger", "open"]
+                texts["open"] = "Open the job of the schedule's last run"
+            else:
+                ids = ["open", "replay"]
+                texts["open"] = "Open the event's job (several: the jobs table, filtered)"
+            ids += ["refresh", "back", "help", "open_last"]
+            moves = "Move; ctrl+d ctrl+u half a page, ctrl+f ctrl+b a page"
         else:
             ids = ["open", "submit", "retry", "cancel", "copy_id", "filter", "mark", "mark_all"]
             ids += ["sort", "sort_back", "sort_invert", "columns", "window"]
-            ids += ["back", "help", "quit", "open_last"]
+            ids += ["schedules", "events", "back", "help", "quit", "open_last"]
             moves = "Move; ctrl+d ctrl+u half a page, ctrl+f ctrl+b a page"
+        if sub_view:
+            texts["back"] = "Back to the jobs"
         rows = []
         for binding_id in ids:
             keys = self.settings.key_for(binding_id).split(",")
-            if binding_id == "back" and isinstance(screen, DetailScreen):
+            if binding_id == "back" and sub_view:
                 keys += self.settings.key_for("quit").split(",")
             label = ", ".join(self.get_key_display(Binding(k.strip(), "")) for k in keys)
-            text = KEYS[binding_id][1]
+            text = texts.get(binding_id, KEYS[binding_id][1])
             if binding_id in MUTATING_ACTIONS and self.settings.readonly:
                 text = f"off: {READONLY_NOTE.format(verb=binding_id)}"
-            if binding_id == "back" and isinstance(screen, DetailScreen):
-                text = "Back to the jobs"
             rows.append((label, text))
         rows.append(("j k g G", f"{moves}; arrows, Home, End, PgUp, PgDn too"))
         rows.append(("ctrl+c", "Quit, from anywhere"))
@@ -575,6 +647,14 @@ class JobctlApp(App[int]):
         yield SystemCommand("Show all jobs", "Clear the filter", lambda: main.set_filter_text(""))
         yield SystemCommand("Copy the job id", "Copy the selected job's id", main.action_copy_id)
         yield SystemCommand("Choose columns", "Which columns the table shows", main.action_columns)
+        yield SystemCommand(
+            "Schedules",
+            "Next runs, last outcomes; pause, resume, trigger",
+            self.action_open_schedules,
+        )
+        yield SystemCommand(
+            "Events", "Events received and their jobs; replay", self.action_open_events
+        )
 
 
 def _escape(text: str) -> str:

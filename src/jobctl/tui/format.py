@@ -14,7 +14,7 @@ from typing import Any
 
 from jobctl.backends.feed import FeedMode
 from jobctl.glyphs import STATUS_GLYPHS as STATUS_SYMBOL
-from jobctl.models import Job, JobStatus
+from jobctl.models import Job, JobStatus, parse_time
 
 MODE_LABEL = {
     FeedMode.CONNECTING: "… connecting",
@@ -59,8 +59,9 @@ def job_time(job: Job, now: datetime) -> str:
 
 @dataclass(frozen=True)
 class JobFilter:
-    """`/` filter: free words match id, type, message and error; `status:` and `type:` narrow;
-    `notice:N` keeps the jobs of the Nth summary toast. `since` is the time window.
+    """`/` filter: free words match id, type, message and error; `status:`, `type:` and
+    `id:` (prefixes) narrow; `notice:N` keeps the jobs of the Nth summary toast. `since`
+    is the time window.
 
     A filter with errors (an unknown status, a notice no longer kept) matches nothing:
     a typo must not widen what is shown."""
@@ -70,19 +71,24 @@ class JobFilter:
     types: frozenset[str] = frozenset()
     ids: frozenset[str] | None = None
     since: datetime | None = None
+    id_prefixes: tuple[str, ...] = ()
     errors: tuple[str, ...] = field(default=(), compare=False)
     notice: int | None = field(default=None, compare=False)
 
     @property
     def active(self) -> bool:
-        return bool(self.words or self.statuses or self.types or self.errors) or (
-            self.ids is not None or self.since is not None
+        return (
+            bool(self.words or self.statuses or self.types or self.errors)
+            or bool(self.id_prefixes)
+            or (self.ids is not None or self.since is not None)
         )
 
     def matches(self, job: Job) -> bool:
         if self.errors:
             return False
         if self.ids is not None and job.id not in self.ids:
+            return False
+        if self.id_prefixes and not job.id.startswith(self.id_prefixes):
             return False
         if self.since is not None and (job.created_at is None or job.created_at < self.since):
             return False
@@ -101,6 +107,8 @@ class JobFilter:
             parts.append("status:" + ",".join(sorted(s.value for s in self.statuses)))
         if self.types:
             parts.append("type:" + ",".join(sorted(self.types)))
+        if self.id_prefixes:
+            parts.append("id:" + ",".join(self.id_prefixes))
         if self.notice is not None and self.ids is not None:
             parts.append(f"notice:{self.notice} ({count_label(len(self.ids), 'job')})")
         return " ".join(parts)
@@ -109,6 +117,7 @@ class JobFilter:
 STATUS_KEYS = ("status:", "s:", "is:")
 TYPE_KEYS = ("type:", "t:")
 NOTICE_KEYS = ("notice:", "n:")
+ID_KEYS = ("id:",)
 
 
 def parse_filter(text: str, notices: Mapping[int, frozenset[str]] | None = None) -> JobFilter:
@@ -122,6 +131,7 @@ def parse_filter(text: str, notices: Mapping[int, frozenset[str]] | None = None)
     types: set[str] = set()
     ids: frozenset[str] | None = None
     notice: int | None = None
+    prefixes: list[str] = []
     errors: list[str] = []
     for token in tokens:
         low = token.lower()
@@ -136,6 +146,8 @@ def parse_filter(text: str, notices: Mapping[int, frozenset[str]] | None = None)
                     errors.append(f"unknown status {value!r} (known: {known})")
         elif low.startswith(TYPE_KEYS):
             types.update(v for v in token.split(":", 1)[1].split(",") if v)
+        elif low.startswith(ID_KEYS):
+            prefixes.extend(v for v in low.split(":", 1)[1].split(",") if v)
         elif low.startswith(NOTICE_KEYS):
             value = low.split(":", 1)[1]
             kept = (notices or {}).get(int(value)) if value.isdigit() else None
@@ -152,6 +164,7 @@ def parse_filter(text: str, notices: Mapping[int, frozenset[str]] | None = None)
         ids,
         errors=tuple(errors),
         notice=notice,
+        id_prefixes=tuple(prefixes),
     )
 
 
@@ -226,3 +239,95 @@ def ids_label(ids: Iterable[str]) -> str:
     if len(ids) == 1:
         return ids[0][:8]
     return count_label(len(ids), "job")
+
+
+# the schedules and events views: the API's dicts -> cells ------------------------------
+def relative(moment: datetime | None, now: datetime) -> str:
+    """`in 42s` for a time to come, `3m ago` for one gone, `now` within a second, `-`
+    for none."""
+    if moment is None:
+        return "-"
+    seconds = (moment - now).total_seconds()
+    if abs(seconds) < 1:
+        return "now"
+    if seconds > 0:
+        return f"in {short_duration(seconds)}"
+    return f"{short_duration(-seconds)} ago"
+
+
+def period_text(seconds: float) -> str:
+    """3600 -> 1h, 90 -> 90s: the largest unit that divides the period."""
+    whole = int(seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if whole >= size and whole % size == 0:
+            return f"{whole // size}{unit}"
+    return f"{seconds:g}s"
+
+
+def schedule_spec(schedule: Mapping[str, Any]) -> str:
+    """`every 5m`, or the cron expression and its zone when that is not UTC."""
+    cron = schedule.get("cron")
+    if cron:
+        tz = schedule.get("tz")
+        return f"{cron} {tz}" if tz not in (None, "UTC") else str(cron)
+    return f"every {period_text(float(schedule.get('every_seconds') or 0))}"
+
+
+def _job_status_label(value: object) -> str:
+    try:
+        return status_label(JobStatus(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+PAUSED = "‖ paused"
+SCHEDULE_COLUMNS = ("NAME", "TYPE", "WHEN", "NEXT RUN", "LAST RUN", "NOTE")
+
+
+def schedule_cells(schedule: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
+    """One row of the schedules view, narrow enough for 80 columns (long names, cron
+    expressions and notes are cut). A paused schedule's next run says so; the last run
+    is its job's status (as `schedule list` shows it) and when that tick was."""
+    paused = bool(schedule.get("paused"))
+    next_run = PAUSED if paused else relative(parse_time(schedule.get("next_run_at")), now)
+    status = schedule.get("last_status")
+    last = "never run"
+    if status or schedule.get("last_tick"):
+        label = _job_status_label(status) if status else "no job"
+        last = f"{label}, {relative(parse_time(schedule.get('last_tick')), now)}"
+    return (
+        _cut(str(schedule.get("name")), 24),
+        _cut(str(schedule.get("type")), 18),
+        _cut(schedule_spec(schedule), 24),
+        next_run,
+        last,
+        _cut(str(schedule.get("note") or ""), 40),
+    )
+
+
+EVENT_COLUMNS = ("ID", "NAME", "SOURCE", "RECEIVED", "JOBS")
+
+
+def event_cells(event: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
+    """One row of the events view: its id, name, where it came from, how long ago, its
+    first job and how many more."""
+    source = str(event.get("source") or "")
+    if event.get("replay_of"):
+        source += f" of {str(event['replay_of'])[:8]}"
+    job_ids = [str(j) for j in event.get("job_ids") or []]
+    jobs = (
+        job_ids[0][:8] + (f" +{len(job_ids) - 1}" if len(job_ids) > 1 else "")
+        if job_ids
+        else "none"
+    )
+    return (
+        str(event.get("id") or "")[:8],
+        _cut(str(event.get("name")), 32),
+        source,
+        relative(parse_time(event.get("received_at")), now),
+        jobs,
+    )

@@ -61,3 +61,42 @@ class DetailLoaded(Message):
 class LogsLoaded(Message):
     job_id: str
     lines: list[LogLine] = field(default_factory=list)
+
+
+# the schedules and events views ------------------------------------------------------
+@dataclass
+class RecordsLoaded(Message):
+    """A view's list (schedules or events, the API's dicts), or why it could not load."""
+
+    records: list[dict[str, Any]]
+    error: str | None = None
+
+
+@dataclass
+class RecordChanged(Message):
+    """An action's answer: this record as it is now (a paused schedule, a replay's new
+    event), or None when the answer is not one (a trigger's runs: the view reloads)."""
+
+    record: dict[str, Any] | None
+    note: str  # what to tell the user
+
+
+@dataclass
+class JobsStarted(Message):
+    """A trigger or a replay made these jobs: the app follows them."""
+
+    job_ids: list[str]
+
+
+@dataclass
+class ShowJobs(Message):
+    """Show these jobs: one opens its detail over the view, several filter the table."""
+
+    job_ids: list[str]
+
+
+@dataclass
+class JobFetched(Message):
+    """A job fetched to be opened (the table had not loaded it)."""
+
+    job: Job

@@ -48,6 +48,23 @@ class JobApi(Protocol):
 
     async def types(self) -> list[dict[str, Any]]: ...
 
+    # schedules and the event history, in the API's shape (the views of tui/screens/)
+    async def list_schedules(self) -> list[dict[str, Any]]: ...
+
+    async def schedule_action(
+        self, ref: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]: ...
+
+    async def list_events(
+        self,
+        name: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]: ...
+
+    async def replay_event(self, event_id: str) -> dict[str, Any]: ...
+
 
 class LiveFeed(Protocol):
     @property

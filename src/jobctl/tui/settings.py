@@ -36,7 +36,7 @@ KEYS: dict[str, tuple[str, str]] = {
     "retry": ("r", "Retry the marked jobs, or the selected one"),
     "cancel": ("c", "Cancel the marked jobs, or the selected one (asks first)"),
     "copy_id": ("y", "Copy the job id (OSC 52)"),
-    "filter": ("slash", "Filter: words, status:failed, type:demo"),
+    "filter": ("slash", "Filter: words, status:failed, type:demo, id:1a2b"),
     "mark": ("space", "Mark or unmark the row"),
     "mark_all": ("a", "Mark every row shown, or clear the marks"),
     "sort": ("greater_than_sign", "Sort by the next column (shown in the header)"),
@@ -45,11 +45,17 @@ KEYS: dict[str, tuple[str, str]] = {
     "columns": ("C", "Choose the columns"),
     "window": ("w", "Time window: all, last hour, today"),
     "open_last": ("o", "Open the last notification's job (or its jobs)"),
+    "schedules": ("S", "Schedules: next run, last outcome; pause, resume, trigger"),
+    "events": ("E", "Events received: the jobs they started; replay"),
+    "pause": ("p", "Pause or resume the schedule (asks for an optional note)"),
+    "trigger": ("t", "Run the schedule now, once"),
+    "replay": ("r", "Replay the event: the same event again, new jobs"),
+    "refresh": ("ctrl+r", "Refresh now (the view also refreshes every few seconds)"),
     "back": ("escape", "Back; clear the filter and marks"),
     "help": ("question_mark", "Show the keys"),
     "quit": ("q", "Quit (on a sub-view: back)"),
 }
-MUTATING_ACTIONS = frozenset({"submit", "retry", "cancel"})
+MUTATING_ACTIONS = frozenset({"submit", "retry", "cancel", "pause", "trigger", "replay"})
 READONLY_NOTE = "read-only (--readonly or [tui] readonly): {verb} is turned off"
 
 
@@ -70,6 +76,7 @@ class TuiSettings:
     stats_interval: float = 5.0
     log_interval: float = 1.0
     tick_interval: float = 1.0  # redraw ages and durations
+    history_interval: float = 5.0  # the schedules and events views poll this often
 
     def key_for(self, binding_id: str) -> str:
         return self.keys.get(binding_id) or KEYS[binding_id][0]

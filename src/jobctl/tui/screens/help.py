@@ -13,7 +13,8 @@ from jobctl.tui.widgets.scrolling import VimScroll
 
 FILTER_HELP = (
     "Filter (/): words match id, type, message and error; "
-    "status:failed,running and type:demo narrow; notice:N keeps the jobs of a summary toast. "
+    "status:failed,running, type:demo and id:1a2b3c4d,5e6f (id prefixes) narrow; "
+    "notice:N keeps the jobs of a summary toast. "
     "A status that does not exist matches nothing (the filter line says why)."
 )
 

@@ -30,18 +30,23 @@ from jobctl.tui.widgets.status_header import StatusHeader
 from jobctl.tui.widgets.summary_strip import SummaryStrip
 
 WINDOW_REFRESH = 30  # ticks between moves of a sliding window's start
+VIEW_KEYS = frozenset({"schedules", "events"})
+# The footer names the views' keys from this width on (below it they would push
+# "q Quit  ? Keys" off an 80-column footer); `?` always lists them.
+VIEW_KEYS_WIDTH = 100
 
 
 def key_binding(binding_id: str, action: str, description: str, *, show: bool = True) -> Binding:
     return Binding(KEYS[binding_id][0], action, description, show=show, id=binding_id)
 
 
-def hide_bindings(node: DOMNode, ids: frozenset[str]) -> None:
-    """Take these bindings out of the footer (they still run, and say why they do nothing)."""
+def hide_bindings(node: DOMNode, ids: frozenset[str], *, show: bool = False) -> None:
+    """Take these bindings out of the footer (they still run, and say why they do nothing),
+    or with `show`, put them back."""
     bindings = node._bindings
     for key, found in list(bindings.key_to_bindings.items()):
         bindings.key_to_bindings[key] = [
-            dataclasses.replace(b, show=False) if b.id in ids else b for b in found
+            dataclasses.replace(b, show=show) if b.id in ids else b for b in found
         ]
 
 
@@ -66,6 +71,8 @@ class MainScreen(Screen[None]):
         key_binding("copy_id", "copy_id", "Copy id", show=False),
         key_binding("filter", "filter", "Filter"),
         key_binding("mark", "mark", "Mark"),
+        key_binding("schedules", "app.open_schedules", "Schedules"),
+        key_binding("events", "app.open_events", "Events"),
         key_binding("mark_all", "mark_all", "Mark all", show=False),
         key_binding("sort", "sort(1)", "Sort", show=False),  # the header shows it (▲ ▼)
         key_binding("sort_back", "sort(-1)", "Sort back", show=False),
@@ -91,6 +98,7 @@ class MainScreen(Screen[None]):
         self.filter_bar = FilterBar(id="filter")
         if settings.readonly:
             hide_bindings(self, MUTATING_ACTIONS)
+        self._view_keys_shown = True
 
     def compose(self) -> ComposeResult:
         yield self.header
@@ -108,6 +116,13 @@ class MainScreen(Screen[None]):
     def on_mount(self) -> None:
         self.table.focus()
         self.post_message(TableReady())
+
+    def on_resize(self) -> None:
+        show = self.size.width >= VIEW_KEYS_WIDTH or self.settings.readonly
+        if show != self._view_keys_shown:
+            self._view_keys_shown = show
+            hide_bindings(self, VIEW_KEYS, show=show)
+            self.refresh_bindings()
 
     # from the app ---------------------------------------------------------------
     def show_mode(self, mode: FeedMode, detail: str, loaded: bool) -> None:
