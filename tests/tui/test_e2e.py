@@ -49,12 +49,20 @@ async def dashboard(
 async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
     make_server: Any, mode: str
 ) -> None:
-    # One job at a time per user, and a demo job holding the slot: the journal is
-    # pending for a while whatever the machine's speed, then runs and completes.
+    # One job at a time per user, and a demo job holding the slot until the test cancels
+    # it: the journal is pending until then, however slow the machine (a demo of a fixed
+    # length could end before the dashboard was up, and the journal never waited).
     server: ServerProcess = make_server("--limit", "user=1")
     with server.client() as http:
-        demo = {"type": "demo", "input": {"steps": 3, "step_seconds": 1}}
-        assert http.post("/api/jobs", json=demo).status_code == 201
+        demo = {"type": "demo", "input": {"steps": 600, "step_seconds": 0.2}}
+        made = http.post("/api/jobs", json=demo)
+        assert made.status_code == 201
+        demo_id = made.json()["id"]
+
+    def cancel_demo() -> None:
+        with server.client() as http:
+            assert http.post(f"/api/jobs/{demo_id}/cancel").status_code == 202
+
     async with dashboard(server, realtime=mode == "realtime") as (app, pilot):
         rendered: list[tuple[str, JobStatus]] = []
         app.main_screen.table.rendered = lambda job: rendered.append((job.id, job.status))
@@ -73,6 +81,7 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
             ),
             what="the journal's row pending",
         )
+        await asyncio.to_thread(cancel_demo)  # the slot frees: the journal runs
         await until(
             pilot,
             lambda: any("Journal entry ready: 5 events extracted" in n for n in notes(app)),
@@ -87,7 +96,7 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
         assert statuses[0] == JobStatus.PENDING, statuses  # drawn pending first...
         assert statuses[-1] == JobStatus.COMPLETED  # ...then completed
         assert app.main_screen.table.jobs[job_id].output["events_created"] == 5
-        await until_text(pilot, "✔ 2 completed")  # the summary strip has the server's figures
+        await until_text(pilot, "✔ 1 completed")  # the summary strip has the server's figures
         assert app.mode.value == mode
 
 
