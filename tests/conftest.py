@@ -19,8 +19,11 @@ runs it serially, `-p no:xdist` without the plugin). So a test, and any fixture 
   Waits are bounded generously (a loaded machine runs 4 workers on 2 cores): a wait
   that holds costs nothing, a tight one fails for no defect.
 
-Tests that must not share the machine with others (none now) can be put on one worker
-with `@pytest.mark.xdist_group("name")` (the run uses `--dist loadgroup`).
+`@pytest.mark.exclusive`: the test runs while no other test of the run does (the other
+workers wait; `exclusive_gate`). Only for the few tests that hold a bar on the machine's
+responsiveness by issue (#12's event-loop lag and tmux burst); everything else shares.
+`@pytest.mark.xdist_group("name")` keeps tests on one worker (the run uses `--dist
+loadgroup`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -38,6 +42,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -65,6 +74,32 @@ def pytest_configure(config: pytest.Config) -> None:
 
     compileall.compile_dir(ROOT / "src", quiet=2)
     compileall.compile_dir(ROOT / "tests", quiet=2, rx=re.compile(r"node_modules"))
+
+
+@pytest.fixture(autouse=True)
+def exclusive_gate(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A readers-writer lock across the xdist workers (two flock files): every test holds
+    it shared, an `exclusive` test alone. The gate is a turnstile: a waiting exclusive
+    test holds it, so no new test starts before it runs."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run or fcntl is None:
+        yield  # not under xdist: tests run one at a time anyway
+        return
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    base = Path(tempfile.gettempdir()) / f"jobctl-tests-{run}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            if not exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
 
 
 @pytest.fixture(autouse=True)
