@@ -66,13 +66,13 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
     async with dashboard(server, realtime=mode == "realtime") as (app, pilot):
         rendered: list[tuple[str, JobStatus]] = []
         app.main_screen.table.rendered = lambda job: rendered.append((job.id, job.status))
-        await until_text(pilot, f"{'● realtime' if mode == 'realtime' else '◌ polling'}", 15)
-        await until_text(pilot, "▶ running", 10)  # the demo job
+        await until_text(pilot, f"{'● realtime' if mode == 'realtime' else '◌ polling'}", 60)
+        await until_text(pilot, "▶ running", 30)  # the demo job
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
         app.screen.query_one("#path", Input).value = str(EXAMPLES / "journal.txt")
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.jobs) == 2, timeout=10, what="the job is on the table")
+        await until(pilot, lambda: len(app.jobs) == 2, timeout=30, what="the job is on the table")
         job_id = next(j.id for j in app.jobs.values() if j.type == "journal_extraction")
         await until(
             pilot,
@@ -108,10 +108,10 @@ async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) 
         )
         first_id = first.json()["id"]
     async with dashboard(server) as (app, pilot):
-        await until_text(pilot, first_id[:8], timeout=10)
+        await until_text(pilot, first_id[:8], timeout=30)
         await until_text(pilot, "◌ polling")
         server.kill()
-        await until_text(pilot, "✖ offline", timeout=15)
+        await until_text(pilot, "✖ offline", timeout=30)
         assert first_id[:8] in screen_text(app)  # what it had is still there
         await asyncio.to_thread(server.start)  # same data, same port
         await until_text(pilot, "◌ polling", timeout=20)
@@ -119,5 +119,5 @@ async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) 
             second = http.post(
                 "/api/jobs", json={"type": "demo", "input": {"steps": 1, "step_seconds": 0}}
             ).json()["id"]
-        await until_text(pilot, second[:8], timeout=15)
+        await until_text(pilot, second[:8], timeout=30)
         assert "✖ offline" not in screen_text(app).splitlines()[0]
