@@ -70,16 +70,23 @@ class FakeTTY(io.StringIO):
 
 def invoke(
     *args: str,
-    env: dict[str, str] | None = None,
+    env: dict[str, str | None] | None = None,
     tty: bool = False,
     stdin: str = "",
     transport: httpx.BaseTransport | None = None,
 ) -> Result:
-    """main() in process with string streams (fast; for rendering and argument tests)."""
+    """main() in process with string streams: as `jobctl()` sees it, without the cost of a
+    process (an interpreter and its imports, per call). For what a command says and does;
+    `jobctl()` for what only a real process shows (exit status, signals, real pipes and
+    terminals, start-up)."""
     out: io.StringIO = FakeTTY() if tty else io.StringIO()
     err: io.StringIO = FakeTTY() if tty else io.StringIO()
     full = dict(os.environ)
-    full.update(env or {})
+    for key, value in (env or {}).items():
+        if value is None:
+            full.pop(key, None)
+        else:
+            full[key] = value
     ctx = Context(
         out, err, FakeTTY(stdin) if tty else io.StringIO(stdin), full, transport=transport
     )

@@ -1,12 +1,40 @@
-"""Shared fixtures: isolated config/data dirs, and a real server process on loopback."""
+"""Shared fixtures: isolated config/data dirs, and a real server process on loopback.
+
+The suite runs in parallel (pytest-xdist, `-n auto` in pyproject.toml: at least 4
+workers, as most tests wait on subprocesses and servers rather than compute; `-n 0`
+runs it serially, `-p no:xdist` without the plugin). So a test, and any fixture you add:
+
+- owns its files: everything under `tmp_path` (unique per test and per worker). HOME,
+  the XDG dirs, JOBCTL_CONFIG_DIR and JOBCTL_DATA_DIR point there (`isolated_dirs`);
+  never write to a fixed path, the repo, or the real home.
+- owns its ports: listen on port 0 and read the port back (`make_server` reads the
+  server's state file; `tests.pgcluster.free_port()` for a client that needs one up
+  front, retried on a bind race as PgCluster does). Never a fixed port such as 8765.
+- owns its names: tmux sockets, browser profiles, databases carry a unique suffix
+  (uuid, pid, tmp_path); `new_database()` names include the worker's pid.
+- does not rely on test order or on what another test left: session fixtures are
+  per worker (each worker starts its own PostgreSQL cluster, on its own port and dir).
+- waits for a condition (`wait_for`, `wait_job`), never for a fixed time, unless it
+  proves that something does *not* happen; and asserts no timings (bench/ has those).
+  Waits are bounded generously (a loaded machine runs 4 workers on 2 cores): a wait
+  that holds costs nothing, a tight one fails for no defect.
+
+`@pytest.mark.exclusive`: the test runs while no other test of the run does (the other
+workers wait; `exclusive_gate`). Only for the few tests that hold a bar on the machine's
+responsiveness by issue (#12's event-loop lag and tmux burst); everything else shares.
+`@pytest.mark.xdist_group("name")` keeps tests on one worker (the run uses `--dist
+loadgroup`).
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -15,14 +43,79 @@ from pathlib import Path
 import httpx
 import pytest
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None  # type: ignore[assignment]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int | None:
+    """`-n auto`: one worker per CPU, but at least 4: the tests mostly wait on child
+    processes and servers, so more workers than cores keep the CPUs busy.
+    PYTEST_XDIST_AUTO_NUM_WORKERS still overrides."""
+    if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
+        return None  # xdist's own hook reads it
+    return max(4, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile src/ once, in the controller, before any child process imports it.
+
+    The tests start hundreds of `jobctl` and server processes; with
+    PYTHONDONTWRITEBYTECODE set (as on some CI machines) no run caches the bytecode of
+    the editable install, and every child compiles ~20k lines of src/ again (the servers
+    also import tests/jobfns.py and its neighbours)."""
+    if hasattr(config, "workerinput"):
+        return  # an xdist worker: the controller did it
+    import compileall
+
+    compileall.compile_dir(ROOT / "src", quiet=2)
+    compileall.compile_dir(ROOT / "tests", quiet=2, rx=re.compile(r"node_modules"))
+
+
+@pytest.fixture(autouse=True)
+def exclusive_gate(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A readers-writer lock across the xdist workers (two flock files): every test holds
+    it shared, an `exclusive` test alone. The gate is a turnstile: a waiting exclusive
+    test holds it, so no new test starts before it runs."""
+    run = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if not run or fcntl is None:
+        yield  # not under xdist: tests run one at a time anyway
+        return
+    exclusive = request.node.get_closest_marker("exclusive") is not None
+    base = Path(tempfile.gettempdir()) / f"jobctl-tests-{run}"
+    with open(f"{base}.gate", "a") as gate, open(f"{base}.lock", "a") as lock:
+        fcntl.flock(gate, fcntl.LOCK_EX)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        finally:
+            if not exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+            if exclusive:
+                fcntl.flock(gate, fcntl.LOCK_UN)
+
+
 @pytest.fixture(autouse=True)
 def isolated_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Never touch the developer's real ~/.config/jobctl or data."""
+    """Never touch the developer's real ~/.config/jobctl or data, nor their HOME: each
+    test has its own HOME and XDG dirs (child processes inherit them)."""
     home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    monkeypatch.setenv("HOME", str(home))
+    for var, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+        ("XDG_CACHE_HOME", ".cache"),
+    ):
+        monkeypatch.setenv(var, str(home / sub))
     monkeypatch.setenv("JOBCTL_CONFIG_DIR", str(home / "config"))
     monkeypatch.setenv("JOBCTL_DATA_DIR", str(home / "data"))
     monkeypatch.setenv("JOBCTL_NO_AUTOSTART", "1")
@@ -55,7 +148,7 @@ class ServerProcess:
     def state_file(self) -> Path:
         return self.data_dir / "server.json"
 
-    def start(self, timeout: float = 20.0) -> ServerProcess:
+    def start(self, timeout: float = 60.0) -> ServerProcess:
         self.ended = False
         if self.state_file.exists():
             self.state_file.unlink()
@@ -164,7 +257,7 @@ def server(make_server: object) -> ServerProcess:
     return make_server("--backoff", "0.05,0.1")  # type: ignore[operator, no-any-return]
 
 
-def wait_for(predicate: object, timeout: float = 20.0, interval: float = 0.05) -> object:
+def wait_for(predicate: object, timeout: float = 60.0, interval: float = 0.05) -> object:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()  # type: ignore[operator]
@@ -178,7 +271,7 @@ def wait_job(
     client: httpx.Client,
     job_id: str,
     statuses: tuple[str, ...] = ("completed", "failed", "cancelled"),
-    timeout: float = 30.0,
+    timeout: float = 60.0,
 ) -> dict[str, object]:
     def done() -> dict[str, object] | None:
         job = client.get(f"/api/jobs/{job_id}").json()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from typing import Any
 
 from jobctl.server import JobContext, NonRetriableError, registry
@@ -88,3 +89,23 @@ async def hooked(ctx: JobContext) -> None:
         raise RuntimeError("bad things")
 
     await ctx.step.run("bad", bad)
+
+
+@registry.job("burst", retries=0, description="runs until the time in $JOBCTL_TEST_BURST")
+async def burst(ctx: JobContext) -> None:
+    """Waits for the file $JOBCTL_TEST_BURST (at most 10 minutes), then sleeps until the
+    time.time() written in it: jobs submitted at any pace end together, a burst."""
+    path = os.environ["JOBCTL_TEST_BURST"]
+
+    async def wait() -> None:
+        for _ in range(3000):
+            try:
+                with open(path) as f:
+                    end_at = float(f.read())
+            except (OSError, ValueError):  # not written yet (or half written)
+                await asyncio.sleep(0.2)
+                continue
+            await asyncio.sleep(max(0.0, end_at - time.time()))
+            return
+
+    await ctx.step.run("wait", wait)

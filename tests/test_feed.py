@@ -130,23 +130,39 @@ def realtime_for(server: ServerProcess) -> RealtimeConfig:
 
 
 async def test_realtime_feed_delivers_every_transition(server: ServerProcess) -> None:
-    ids = [submit(server, {"steps": 4, "step_seconds": 0.05}) for _ in range(5)]
+    # The jobs are submitted once the feed is live on Realtime: the snapshot it read on
+    # subscribing predates them and its next poll is a minute away, so every change of
+    # theirs it delivers came over the Realtime stream. (Submitting first raced: on a
+    # loaded machine the jobs could end before the subscription, and all of it came from
+    # the snapshot.)
     feed = JobFeed(
         HttpSource(server),
-        Subscription(frozenset(ids)),
+        Subscription(),
         realtime=realtime_for(server),
         poll=PollSettings(interval=5, realtime_check=60),  # slow polls: Realtime must carry it
     )
     async with feed:
-        jobs, modes = await collect_until(
-            feed, lambda js, _: {j.id for j in js if j.status == JobStatus.COMPLETED} == set(ids)
-        )
-    assert modes[0].mode == FeedMode.REALTIME
-    assert feed.realtime_events > 0
+        await collect_until(feed, lambda _, ms: any(m.mode == FeedMode.REALTIME for m in ms))
+        ids = [submit(server, {"steps": 4, "step_seconds": 0.05}) for _ in range(5)]
+        changes: list[JobChanged] = []
+
+        async def run() -> None:
+            async for event in feed.events():
+                assert isinstance(event, JobChanged), f"the feed left Realtime: {event}"
+                changes.append(event)
+                done = {c.job.id for c in changes if c.job.status == JobStatus.COMPLETED}
+                if done >= set(ids):
+                    return
+
+        await asyncio.wait_for(run(), 30)
+    assert {c.source for c in changes} == {"realtime"}
+    order = [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.COMPLETED]
     for job_id in ids:
-        progress = [j.progress for j in jobs if j.id == job_id]
-        assert progress == sorted(progress)
-        assert progress[-1] == 100
+        seen = [c.job for c in changes if c.job.id == job_id]
+        statuses = [j.status for j in seen]
+        assert statuses == sorted(statuses, key=order.index), statuses
+        assert [j.progress for j in seen] == sorted(j.progress for j in seen)
+        assert seen[-1].progress == 100 and seen[-1].status == JobStatus.COMPLETED
 
 
 async def test_realtime_feed_falls_back_to_polling_and_comes_back(make_server: Any) -> None:

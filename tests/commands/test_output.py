@@ -1,4 +1,6 @@
-"""Output formats: JSON matches the API's shape; pipes get plain text; terminals get tables."""
+"""Output formats: JSON matches the API's shape; pipes get plain text; terminals get tables.
+
+In process (`invoke`), but for the real pipe of test_piped_output_is_tsv_without_escapes."""
 
 from __future__ import annotations
 
@@ -44,7 +46,7 @@ def api_jobs(server: ServerProcess, **params: Any) -> list[dict[str, Any]]:
 
 
 def test_list_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
-    result = jobctl("list", "--json")
+    result = invoke("list", "--json")
     assert result.code == 0, result.stderr
     listed = json.loads(result.stdout)
     assert [j["id"] for j in listed] == [j["id"] for j in api_jobs(server)]
@@ -74,14 +76,14 @@ def test_list_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, 
 
 def test_show_json_is_the_api_shape(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     done = next(j for j in jobs if j["status"] == "completed")
-    result = jobctl("show", done["id"][:10], "--json")
+    result = invoke("show", done["id"][:10], "--json")
     assert result.code == 0, result.stderr
     assert json.loads(result.stdout) == done
 
 
 def test_show_json_fields_and_steps(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     failed = next(j for j in jobs if j["status"] == "failed")
-    result = jobctl("show", failed["id"], "--json", "status,error,steps")
+    result = invoke("show", failed["id"], "--json", "status,error,steps")
     data = json.loads(result.stdout)
     assert set(data) == {"status", "error", "steps"}
     assert data["status"] == "failed"
@@ -90,13 +92,13 @@ def test_show_json_fields_and_steps(server: ServerProcess, jobs: list[dict[str, 
 
 
 def test_json_fields(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
-    result = jobctl("list", "--json", "id,status")
+    result = invoke("list", "--json", "id,status")
     data = json.loads(result.stdout)
     assert data == [{"id": j["id"], "status": j["status"]} for j in api_jobs(server)]
 
 
 def test_jsonl(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
-    result = jobctl("list", "--jsonl")
+    result = invoke("list", "--jsonl")
     lines = result.stdout.strip().splitlines()
     assert [json.loads(line)["id"] for line in lines] == [j["id"] for j in jobs]
 
@@ -139,7 +141,7 @@ def test_no_color(server: ServerProcess, jobs: list[dict[str, Any]], switch: lis
 
 def test_list_filters(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     def ids(*args: str) -> list[str]:
-        result = jobctl("list", *args, "--json", "id")
+        result = invoke("list", *args, "--json", "id")
         assert result.code == 0, result.stderr
         return [j["id"] for j in json.loads(result.stdout)]
 
@@ -162,20 +164,20 @@ def test_list_all_follows_cursors(server: ServerProcess) -> None:
             http.post("/api/jobs", json={"type": "demo", "input": {"steps": 0}})
     # Pages of 500 would hide the cursor logic; --limit smaller than --all's page is moot,
     # so check both: --all returns everything, --limit caps across pages.
-    assert len(json.loads(jobctl("list", "--all", "--json", "id").stdout)) == 7
-    assert len(json.loads(jobctl("list", "--limit", "5", "--json", "id").stdout)) == 5
+    assert len(json.loads(invoke("list", "--all", "--json", "id").stdout)) == 7
+    assert len(json.loads(invoke("list", "--limit", "5", "--json", "id").stdout)) == 5
 
 
 def test_empty_list_is_exit_0(server: ServerProcess) -> None:
-    result = jobctl("list")
+    result = invoke("list")
     assert (result.code, result.stdout) == (0, "")
     assert invoke("list", tty=True).stderr.strip() == "jobctl: no jobs match"
-    assert json.loads(jobctl("list", "--json").stdout) == []
+    assert json.loads(invoke("list", "--json").stdout) == []
 
 
 def test_show_text(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     failed = next(j for j in jobs if j["status"] == "failed")
-    text = jobctl("show", failed["id"][:8]).stdout
+    text = invoke("show", failed["id"][:8]).stdout
     assert f"id:        {failed['id']}" in text
     assert "status:    ✖ failed (attempt 1 of 3)" in text
     assert re.search(r"\n  ✖ failed +step-1 +attempt 3 +\d", text), text
@@ -184,69 +186,69 @@ def test_show_text(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
 
 def test_logs(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     done = next(j for j in jobs if j["type"] == "journal_extraction")
-    text = jobctl("logs", done["id"][:8]).stdout
+    text = invoke("logs", done["id"][:8]).stdout
     assert "INFO" in text and "extracted 1 events and 0 action items" in text
-    lines = jobctl("logs", done["id"], "--jsonl").stdout.strip().splitlines()
+    lines = invoke("logs", done["id"], "--jsonl").stdout.strip().splitlines()
     assert [json.loads(line)["seq"] for line in lines] == sorted(
         json.loads(line)["seq"] for line in lines
     )
 
 
 def test_logs_follow_until_the_job_ends(server: ServerProcess) -> None:
-    job_id = jobctl(
+    job_id = invoke(
         "submit", "--type", "demo", "--input", '{"steps": 3, "step_seconds": 0.2}', "-q"
     ).stdout.strip()
-    result = jobctl("logs", job_id, "--follow", "--timeout", "20")
+    result = invoke("logs", job_id, "--follow", "--timeout", "20")
     assert result.code == 0, result.stderr
     with server.client() as http:
         assert http.get(f"/api/jobs/{job_id}").json()["status"] == "completed"
 
 
 def test_submit_json_and_quiet(server: ServerProcess) -> None:
-    quiet = jobctl("submit", JOURNAL, "-q")
+    quiet = invoke("submit", JOURNAL, "-q")
     assert quiet.code == 0 and quiet.stderr == ""
     job_id = quiet.stdout.strip()
-    as_json = json.loads(jobctl("submit", JOURNAL, "--json").stdout)
+    as_json = json.loads(invoke("submit", JOURNAL, "--json").stdout)
     assert set(as_json) == set(JOB_FIELD_NAMES) and as_json["id"] != job_id
-    watched = json.loads(jobctl("submit", JOURNAL, "--watch", "--json", "status,output").stdout)
+    watched = json.loads(invoke("submit", JOURNAL, "--watch", "--json", "status,output").stdout)
     assert watched["status"] == "completed"
     assert watched["output"]["events_created"] == 5
 
 
 def test_stats(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
-    text = jobctl("stats")
+    text = invoke("stats")
     assert text.code == 0, text.stderr
     assert "failures:  33% of 3 finished in the last hour" in text.stdout
     assert "ALERT failure_rate" in text.stdout
-    data = json.loads(jobctl("stats", "--json").stdout)
+    data = json.loads(invoke("stats", "--json").stdout)
     assert data["failure_rate"] == pytest.approx(1 / 3)
-    assert json.loads(jobctl("stats", "--json", "queue_depth").stdout) == {
+    assert json.loads(invoke("stats", "--json", "queue_depth").stdout) == {
         "queue_depth": data["queue_depth"]
     }
-    check = jobctl("stats", "--check")
+    check = invoke("stats", "--check")
     assert check.code == 1
     assert "alert threshold(s) crossed: failure_rate" in check.stderr
 
 
 def test_stats_check_passes_when_quiet(server: ServerProcess) -> None:
-    jobctl("submit", JOURNAL, "--watch", "-q")
-    assert jobctl("stats", "--check").code == 0
+    invoke("submit", JOURNAL, "--watch", "-q")
+    assert invoke("stats", "--check").code == 0
 
 
 def test_retry_and_cancel(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     failed = next(j for j in jobs if j["status"] == "failed")
-    result = jobctl("retry", failed["id"][:8])
+    result = invoke("retry", failed["id"][:8])
     assert (result.code, result.stdout.strip()) == (0, failed["id"])
     with server.client() as http:
         assert http.get(f"/api/jobs/{failed['id']}").json()["attempt"] == 2
 
 
 def test_bulk_needs_yes_off_a_terminal(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
-    jobctl("retry", "--all-failed").one_line_error(2, "retry 1 job: add --yes")
-    result = jobctl("retry", "--all-failed", "--yes")
+    invoke("retry", "--all-failed").one_line_error(2, "retry 1 job: add --yes")
+    result = invoke("retry", "--all-failed", "--yes")
     assert result.code == 0, result.stderr
     assert len(result.stdout.split()) == 1
-    jobctl("cancel", *[j["id"] for j in jobs]).one_line_error(2, "cancel 3 jobs: add --yes")
+    invoke("cancel", *[j["id"] for j in jobs]).one_line_error(2, "cancel 3 jobs: add --yes")
 
 
 def test_bulk_asks_on_a_terminal(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from jobctl.config import write_file
-from tests.clirun import jobctl
+from tests.clirun import invoke
 from tests.commands.watchkit import demo, mint, parse_jsonl
 from tests.conftest import ServerProcess, wait_job
 
@@ -42,19 +42,19 @@ def jobs(server: ServerProcess) -> dict[str, str]:
 
 
 def test_list_and_show_read_the_table_through_postgrest(jobs: dict[str, str]) -> None:
-    listed = jobctl("list", "--profile", "sb", "--json", "id,status")
+    listed = invoke("list", "--profile", "sb", "--json", "id,status")
     assert listed.code == 0, listed.stderr
     assert {j["id"]: j["status"] for j in json.loads(listed.stdout)} == {
         jobs["done"]: "completed",
         jobs["failed"]: "failed",
     }, "row-level security: only the user's own jobs"
-    failed_only = jobctl("list", "-p", "sb", "--status", "failed", "--since", "1h")
+    failed_only = invoke("list", "-p", "sb", "--status", "failed", "--since", "1h")
     assert failed_only.stdout.split("\t")[0] == jobs["failed"]
     assert len(failed_only.stdout.splitlines()) == 1
-    shown = jobctl("show", jobs["done"][:8], "--profile", "sb", "--json")
+    shown = invoke("show", jobs["done"][:8], "--profile", "sb", "--json")
     assert shown.code == 0, shown.stderr
     assert json.loads(shown.stdout)["status"] == "completed"
-    jobctl("show", jobs["bobs"], "-p", "sb").one_line_error(4, "not found")
+    invoke("show", jobs["bobs"], "-p", "sb").one_line_error(4, "not found")
 
 
 def test_watch_follows_through_realtime_with_the_users_jwt(
@@ -64,7 +64,7 @@ def test_watch_follows_through_realtime_with_the_users_jwt(
         # ~6 s: still running once the watch (which loads the PostgREST client) has
         # subscribed, even on a loaded machine; 1 s jobs ended before it started there
         ids = [demo(http, steps=30, step_seconds=0.2) for _ in range(2)]
-    result = jobctl("watch", *ids, jobs["done"], "--profile", "sb", "--jsonl")
+    result = invoke("watch", *ids, jobs["done"], "--profile", "sb", "--jsonl")
     assert result.code == 0, result.stderr
     summary = parse_jsonl(result.stdout).summary
     assert [j["status"] for j in summary["jobs"]] == ["completed"] * 3
@@ -76,20 +76,20 @@ def test_watch_follows_through_realtime_with_the_users_jwt(
 
 def test_writes_need_the_job_api(jobs: dict[str, str]) -> None:
     for args in (["submit", "--type", "demo", "--input", "{}"], ["cancel", jobs["done"]]):
-        jobctl(*args, "-p", "sb").one_line_error(2, "has only a Supabase project (no api_url)")
+        invoke(*args, "-p", "sb").one_line_error(2, "has only a Supabase project (no api_url)")
 
 
 def test_a_bad_token_is_an_auth_error(server: ServerProcess, jobs: dict[str, str]) -> None:
     forged = mint(server, "local").rsplit(".", 1)[0] + ".c2lnbmF0dXJl"
     use_supabase_profile(server, forged)
-    line = jobctl("list", "-p", "sb").one_line_error(5, "not authenticated by the Supabase project")
+    line = invoke("list", "-p", "sb").one_line_error(5, "not authenticated by the Supabase project")
     assert forged not in line
 
 
 def test_auth_login_checks_the_jwt_with_postgrest(server: ServerProcess) -> None:
     use_supabase_profile(server, "")
     forged = mint(server, "local").rsplit(".", 1)[0] + ".c2lnbmF0dXJl"
-    jobctl("auth", "login", "-p", "sb", input=forged + "\n").one_line_error(5, "not authenticated")
-    good = jobctl("auth", "login", "-p", "sb", input=mint(server, "local") + "\n")
+    invoke("auth", "login", "-p", "sb", stdin=forged + "\n").one_line_error(5, "not authenticated")
+    good = invoke("auth", "login", "-p", "sb", stdin=mint(server, "local") + "\n")
     assert good.code == 0, good.stderr
-    assert jobctl("list", "-p", "sb").code == 0
+    assert invoke("list", "-p", "sb").code == 0

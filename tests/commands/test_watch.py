@@ -6,11 +6,12 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.clirun import invoke, jobctl
-from tests.commands.watchkit import Watch, demo, mint, parse_jsonl, status_of
+from tests.commands.watchkit import Burst, Watch, demo, mint, parse_jsonl, seen_as, status_of
 from tests.conftest import ServerProcess, wait_for
 
 QUICK = {"steps": 4, "step_seconds": 0.15}
@@ -18,14 +19,18 @@ LONG = {"steps": 100, "step_seconds": 0.2}
 FAILS = {"steps": 2, "step_seconds": 0.05, "fail_at": 1, "fail_times": 99}
 
 
-def test_completed_exit_0_over_realtime_with_jsonl(server: ServerProcess) -> None:
+def test_completed_exit_0_over_realtime_with_jsonl(make_server: Any, tmp_path: Path) -> None:
+    server, burst = Burst.server(make_server, tmp_path)
     with server.client() as http:
-        # long enough (~3 s) that Realtime is subscribed well before they end, even on a
-        # loaded machine; otherwise the first snapshot poll alone could see them complete
-        ids = [demo(http, steps=20, step_seconds=0.15) for _ in range(3)]
-    result = jobctl("watch", *ids, "--jsonl")
-    assert result.code == 0, result.stderr
-    stream = parse_jsonl(result.stdout)
+        # they run until the watch is up and has seen them running (its first poll runs
+        # beside its Realtime subscription), then end 2 s later: over Realtime, however
+        # slow the machine (jobs of a fixed length could end before it subscribed)
+        ids = [burst.submit(http) for _ in range(3)]
+    watch = Watch(tmp_path, *ids, "--jsonl")
+    wait_for(lambda: seen_as(watch.out, "running") == set(ids), timeout=60)
+    burst.end(after=2.0)
+    assert watch.wait() == 0, watch.err
+    stream = parse_jsonl(watch.out)
     summary = stream.summary
     assert summary["exit_code"] == 0 and summary["reason"] == "done"
     assert summary["counts"]["completed"] == 3
@@ -34,8 +39,8 @@ def test_completed_exit_0_over_realtime_with_jsonl(server: ServerProcess) -> Non
     ended = [t["job_id"] for t in stream.transitions if t["to"] == "completed"]
     assert sorted(ended) == sorted(ids), "one completed transition per job"
     # the human view went to stderr: a plain line per transition, then the summary
-    assert "jobctl: 3 jobs: 3 completed" in result.stderr
-    assert "\x1b" not in result.stdout + result.stderr, "no escape codes off a terminal"
+    assert "jobctl: 3 jobs: 3 completed" in watch.err
+    assert "\x1b" not in watch.out + watch.err, "no escape codes off a terminal"
 
 
 def test_plain_lines_when_piped_and_forced_polling(server: ServerProcess) -> None:
@@ -140,22 +145,23 @@ def test_last_follows_the_last_submit_and_all_follows_every_active_job(
     assert jobctl("watch", "--all").stderr == "jobctl: no active jobs to watch\n"
 
 
-def test_one_users_watch_never_shows_anothers_jobs(server: ServerProcess) -> None:
+def test_one_users_watch_never_shows_anothers_jobs(make_server: Any, tmp_path: Path) -> None:
+    server, burst = Burst.server(make_server, tmp_path)
     alice, bob = mint(server, "alice"), mint(server, "bob")
     with server.client(bob) as as_bob, server.client(alice) as as_alice:
-        bobs = [demo(as_bob, steps=10, step_seconds=0.2) for _ in range(3)]
-        # long enough (~2 s) to be still active when the watch process has started,
-        # even on a loaded machine: `watch --all` with nothing active prints nothing
-        alices = [demo(as_alice, steps=10, step_seconds=0.2) for _ in range(2)]
-        result = jobctl("watch", "--all", "--jsonl", env={"JOBCTL_TOKEN": alice})
-        assert result.code == 0, result.stderr
-        stream = parse_jsonl(result.stdout)
+        bobs = [Burst.submit(as_bob) for _ in range(3)]
+        # active until the watch has seen them (`watch --all` with nothing active prints
+        # nothing), however slow its start-up
+        alices = [Burst.submit(as_alice) for _ in range(2)]
+        watch = Watch(tmp_path, "--all", "--jsonl", env={"JOBCTL_TOKEN": alice})
+        wait_for(lambda: seen_as(watch.out, "running") == set(alices), timeout=60)
+        burst.end()
+        assert watch.wait() == 0, watch.err
+        stream = parse_jsonl(watch.out)
         seen = {t["job_id"] for t in stream.transitions}
         assert seen == set(alices)
-        assert not set(bobs) & seen and bobs[0] not in result.stderr
-        jobctl("watch", bobs[0], env={"JOBCTL_TOKEN": alice}).one_line_error(4, "not found")
-        for job_id in bobs:
-            as_bob.post(f"/api/jobs/{job_id}/cancel")
+        assert not set(bobs) & seen and bobs[0] not in watch.err
+        invoke("watch", bobs[0], env={"JOBCTL_TOKEN": alice}).one_line_error(4, "not found")
 
 
 def test_live_block_on_a_terminal_with_a_notification(server: ServerProcess) -> None:

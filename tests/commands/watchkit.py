@@ -25,6 +25,32 @@ def demo(http: httpx.Client, **input_: Any) -> str:
     return str(r.json()["id"])
 
 
+class Burst:
+    """Jobs that run until the test ends them (the `burst` type of tests/jobfns.py): for a
+    server made with `Burst.server(make_server, tmp_path)`. A watch started after them
+    sees them active however slow its start-up; `end()` lets them all finish."""
+
+    def __init__(self, gate: Path) -> None:
+        self.gate = gate
+
+    @classmethod
+    def server(cls, make_server: Any, tmp_path: Path) -> tuple[ServerProcess, Burst]:
+        gate = tmp_path / "burst-at"
+        server = make_server("--functions", "jobfns", env={"JOBCTL_TEST_BURST": str(gate)})
+        return server, cls(gate)
+
+    @staticmethod
+    def submit(http: httpx.Client) -> str:
+        r = http.post("/api/jobs", json={"type": "burst", "input": {}})
+        assert r.status_code == 201, r.text
+        return str(r.json()["id"])
+
+    def end(self, after: float = 0.0) -> None:
+        tmp = self.gate.with_suffix(".tmp")
+        tmp.write_text(repr(time.time() + after))
+        tmp.replace(self.gate)
+
+
 def mint(server: ServerProcess, sub: str | None, role: str = "authenticated") -> str:
     """A JWT signed with the server's secret, as a Supabase project issues them."""
     secret = (server.config_dir / "jwt-secret").read_text().strip()
@@ -36,6 +62,20 @@ def mint(server: ServerProcess, sub: str | None, role: str = "authenticated") ->
 
 def status_of(http: httpx.Client, job_id: str) -> str:
     return str(http.get(f"/api/jobs/{job_id}").json()["status"])
+
+
+def seen_as(text: str, status: str) -> set[str]:
+    """The jobs a --jsonl watch has reported moving to `status` so far (whole lines only:
+    the process may be writing the next one)."""
+    ids = set()
+    for line in text.splitlines():
+        try:
+            event = json.loads(line)
+        except ValueError:
+            continue
+        if event.get("type") == "transition" and event.get("to") == status:
+            ids.add(event["job_id"])
+    return ids
 
 
 @dataclass

@@ -12,7 +12,7 @@ from tests.tui.screen_text import screen_text
 
 
 async def until(
-    pilot: Pilot[object], predicate: Callable[[], object], timeout: float = 5.0, what: str = ""
+    pilot: Pilot[object], predicate: Callable[[], object], timeout: float = 20.0, what: str = ""
 ) -> None:
     """Let the app run until predicate() is true; fail after `timeout` seconds."""
     deadline = time.monotonic() + timeout
@@ -25,7 +25,7 @@ async def until(
     )
 
 
-async def until_text(pilot: Pilot[object], text: str, timeout: float = 5.0) -> None:
+async def until_text(pilot: Pilot[object], text: str, timeout: float = 20.0) -> None:
     await until(pilot, lambda: text in screen_text(pilot.app), timeout, f"{text!r} on screen")
 
 

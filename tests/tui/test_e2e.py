@@ -56,22 +56,30 @@ async def dashboard(
 async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
     make_server: Any, mode: str
 ) -> None:
-    # One job at a time per user, and a demo job holding the slot: the journal is
-    # pending for a while whatever the machine's speed, then runs and completes.
+    # One job at a time per user, and a demo job holding the slot until the test cancels
+    # it: the journal is pending until then, however slow the machine (a demo of a fixed
+    # length could end before the dashboard was up, and the journal never waited).
     server: ServerProcess = make_server("--limit", "user=1")
     with server.client() as http:
-        demo = {"type": "demo", "input": {"steps": 3, "step_seconds": 1}}
-        assert http.post("/api/jobs", json=demo).status_code == 201
+        demo = {"type": "demo", "input": {"steps": 600, "step_seconds": 0.2}}
+        made = http.post("/api/jobs", json=demo)
+        assert made.status_code == 201
+        demo_id = made.json()["id"]
+
+    def cancel_demo() -> None:
+        with server.client() as http:
+            assert http.post(f"/api/jobs/{demo_id}/cancel").status_code == 202
+
     async with dashboard(server, realtime=mode == "realtime") as (app, pilot):
         rendered: list[tuple[str, JobStatus]] = []
         app.main_screen.table.rendered = lambda job: rendered.append((job.id, job.status))
-        await until_text(pilot, f"{'● realtime' if mode == 'realtime' else '◌ polling'}", 15)
-        await until_text(pilot, "▶ running", 10)  # the demo job
+        await until_text(pilot, f"{'● realtime' if mode == 'realtime' else '◌ polling'}", 60)
+        await until_text(pilot, "▶ running", 30)  # the demo job
         await pilot.press("s")
         await until(pilot, lambda: isinstance(app.screen, SubmitScreen))
         app.screen.query_one("#path", Input).value = str(EXAMPLES / "journal.txt")
         await pilot.press("enter")
-        await until(pilot, lambda: len(app.jobs) == 2, timeout=10, what="the job is on the table")
+        await until(pilot, lambda: len(app.jobs) == 2, timeout=30, what="the job is on the table")
         job_id = next(j.id for j in app.jobs.values() if j.type == "journal_extraction")
         await until(
             pilot,
@@ -80,6 +88,7 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
             ),
             what="the journal's row pending",
         )
+        await asyncio.to_thread(cancel_demo)  # the slot frees: the journal runs
         await until(
             pilot,
             lambda: any("Journal entry ready: 5 events extracted" in n for n in notes(app)),
@@ -94,7 +103,7 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
         assert statuses[0] == JobStatus.PENDING, statuses  # drawn pending first...
         assert statuses[-1] == JobStatus.COMPLETED  # ...then completed
         assert app.main_screen.table.jobs[job_id].output["events_created"] == 5
-        await until_text(pilot, "✔ 2 completed")  # the summary strip has the server's figures
+        await until_text(pilot, "✔ 1 completed")  # the summary strip has the server's figures
         assert app.mode.value == mode
 
 
@@ -106,10 +115,10 @@ async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) 
         )
         first_id = first.json()["id"]
     async with dashboard(server) as (app, pilot):
-        await until_text(pilot, first_id[:8], timeout=10)
+        await until_text(pilot, first_id[:8], timeout=30)
         await until_text(pilot, "◌ polling")
         server.kill()
-        await until_text(pilot, "✖ offline", timeout=15)
+        await until_text(pilot, "✖ offline", timeout=30)
         assert first_id[:8] in screen_text(app)  # what it had is still there
         await asyncio.to_thread(server.start)  # same data, same port
         await until_text(pilot, "◌ polling", timeout=20)
@@ -117,7 +126,7 @@ async def test_offline_keeps_the_table_and_recovers_by_itself(make_server: Any) 
             second = http.post(
                 "/api/jobs", json={"type": "demo", "input": {"steps": 1, "step_seconds": 0}}
             ).json()["id"]
-        await until_text(pilot, second[:8], timeout=15)
+        await until_text(pilot, second[:8], timeout=30)
         assert "✖ offline" not in screen_text(app).splitlines()[0]
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +28,13 @@ ADDRESS = re.compile(r"dashboard at (http://127\.0\.0\.1:(\d+)/\?token=(\S+))")
 
 def env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+
+
+@pytest.fixture
+def server(make_server: Any) -> ServerProcess:
+    """One job at a time per user: a job submitted behind another stays pending until the
+    test lets it run, however slow the machine."""
+    return make_server("--backoff", "0.05,0.1", "--limit", "user=1")  # type: ignore[no-any-return]
 
 
 @pytest.fixture
@@ -86,9 +94,14 @@ def test_the_web_dashboard_in_headless_chromium(
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (.ci/run installs it)")
         pytest.skip("chromium is not installed")
+    # A demo job holds the one slot until the test cancels it, so the CLI's job is on the
+    # table before it ends, whatever the time chromium takes (a fixed 6 s job was not).
+    with server.client() as http:
+        blocker = http.post("/api/jobs", json={"type": "demo", "input": {"steps": 1000}})
+        assert blocker.status_code == 201, blocker.text
     submitted = subprocess.run(
         [sys.executable, "-m", "jobctl", "submit", "--type", "demo", "--quiet",
-         "--input", '{"steps": 4, "step_seconds": 1.5}'],
+         "--input", '{"steps": 4, "step_seconds": 0.5}'],
         env=env(), capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert submitted.returncode == 0, submitted.stderr
@@ -102,6 +115,9 @@ def test_the_web_dashboard_in_headless_chromium(
         first = browser.screenshot(tmp_path / "web-table.png")
         row = next(line for line in screen.splitlines() if job[:8] in line)
         assert "completed" not in row, row  # seen before it ended...
+        with server.client() as http:
+            cancel = http.post(f"/api/jobs/{blocker.json()['id']}/cancel")
+            assert cancel.status_code == 202, cancel.text
         done = browser.wait_for_row(job[:8], "✔ completed", 60)  # ...and when it has
         assert "100%" in done
         last = browser.screenshot(tmp_path / "web-completed.png")

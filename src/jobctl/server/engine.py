@@ -78,6 +78,9 @@ class EngineSettings:
     slots: int = 8
     lease_seconds: float = 30.0
     poll_interval: float = 0.002  # how often to look for jobs written by other processes
+    # A store with a change feed (PostgreSQL) wakes the dispatcher for new work; it looks
+    # anyway this often, for a missed notification or a job scheduled for later.
+    fallback_lookup: float = 1.0
     backoff: Sequence[float] = DEV_BACKOFF
     suspend_after: float = 30.0  # step.sleep longer than this frees the slot
     limits: Limits = field(default_factory=Limits)
@@ -339,6 +342,7 @@ class Engine:
     async def _dispatch_loop(self) -> None:
         settings = self.settings
         lease_us = int(settings.lease_seconds * US)
+        fallback_us = int(settings.fallback_lookup * US)
         data_version = getattr(self.store, "data_version", None)
         while not self._stopping:
             free = settings.slots - len(self.running)
@@ -385,7 +389,7 @@ class Engine:
                     if self._next_due is None and not settings.single_process:
                         # A shared store wakes us through its change feed; should a
                         # notification be missed (a reconnect), look anyway once a second.
-                        self._next_due = now + US
+                        self._next_due = now + fallback_us
                 else:
                     # A shared store without limits: a short claim left nothing due (rows
                     # that other servers hold locked are theirs), and the change feed
@@ -393,7 +397,7 @@ class Engine:
                     # round trip per job when the queue runs empty) and look anyway once a
                     # second, for a missed notification or a job scheduled for later.
                     self._held_back = False
-                    self._next_due = now + US
+                    self._next_due = now + fallback_us
             self._wake.clear()
             timeout = settings.poll_interval
             if data_version is None:
@@ -401,8 +405,9 @@ class Engine:
                 # the next job is due, or a second, rather than polling.
                 nxt = self._next_due
                 free = settings.slots - len(self.running)
-                timeout = 1.0 if nxt is None or free <= 0 else (nxt - now_us()) / US
-                timeout = min(1.0, max(timeout, settings.poll_interval))
+                cap = settings.fallback_lookup
+                timeout = cap if nxt is None or free <= 0 else (nxt - now_us()) / US
+                timeout = min(cap, max(timeout, settings.poll_interval))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 

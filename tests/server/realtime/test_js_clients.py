@@ -162,7 +162,7 @@ def test_presence_state_and_diffs(server: ServerProcess, js: Any) -> None:
 def test_private_channels_and_broadcast_from_the_database(server: ServerProcess, js: Any) -> None:
     alice = jwt_for(server.config_dir, "alice")
     bob = jwt_for(server.config_dir, "bob")
-    job = submit(server.url, alice, steps=100, step_seconds=0.2)  # cancelled below
+    job = submit(server.url, alice, steps=1000, step_seconds=0.5)  # until cancelled below
     a, b = user_client(js, "supabase-js", alice), user_client(js, "realtime-js", bob)
     private = {"private": True}
     a.subscribe("mine", "jobs:alice", config=private, broadcast=["*"])
