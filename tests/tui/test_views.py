@@ -291,8 +291,13 @@ async def test_read_only_views_explain_their_keys_and_send_nothing(
     app = build(readonly=True)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_view(app, pilot, "S", SchedulesScreen)
-        text = screen_text(app)
-        assert "read-only: pause, resume and trigger are off" in " ".join(text.split())
+        await until(
+            pilot,
+            lambda: (
+                "read-only: pause, resume and trigger are off" in " ".join(screen_text(app).split())
+            ),
+            what="the read-only note",
+        )
         await until(pilot, lambda: "^r Refresh" in screen_lines(app)[-1], what="the footer")
         assert (
             "Pause/resume" not in screen_lines(app)[-1] and "Trigger" not in screen_lines(app)[-1]
