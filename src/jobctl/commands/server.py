@@ -199,3 +199,104 @@ def status(typer_ctx: typer.Context, json_fields: JsonOption = None) -> None:
 def stop(typer_ctx: typer.Context) -> None:
     """Stop the background server of this data dir (SIGTERM, then SIGKILL after 15 s)."""
     raise typer.Exit(run_stop(get_ctx(typer_ctx)))
+
+
+user_app = typer.Typer(
+    help="Users the server's /auth/v1 signs in (password sign-in, as Supabase Auth).",
+    no_args_is_help=True,
+)
+app.add_typer(user_app, name="user")
+
+
+def _users_file(ctx: Context) -> Path:
+    from jobctl.server.authusers import USERS_FILE
+
+    return ctx.data_dir / USERS_FILE
+
+
+def _read_password(ctx: Context) -> str:
+    from jobctl.errors import UsageError
+
+    if ctx.stdin_tty:
+        import getpass
+
+        first = getpass.getpass("password: ")
+        if getpass.getpass("again: ") != first:
+            raise UsageError("the passwords do not match")
+        return first
+    return ctx.stdin.readline().rstrip("\r\n")
+
+
+def run_user_add(ctx: Context, email: str, replace: bool) -> int:
+    from jobctl.errors import UsageError
+    from jobctl.server.authusers import UserError, UserStore
+
+    password = _read_password(ctx)
+    path = _users_file(ctx)
+    try:
+        user = UserStore(path).add_user(email, password, replace=replace)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    except OSError as exc:
+        from jobctl.errors import UnreachableError
+
+        raise UnreachableError(f"cannot write {path}: {exc.strerror}") from None
+    ctx.info(f"{'updated' if replace else 'added'} {user.email} (id {user.id}) in {path}")
+    ctx.out(user.id)
+    return ExitCode.OK
+
+
+def run_user_list(ctx: Context) -> int:
+    from jobctl.errors import UsageError
+    from jobctl.server.authusers import UserError, UserStore
+
+    try:
+        users = UserStore(_users_file(ctx)).list_users()
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    for user in users:
+        ctx.out(f"{user.id}  {user.email}")
+    return ExitCode.OK
+
+
+def run_user_remove(ctx: Context, email: str) -> int:
+    from jobctl.errors import NotFoundError, UsageError
+    from jobctl.server.authusers import UserError, UserStore
+
+    try:
+        removed = UserStore(_users_file(ctx)).remove_user(email)
+    except UserError as exc:
+        raise UsageError(str(exc)) from None
+    if not removed:
+        raise NotFoundError(f"no user {email}")
+    ctx.info(f"removed {email} and ended its sessions")
+    return ExitCode.OK
+
+
+@user_app.command("add")
+def user_add(
+    typer_ctx: typer.Context,
+    email: Annotated[str, typer.Argument(help="The user's email (their login).")],
+    replace: Annotated[
+        bool, typer.Option(help="Set a new password for an existing user (ends its sessions).")
+    ] = False,
+) -> None:
+    """Add a user (the password from a hidden prompt, or the first line of stdin).
+
+    Prints the user's id (the `sub` of their access tokens). Takes effect at once, also
+    for a server that is running."""
+    raise typer.Exit(run_user_add(get_ctx(typer_ctx), email, replace))
+
+
+@user_app.command("list")
+def user_list(typer_ctx: typer.Context) -> None:
+    """The users: id and email."""
+    raise typer.Exit(run_user_list(get_ctx(typer_ctx)))
+
+
+@user_app.command("remove")
+def user_remove(
+    typer_ctx: typer.Context, email: Annotated[str, typer.Argument(help="The user's email.")]
+) -> None:
+    """Remove a user; their refresh tokens stop working (access tokens run out on their own)."""
+    raise typer.Exit(run_user_remove(get_ctx(typer_ctx), email))

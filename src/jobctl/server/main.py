@@ -29,7 +29,9 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from jobctl import __version__
 from jobctl.server.auth import Authenticator, load_or_create_secret
+from jobctl.server.authusers import USERS_FILE, UserStore
 from jobctl.server.engine import Engine
+from jobctl.server.gotrue import access_ttl_from_env, mount_gotrue
 from jobctl.server.registry import load_builtin_jobs, load_functions, registry
 from jobctl.server.settings import ServerSettings
 from jobctl.server.store import StoreDriverMissing, open_store
@@ -114,8 +116,14 @@ def build(settings: ServerSettings) -> Built:
         if not 0.5 <= settings.engine.lease_seconds <= 3600:
             raise StartupError("JOBCTL_LEASE_SECONDS: from 0.5 to 3600 seconds")
     engine = Engine(store, registry, settings.engine)
+    try:
+        access_ttl = access_ttl_from_env()
+    except ValueError as exc:
+        raise StartupError(str(exc)) from None
+    users = UserStore(settings.data_dir / USERS_FILE)
 
     def setup(app: Any) -> None:
+        mount_gotrue(app, users, auth, access_ttl)
         try:
             from jobctl.server.realtime import mount_realtime  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
