@@ -31,15 +31,29 @@ class Tokens:
     refresh: str | None
 
 
-def expires_at(token: str) -> float | None:
-    """The JWT's `exp` (not verified: the server does that; this only says when to refresh)."""
+def _claims(token: str) -> dict[str, Any]:
+    """The JWT's claims, not verified: the server does that; this only says when to refresh."""
     try:
         payload = token.split(".")[1]
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-        exp = claims.get("exp")
-        return float(exp) if isinstance(exp, int | float) else None
     except (IndexError, ValueError, AttributeError):
-        return None
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def expires_at(token: str) -> float | None:
+    exp = _claims(token).get("exp")
+    return float(exp) if isinstance(exp, int | float) else None
+
+
+def refresh_ahead(token: str, most: float = REFRESH_AHEAD) -> float:
+    """How long before its expiry a token is refreshed: a minute, or half its lifetime
+    when it lives less than two (a 10-minute token is not refreshed every second)."""
+    claims = _claims(token)
+    exp, iat = claims.get("exp"), claims.get("iat")
+    if isinstance(exp, int | float) and isinstance(iat, int | float) and exp > iat:
+        return min(most, (exp - iat) / 2)
+    return most
 
 
 def _auth_client(supabase_url: str, anon_key: str, timeout: float) -> Any:
@@ -142,7 +156,7 @@ class TokenSession:
         exp = expires_at(self.tokens.access)
         if exp is None:
             return None
-        return exp - self.ahead - self.clock()
+        return exp - refresh_ahead(self.tokens.access, self.ahead) - self.clock()
 
     def bearer(self) -> str:
         """The token, refreshed first when it is due and a refresh token is at hand."""
