@@ -45,6 +45,9 @@ job_id = "id"
 
 [cancel]
 path = "/api/jobs/{{id}}/cancel"
+
+[job]
+summary = "{{result.steps}} steps done"
 """
 
 
@@ -53,9 +56,10 @@ def saved_tokens(config_dir: Path) -> dict[str, str]:
     return dict(data["profiles"]["self"])
 
 
-def test_a_token_that_expires_during_a_watch_is_refreshed(make_server: object) -> None:
+def signed_in(make_server: object, ttl: str = "3600", profile: str = SELF_APP) -> ServerProcess:
+    """A server, its user ana, the app profile `self` on its own jobs table, ana logged in."""
     server: ServerProcess = make_server(  # type: ignore[operator]
-        "--backoff", "0.05,0.1", env={"JOBCTL_AUTH_ACCESS_TTL": "6"}
+        "--backoff", "0.05,0.1", env={"JOBCTL_AUTH_ACCESS_TTL": ttl}
     )
     config_dir = Path(os.environ["JOBCTL_CONFIG_DIR"])
     added = jobctl("server", "user", "add", "ana@example.com", input="correct horse battery\n")
@@ -63,12 +67,17 @@ def test_a_token_that_expires_during_a_watch_is_refreshed(make_server: object) -
     apps = config_dir / "apps"
     apps.mkdir(parents=True, exist_ok=True)
     (apps / "self.toml").write_text(
-        SELF_APP.format(url=server.url, anon=mint(server, None, role="anon"))
+        profile.format(url=server.url, anon=mint(server, None, role="anon"))
     )
-
     login = jobctl("auth", "login", "-p", "self", "--email", "ana@example.com",
                    input="correct horse battery\n")  # fmt: skip
     assert login.code == 0, login.stderr
+    return server
+
+
+def test_a_token_that_expires_during_a_watch_is_refreshed(make_server: object) -> None:
+    signed_in(make_server, ttl="6")
+    config_dir = Path(os.environ["JOBCTL_CONFIG_DIR"])
     first = saved_tokens(config_dir)
     assert first["refresh_token"]
 
@@ -97,3 +106,28 @@ def test_a_token_that_expires_during_a_watch_is_refreshed(make_server: object) -
     listed = jobctl("-p", "self", "list", "--json", "id,status,user_id")
     assert listed.code == 0, listed.stderr
     assert json.loads(listed.stdout)[0]["id"] == job_id
+
+
+def test_submit_watch_prints_the_summary_and_a_failure_its_error(make_server: object) -> None:
+    signed_in(make_server)
+    done = jobctl("-p", "self", "submit", "--type", "demo", "--watch",
+                  "--input", json.dumps({"steps": 2, "step_seconds": 0}))  # fmt: skip
+    assert done.code == 0, done.stderr
+    assert "2 steps done" in done.stdout.splitlines()[1], done.stdout
+    failed = jobctl("-p", "self", "submit", "--type", "demo", "--watch", "--input",
+                    json.dumps({"steps": 2, "step_seconds": 0, "fail_at": 1, "fail_times": 99}))  # fmt: skip
+    assert failed.code == 1, failed.stderr
+    assert "error: " in failed.stdout, failed.stdout
+    job_id = failed.stderr.split("submitted demo job ")[1].split()[0]
+    shown = jobctl("-p", "self", "show", job_id, "--json", "status,error,raw")
+    assert shown.code == 0, shown.stderr
+    data = json.loads(shown.stdout)
+    assert data["status"] == "failed" and data["error"] and data["raw"]["error"] == data["error"]
+
+
+def test_a_wrong_mapping_against_the_real_postgrest_names_the_column(make_server: object) -> None:
+    signed_in(
+        make_server, profile=SELF_APP.replace('progress = "progress"', 'progress = "progres"')
+    )
+    result = jobctl("-p", "self", "list")
+    result.one_line_error(2, "table.progress = 'progres'", "no column 'progres'")
