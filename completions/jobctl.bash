@@ -10,7 +10,7 @@ _jobctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$path $w" in
-            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config detect"|" config get"|" config path"|" config set"|" config show"|" config unset"|" events"|" events list"|" events replay"|" events show"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schedule"|" schedule backfill"|" schedule create"|" schedule delete"|" schedule list"|" schedule pause"|" schedule resume"|" schedule show"|" schedule trigger"|" schema"|" schema supabase"|" server"|" server run"|" server start"|" server status"|" server stop"|" server user"|" server user add"|" server user list"|" server user remove"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
+            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config detect"|" config get"|" config path"|" config set"|" config show"|" config unset"|" events"|" events list"|" events replay"|" events show"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schedule"|" schedule backfill"|" schedule create"|" schedule delete"|" schedule list"|" schedule pause"|" schedule resume"|" schedule show"|" schedule trigger"|" schema"|" schema supabase"|" server"|" server key"|" server run"|" server start"|" server status"|" server stop"|" server user"|" server user add"|" server user list"|" server user remove"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
         esac
     done
     case "$path" in
@@ -50,8 +50,9 @@ _jobctl() {
         " schedule trigger") opts="--json --help"; subs="" ;;
         " schema") opts="--help"; subs="supabase" ;;
         " schema supabase") opts="--help"; subs="" ;;
-        " server") opts="--help"; subs="run start status stop user" ;;
-        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --help"; subs="" ;;
+        " server") opts="--help"; subs="key run start status stop user" ;;
+        " server key") opts="--days --help"; subs="" ;;
+        " server run") opts="--host --port --db --functions --slots --backoff --timeout --limit --cancel-grace --state-file --access-log --no-access-log --publish --owner-column --help"; subs="" ;;
         " server start") opts="--port --json --help"; subs="" ;;
         " server status") opts="--json --help"; subs="" ;;
         " server stop") opts="--help"; subs="" ;;

@@ -9,6 +9,7 @@ import os
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -169,3 +170,23 @@ def test_a_bad_access_ttl_stops_the_start_with_one_line(make_server: object) -> 
     server.ended = True  # its exit is the point of the test
     assert "JOBCTL_AUTH_ACCESS_TTL: not a number" in str(exc.value)
     assert "Traceback" not in str(exc.value)
+
+
+def test_server_key_prints_a_key_the_server_accepts(make_server: object) -> None:
+    server: ServerProcess = make_server()  # type: ignore[operator]
+    run = subprocess.run(
+        [sys.executable, "-m", "jobctl", "server", "key", "anon", "--days", "1"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    claims = jwt.decode(run.stdout.strip(), secret_of(server), algorithms=["HS256"])
+    assert claims["role"] == "anon" and "sub" not in claims
+    assert 86000 < claims["exp"] - time.time() <= 86400
+    # The stand-in takes it as an apikey (anon reads nothing, but is let in).
+    answer = httpx.get(f"{server.url}/rest/v1/jobs", headers={"apikey": run.stdout.strip()})
+    assert answer.status_code == 200 and answer.json() == []
+    bad = subprocess.run(
+        [sys.executable, "-m", "jobctl", "server", "key", "root"],
+        capture_output=True, text=True, timeout=60, env=dict(os.environ),
+    )  # fmt: skip
+    assert bad.returncode == 2 and "anon or service_role" in bad.stderr

@@ -72,6 +72,16 @@ def run(
         Path | None, typer.Option(help="Write pid and URL here once listening.")
     ] = None,
     access_log: Annotated[bool, typer.Option(help="Log every request.")] = False,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="PostgreSQL: serve an app's table over Realtime and /rest/v1 (read-only),"
+            " e.g. public.jobs (repeatable; the server's own tables move to schema jobctl)."
+        ),
+    ] = None,
+    owner_column: Annotated[
+        str, typer.Option(help="The published tables' column holding the owner's user id.")
+    ] = "user_id",
 ) -> None:
     """Run the server in the foreground, logging to stderr."""
     from jobctl.server.engine import INNGEST_BACKOFF, EngineSettings
@@ -116,6 +126,8 @@ def run(
     settings.timeouts = _parse_pairs(timeout or [], "--timeout")
     settings.state_file = state_file or state_path(settings.data_dir)
     settings.access_log = access_log
+    settings.publish = publish or []
+    settings.owner_column = owner_column
     raise typer.Exit(run_server(settings))
 
 
@@ -300,3 +312,38 @@ def user_remove(
 ) -> None:
     """Remove a user; their refresh tokens stop working (access tokens run out on their own)."""
     raise typer.Exit(run_user_remove(get_ctx(typer_ctx), email))
+
+
+def run_key(ctx: Context, role: str, days: float) -> int:
+    from jobctl.errors import UsageError
+    from jobctl.paths import jwt_secret_file
+    from jobctl.server.auth import Authenticator, load_or_create_secret
+
+    if role not in ("anon", "service_role"):
+        raise UsageError(f"role: anon or service_role, not {role!r}")
+    if not 0 < days <= 3650 * 2:
+        raise UsageError("--days: more than 0, at most 7300")
+    secret = ctx.env.get("JOBCTL_JWT_SECRET")  # what `server run` uses first, too
+    if not secret:
+        path = jwt_secret_file()
+        try:
+            secret, created = load_or_create_secret(path)
+        except OSError as exc:
+            from jobctl.errors import UnreachableError
+
+            raise UnreachableError(f"cannot read or create {path}: {exc.strerror}") from None
+        if created:
+            ctx.info(f"created the server's JWT secret {path}")
+    ctx.out(Authenticator("unused", secret).make_jwt(None, role, days * 86400))
+    return ExitCode.OK
+
+
+@app.command("key")
+def key(
+    typer_ctx: typer.Context,
+    role: Annotated[str, typer.Argument(help="anon (an app's public key) or service_role.")],
+    days: Annotated[float, typer.Option(help="Days until it expires.")] = 3650,
+) -> None:
+    """Print an API key (a JWT) signed with this server's JWT secret, as Supabase's anon and
+    service_role keys are: the `supabase_anon_key` of a profile that uses this server."""
+    raise typer.Exit(run_key(get_ctx(typer_ctx), role, days))

@@ -34,12 +34,13 @@ from jobctl.server.engine import Engine
 from jobctl.server.gotrue import access_ttl_from_env, mount_gotrue
 from jobctl.server.registry import load_builtin_jobs, load_functions, registry
 from jobctl.server.settings import ServerSettings
-from jobctl.server.store import StoreDriverMissing, open_store
+from jobctl.server.store import POSTGRES_MISSING, StoreDriverMissing, open_store
 from jobctl.server.store.base import StorageUnavailable
 
 log = logging.getLogger("jobctl.server")
 
 EXIT_OK, EXIT_USAGE, EXIT_UNAVAILABLE = 0, 2, 6  # jobctl's exit codes (DESIGN.md section 6)
+OWN_SCHEMA = "jobctl"  # where the server's own tables go when it publishes an app's
 
 
 class StartupError(Exception):
@@ -101,8 +102,11 @@ def build(settings: ServerSettings) -> Built:
     if not secret:
         secret, _ = _read_secret(settings.jwt_secret_file, "JWT secret file")
     auth = Authenticator(token, secret)
+    publish = _publish_specs(settings)
     try:
-        store = open_store(settings.db_target)
+        store = open_store(
+            settings.db_target, schema=OWN_SCHEMA if publish else None, publish=publish
+        )
     except StoreDriverMissing as exc:
         raise StartupError(str(exc)) from exc
     settings.engine.single_process = not settings.db_target.startswith("postgres")
@@ -126,9 +130,10 @@ def build(settings: ServerSettings) -> Built:
         mount_gotrue(app, users, auth, access_ttl)
         try:
             from jobctl.server.realtime import mount_realtime  # type: ignore[import-not-found,unused-ignore]
+            from jobctl.server.realtime.tables import Catalog
         except ImportError:
             return
-        mount_realtime(app, store, auth)
+        mount_realtime(app, store, auth, catalog=Catalog.own(OWN_SCHEMA if publish else "public"))
 
     try:
         app = create_app(
@@ -143,6 +148,28 @@ def build(settings: ServerSettings) -> Built:
     except ValueError as exc:  # a job type's input_schema is not a JSON Schema
         raise StartupError(str(exc)) from None
     return Built(app, engine, auth, created)
+
+
+def _publish_specs(settings: ServerSettings) -> list[Any]:
+    """`--publish` values as the store's PublishSpecs (PostgreSQL only; exit 2 otherwise)."""
+    if not settings.publish:
+        return []
+    if not settings.db_target.startswith(("postgresql://", "postgres://")):
+        raise StartupError("--publish needs a PostgreSQL database (--db postgresql://...)")
+    try:
+        from jobctl.server.store.published import PublishError, PublishSpec
+    except ImportError as exc:
+        raise StartupError(f"{POSTGRES_MISSING} ({exc})") from exc
+    specs = []
+    try:
+        for text in settings.publish:
+            spec = PublishSpec.parse(text, settings.owner_column)
+            if spec.schema == OWN_SCHEMA:
+                raise PublishError(f"--publish {text}: the {OWN_SCHEMA} schema is the server's own")
+            specs.append(spec)
+    except PublishError as exc:
+        raise StartupError(str(exc)) from None
+    return specs
 
 
 def _display_db(db: str) -> str:
@@ -258,7 +285,13 @@ async def serve(settings: ServerSettings) -> None:
                            EXIT_UNAVAILABLE) from exc  # fmt: skip
     except Exception as exc:  # another server holds it, PostgreSQL refused us...
         await _close_quietly(store)
-        raise StartupError(_one_line(exc), EXIT_UNAVAILABLE) from exc
+        asked = type(exc).__name__ == "PublishError"  # a --publish table that is not fit
+        raise StartupError(_one_line(exc), EXIT_USAGE if asked else EXIT_UNAVAILABLE) from exc
+    published: list[str] = []
+    if getattr(store, "published", None):
+        from jobctl.server.realtime import add_published
+
+        published = add_published(built.app, store)
     try:
         await built.engine.recover()
         sock = bind(settings.host, settings.port)
@@ -330,7 +363,13 @@ async def serve(settings: ServerSettings) -> None:
                 f"jobctl server {__version__} listening on {url}\n"
                 f"  store: {_display_db(settings.db_target)}\n"
                 f"  token: {settings.token_file}{' (created)' if built.token_created else ''}\n"
-                f"  job types: {', '.join(registry.names())}",
+                + (
+                    f"  publishing: {', '.join(published)} (owner column"
+                    f" {settings.owner_column}; the server's own tables in schema {OWN_SCHEMA})\n"
+                    if published
+                    else ""
+                )
+                + f"  job types: {', '.join(registry.names())}",
                 file=sys.stderr,
                 flush=True,
             )

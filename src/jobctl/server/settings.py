@@ -28,6 +28,8 @@ class ServerSettings:
     timeouts: dict[str, float] = field(default_factory=dict)  # per type, overrides
     state_file: Path | None = None  # written once listening: pid, url, db
     access_log: bool = False
+    publish: list[str] = field(default_factory=list)  # app tables to publish: schema.table
+    owner_column: str = "user_id"  # their column holding the owner's user id (JWT sub)
 
     @property
     def db_target(self) -> str:

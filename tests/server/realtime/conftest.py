@@ -82,6 +82,22 @@ async def subscribe(
     return sink
 
 
+async def subscribe_table(
+    client: AsyncRealtimeClient, topic: str, schema: str, table: str, event: str = "*",
+    filter: str | None = None,
+) -> Sink:  # fmt: skip
+    """Join `topic` with one postgres_changes binding on `schema.table`; wait for SUBSCRIBED."""
+    sink = Sink()
+    channel = client.channel(topic)
+    channel.on_postgres_changes(
+        event, callback=sink.on_change, table=table, schema=schema, filter=filter
+    )
+    await channel.subscribe(sink.on_state)
+    await sink.wait(lambda: sink.states)
+    assert sink.states[0][0] == "SUBSCRIBED", sink.states
+    return sink
+
+
 def submit(url: str, token: str, job_type: str = "demo", **job_input: Any) -> dict[str, Any]:
     response = httpx.post(
         f"{url}/api/jobs",

@@ -132,7 +132,7 @@ def test_binding_ids_are_deterministic_and_echo_is_verbatim() -> None:
     assert other.id != first.id
     bare = parse_binding({"event": "*", "schema": "public"})  # no table: no table echoed
     assert set(bare.echo) == {"event", "schema", "id"}
-    assert set(bare.filters) == {"jobs", "job_logs"}
+    assert set(bare.filters) == {("public", "jobs"), ("public", "job_logs")}
     assert parse_binding({"event": "update", "schema": "public"}).events == {"UPDATE"}
     assert parse_binding({"event": "weird", "schema": "public"}).events == {
         "INSERT",

@@ -217,3 +217,28 @@ def test_hostile_query_values_are_4xx(server: ServerProcess, jobs: dict[str, Any
         body = answer.json()
         assert set(body) == {"message", "code", "hint", "details"} and body["code"] == code, body
     assert httpx.get(url, headers=headers, timeout=10).status_code == 200
+
+
+def test_the_openapi_document_describes_our_jobs_table(server: ServerProcess) -> None:
+    """GET /rest/v1/ as PostgREST serves it (Swagger 2.0), for our own table in `public`."""
+    token = jwt_for(server.config_dir, "alice")
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        doc = http.get("/rest/v1/", headers={"Authorization": f"Bearer {token}"})
+        assert doc.status_code == 200, doc.text
+        assert doc.headers["content-type"].startswith("application/openapi+json")
+        body = doc.json()
+        assert body["swagger"] == "2.0" and list(body["definitions"]) == ["jobs"]
+        props = body["definitions"]["jobs"]["properties"]
+        assert list(props) == list(JOBS.column_names)
+        assert props["id"]["format"] == "uuid" and "Primary Key" in props["id"]["description"]
+        assert props["progress"] == {"format": "integer", "type": "integer"}
+        assert props["created_at"] == {"format": "timestamp with time zone", "type": "string"}
+        assert props["output"] == {"format": "jsonb"}
+        assert "message" not in body["definitions"]["jobs"]["required"]
+        assert "/jobs" in body["paths"]
+        no_key = http.get("/rest/v1/")
+        assert no_key.status_code == 401 and no_key.json()["code"] == "PGRST302"
+        other = http.get(
+            "/rest/v1/", headers={"Authorization": f"Bearer {token}", "Accept-Profile": "x"}
+        )
+        assert other.status_code == 406

@@ -4,7 +4,9 @@
 2.0.0) as Supabase Realtime does: `postgres_changes` on `public.jobs` and `public.job_logs`,
 broadcast (also over HTTP, and from the database on private `job:<id>` / `jobs:<user>` topics)
 and presence; `/rest/v1/jobs` is the read-only PostgREST subset that supabase-py's and
-supabase-js's table queries use. docs/design.md ("Realtime endpoint") records the decisions.
+supabase-js's table queries use, `/rest/v1/` its OpenAPI document. With `--publish`, an app's
+tables join them (and ours move to schema `jobctl`). docs/design.md ("Realtime endpoint",
+"Publishing an app's table") records the decisions.
 """
 
 from __future__ import annotations
@@ -24,10 +26,12 @@ from jobctl.server.realtime import protocol
 from jobctl.server.realtime.broadcast import router as broadcast_router
 from jobctl.server.realtime.connection import Connection
 from jobctl.server.realtime.hub import Hub, RealtimeSettings
+from jobctl.server.realtime.openapi import router as openapi_router
 from jobctl.server.realtime.rest import router as rest_router
+from jobctl.server.realtime.tables import Catalog, published_table
 from jobctl.server.store.base import Store
 
-__all__ = ["Hub", "RealtimeSettings", "mount_realtime"]
+__all__ = ["Hub", "RealtimeSettings", "add_published", "mount_realtime"]
 
 SOCKET_PATHS = ("/realtime/v1/websocket", "/socket/websocket")
 TRANSPORT_KEY = "jobctl.transport"
@@ -70,11 +74,19 @@ class KeepTransport:
 
 
 def mount_realtime(
-    app: FastAPI, store: Store, auth: Authenticator, settings: RealtimeSettings | None = None
+    app: FastAPI,
+    store: Store,
+    auth: Authenticator,
+    settings: RealtimeSettings | None = None,
+    catalog: Catalog | None = None,
 ) -> Hub:
+    """`catalog`: the tables exposed (ours in `public` by default; with published tables, ours
+    in `jobctl`); published tables join it once the store is open (`add_published`)."""
     lookup = store if hasattr(store, "get_job") else None
-    hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env(), lookup)
+    catalog = catalog or Catalog.own()
+    hub = Hub(store.changes, auth, settings or RealtimeSettings.from_env(), lookup, catalog)
     app.state.realtime_hub = hub
+    app.state.catalog = catalog
     app.state.realtime_enabled = True
     # Outermost, around FastAPI's own middleware (which wraps `send`): main.py applies it.
     app.state.outer_middleware = (*getattr(app.state, "outer_middleware", ()), KeepTransport)
@@ -107,8 +119,18 @@ def mount_realtime(
         return JSONResponse({"closed": closed})
 
     app.include_router(broadcast_router)
+    app.include_router(openapi_router)
     app.include_router(rest_router)
     return hub
+
+
+def add_published(app: FastAPI, store: Store) -> list[str]:
+    """Expose the tables the (open) store publishes; their names, `schema.table`."""
+    catalog: Catalog = app.state.catalog
+    published = getattr(store, "published", {})
+    for info in published.values():
+        catalog.add(published_table(info))
+    return sorted(published)
 
 
 def socket_owner(principal: Principal) -> str:

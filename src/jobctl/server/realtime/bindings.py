@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobctl.server.realtime.filters import Condition, FilterError, matches_all, parse_filter
-from jobctl.server.realtime.tables import TABLES, RowView, Table
+from jobctl.server.realtime.tables import DEFAULT_CATALOG, Catalog, RowView, Table
 
 EVENTS = ("INSERT", "UPDATE", "DELETE")
 MAX_BINDINGS = 100
@@ -30,13 +30,13 @@ def binding_id(raw: dict[str, Any]) -> int:
 class Binding:
     id: int
     events: frozenset[str]
-    filters: dict[str, tuple[Condition, ...]]  # table name -> conditions (AND)
+    filters: dict[tuple[str, str], tuple[Condition, ...]]  # (schema, table) -> conditions (AND)
     echo: dict[str, Any]  # the binding as received, plus its id: the join reply's entry
 
     def matches(self, kind: str, table: Table, view: RowView) -> bool:
         if kind not in self.events:
             return False
-        conditions = self.filters.get(table.name)
+        conditions = self.filters.get(table.key)
         if conditions is None:
             return False
         return not conditions or matches_all(conditions, view.get)
@@ -51,7 +51,7 @@ def _unavailable(raw: dict[str, Any]) -> BindingError:
     )
 
 
-def parse_binding(raw: Any) -> Binding:
+def parse_binding(raw: Any, catalog: Catalog = DEFAULT_CATALOG) -> Binding:
     if not isinstance(raw, dict):
         raise BindingError("InvalidBinding: each postgres_changes entry must be an object")
     event = raw.get("event", "*")
@@ -66,25 +66,24 @@ def parse_binding(raw: Any) -> Binding:
     # Like Supabase: the event is case-insensitive, and anything unknown means every event.
     upper = str(event).upper()
     events = frozenset([upper]) if upper in EVENTS else frozenset(EVENTS)
-    if schema != "public":
-        raise _unavailable(raw)
+    in_schema = catalog.in_schema(str(schema))
     if table_name in (None, "*"):
-        tables = list(TABLES.values())
-    elif table_name in TABLES:
-        tables = [TABLES[table_name]]
+        tables = in_schema
     else:
+        tables = [t for t in in_schema if t.name == table_name]
+    if not tables:
         raise _unavailable(raw)
-    filters: dict[str, tuple[Condition, ...]] = {}
+    filters: dict[tuple[str, str], tuple[Condition, ...]] = {}
     for table in tables:
         try:
-            filters[table.name] = parse_filter(table, filter_text or "")
+            filters[table.key] = parse_filter(table, filter_text or "")
         except FilterError as exc:
             raise BindingError(f"InvalidFilter: Error parsing `filter` params: {exc}") from None
     ident = binding_id(raw)
     return Binding(ident, events, filters, {**raw, "id": ident})
 
 
-def parse_bindings(config: Any) -> list[Binding]:
+def parse_bindings(config: Any, catalog: Catalog = DEFAULT_CATALOG) -> list[Binding]:
     """`payload.config` of a phx_join -> its bindings, in order (raises BindingError)."""
     if config is None:
         return []
@@ -97,4 +96,4 @@ def parse_bindings(config: Any) -> list[Binding]:
         raise BindingError("InvalidJoinPayload: `config.postgres_changes` must be a list")
     if len(raw) > MAX_BINDINGS:
         raise BindingError(f"InvalidJoinPayload: at most {MAX_BINDINGS} bindings per channel")
-    return [parse_binding(item) for item in raw]
+    return [parse_binding(item, catalog) for item in raw]

@@ -282,7 +282,7 @@ class Connection:
         except AuthFailed as exc:
             return refuse(f"InvalidJWTToken: {self._auth_message(token, exc)}")
         try:
-            bindings = parse_bindings(config)
+            bindings = parse_bindings(config, self.hub.catalog)
         except BindingError as exc:
             return refuse(str(exc))
         private = flexible_bool(config.get("private"))

@@ -28,7 +28,7 @@ MAX_PATTERN = 256
 MAX_IN_VALUES = 100
 INT_RE = re.compile(r"^\s*[+-]?\d+\s*$", re.ASCII)
 INT_RANGE = {"int4": ("integer", 2**31), "int8": ("bigint", 2**63)}
-ORDERED = {"int4", "int8", "timestamptz", "text", "uuid"}
+ORDERED = {"int4", "int8", "float8", "timestamptz", "text", "uuid"}
 
 
 class FilterError(ValueError):
@@ -44,6 +44,20 @@ def _cast(table: Table, column: str, kind: str, text: str) -> Any:
         if len(digits) > 20 or not -bound <= int(text) < bound:  # int() of 4,300+ digits raises
             raise FilterError(f'value "{_clip(text)}" is out of range for type {name}')
         return int(text)
+    if kind == "float8":
+        try:
+            number = float(text)
+        except ValueError:
+            raise FilterError(f'invalid input syntax for type numeric: "{_clip(text)}"') from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise FilterError(f'invalid input syntax for type numeric: "{_clip(text)}"')
+        return number
+    if kind == "bool":
+        truth = {"true": True, "t": True, "yes": True, "on": True, "1": True,
+                 "false": False, "f": False, "no": False, "off": False, "0": False}  # fmt: skip
+        if text.strip().lower() not in truth:
+            raise FilterError(f'invalid input syntax for type boolean: "{_clip(text)}"')
+        return truth[text.strip().lower()]
     if kind == "timestamptz":
         try:
             return parse_timestamp(text)

@@ -27,8 +27,8 @@ from jobctl.server.realtime import protocol
 from jobctl.server.realtime.presence import TopicPresence
 from jobctl.server.realtime.rules import JobLookup, job_topic, user_topic
 from jobctl.server.realtime.tables import (
-    JOBS,
-    TABLES,
+    DEFAULT_CATALOG,
+    Catalog,
     RowView,
     Table,
     old_record_of,
@@ -108,6 +108,7 @@ class PreparedChange:
     def data_json(self) -> str:
         if self._data is None:
             self._data = protocol.change_data(
+                schema=self.table.schema,
                 table=self.table.name,
                 kind=self.kind,
                 commit_us=self.change.commit_us,
@@ -156,8 +157,10 @@ class Hub:
         auth: Authenticator,
         settings: RealtimeSettings,
         store: JobLookup | None = None,
+        catalog: Catalog = DEFAULT_CATALOG,
     ) -> None:
         self.auth = auth
+        self.catalog = catalog
         self.settings = settings
         self.store = store
         self.connections: set[Connection] = set()
@@ -244,7 +247,7 @@ class Hub:
         """Bus listener: must never raise into the store that published."""
         if not self.connections:
             return
-        table = TABLES.get(change.table)
+        table = self.catalog.for_change(change)
         if table is None:
             return
         prepared = PreparedChange(change, table)
@@ -254,7 +257,7 @@ class Hub:
             except Exception:
                 log.exception("realtime: delivering a change failed; closing that connection")
                 connection.abort(1011, "internal error")
-        if table is JOBS and self.topics:
+        if change.table == "jobs" and self.topics:  # ours, not a published table
             try:
                 self._broadcast_change(prepared)
             except Exception:
@@ -270,6 +273,7 @@ class Hub:
         message = protocol.database_broadcast(
             message_id=str(uuid.uuid4()),
             kind=prepared.kind,
+            schema=prepared.table.schema,
             table=prepared.table.name,
             record=prepared.record,
             old_record=prepared.old_record,

@@ -25,7 +25,7 @@ from jobctl.server.realtime.filters import (
     split_top_level,
 )
 from jobctl.server.realtime.protocol import MalformedMessage, load_json
-from jobctl.server.realtime.tables import JOBS
+from jobctl.server.realtime.tables import JOBS, Table
 
 RESERVED = {"select", "order", "limit", "offset", "columns", "on_conflict"}
 LOGIC = ("or", "and", "not.or", "not.and")
@@ -96,16 +96,16 @@ def _is_index(key: str) -> bool:
     return digits.isascii() and digits.isdigit() and len(digits) <= MAX_DIGITS
 
 
-def parse_path(text: str) -> Path:
+def parse_path(text: str, table: Table = JOBS) -> Path:
     """`input->a->>b` -> Path('input', (('a', False), ('b', True)))."""
     text = text.strip()
     if "->" not in text:
-        return Path(_column(text))
+        return Path(_column(text, table))
     head, rest = text.split("->", 1)
-    column = _column(head)
-    if JOBS.type_of(column) != "jsonb":
+    column = _column(head, table)
+    if table.type_of(column) != "jsonb":
         raise PgrstError(
-            400, "42883", f"operator does not exist: {JOBS.type_of(column)} -> unknown",
+            400, "42883", f"operator does not exist: {table.type_of(column)} -> unknown",
             hint="No operator matches the given name and argument types.",
         )  # fmt: skip
     steps: list[tuple[str, bool]] = []
@@ -123,10 +123,10 @@ def parse_path(text: str) -> Path:
     return Path(column, tuple(steps))
 
 
-def _column(name: str) -> str:
+def _column(name: str, table: Table) -> str:
     name = name.strip()
-    if name not in JOBS.column_names:
-        raise PgrstError(400, "42703", f"column jobs.{name} does not exist")
+    if name not in table.column_names:
+        raise PgrstError(400, "42703", f"column {table.name}.{name} does not exist")
     return name
 
 
@@ -136,14 +136,14 @@ class SelectItem:
     path: Path
 
 
-def parse_select(text: str) -> list[SelectItem]:
+def parse_select(text: str, table: Table = JOBS) -> list[SelectItem]:
     items: list[SelectItem] = []
     for raw in split_top_level(text):
         part = raw.strip()
         if not part:
             raise syntax(f"failed to parse select parameter ({text[:80]})")
         if part == "*":
-            items += [SelectItem(c, Path(c)) for c in JOBS.column_names]
+            items += [SelectItem(c, Path(c)) for c in table.column_names]
             continue
         alias, colon, target = part.partition(":")
         if colon and target.startswith(":"):  # `col::type`, no alias
@@ -160,11 +160,11 @@ def parse_select(text: str) -> list[SelectItem]:
             raise PgrstError(
                 400,
                 "PGRST200",
-                f"Could not find a relationship between 'jobs' and '{relation}' in the schema cache",
-                f"Searched for a foreign key relationship between 'jobs' and '{relation}'"
-                " in the schema 'public', but no matches were found.",
+                f"Could not find a relationship between '{table.name}' and '{relation}' in the schema cache",
+                f"Searched for a foreign key relationship between '{table.name}' and '{relation}'"
+                f" in the schema '{table.schema}', but no matches were found.",
             )
-        path = parse_path(target)
+        path = parse_path(target, table)
         items.append(SelectItem(alias.strip() or path.default_name, path))
     return items
 
@@ -244,21 +244,21 @@ class Group:
 Node = Condition | PathCondition | JsonCompare | Group
 
 
-def parse_filter_param(column: str, expression: str) -> Node:
+def parse_filter_param(column: str, expression: str, table: Table = JOBS) -> Node:
     """One query parameter `column=expression` (column may be a JSON path)."""
     try:
-        path = parse_path(column)
+        path = parse_path(column, table)
         if not path.steps:
-            return parse_condition(JOBS, path.column, expression)
+            return parse_condition(table, path.column, expression)
         kind = "text" if path.as_text else "jsonb"
         if kind == "jsonb" and (ordered := _json_compare(path, expression)) is not None:
             return ordered
-        return PathCondition(path, parse_condition(JOBS, path.column, expression, kind=kind))
+        return PathCondition(path, parse_condition(table, path.column, expression, kind=kind))
     except FilterError as exc:
-        raise filter_error(exc, expression) from None
+        raise filter_error(exc, expression, table) from None
 
 
-def parse_logic(key: str, value: str, depth: int = 0) -> Group:
+def parse_logic(key: str, value: str, depth: int = 0, table: Table = JOBS) -> Group:
     """`or` + `(a.eq.1,and(b.gt.2,c.lt.3))` -> a Group."""
     negate = key.startswith("not.")
     any_of = key.removeprefix("not.") == "or"
@@ -271,22 +271,22 @@ def parse_logic(key: str, value: str, depth: int = 0) -> Group:
         part = raw.strip()
         head = part.split("(", 1)[0]
         if head in LOGIC and "(" in part:
-            items.append(parse_logic(head, part[len(head) :], depth + 1))
+            items.append(parse_logic(head, part[len(head) :], depth + 1, table))
             continue
         column, dot, expression = part.partition(".")
         if not dot:
             raise syntax(f"failed to parse logic tree ({value[:80]})")
-        items.append(parse_filter_param(column, expression))
+        items.append(parse_filter_param(column, expression, table))
     if not items:
         raise syntax(f"failed to parse logic tree ({value[:80]})", "empty")
     return Group(any_of, tuple(items), negate)
 
 
-def filter_error(exc: FilterError, expression: str) -> PgrstError:
+def filter_error(exc: FilterError, expression: str, table: Table = JOBS) -> PgrstError:
     text = str(exc)
     if text.startswith("invalid column for filter "):
         column = text.rsplit(" ", 1)[1]
-        return PgrstError(400, "42703", f"column jobs.{column} does not exist")
+        return PgrstError(400, "42703", f"column {table.name}.{column} does not exist")
     if text.startswith("invalid input syntax"):
         return PgrstError(400, "22P02", text)
     if "out of range" in text:
@@ -301,7 +301,7 @@ class Order:
     nulls_first: bool
 
 
-def parse_order(value: str) -> list[Order]:
+def parse_order(value: str, table: Table = JOBS) -> list[Order]:
     orders = []
     for part in split_top_level(value):
         target, *mods = part.strip().split(".")
@@ -314,7 +314,9 @@ def parse_order(value: str) -> list[Order]:
             else:
                 raise syntax(f"failed to parse order ({part[:80]})")
         # PostgreSQL's default: NULLs sort as if larger than every value.
-        orders.append(Order(parse_path(target), desc, desc if nulls_first is None else nulls_first))
+        orders.append(
+            Order(parse_path(target, table), desc, desc if nulls_first is None else nulls_first)
+        )
     return orders
 
 
@@ -341,22 +343,22 @@ class TableQuery:
         return [c for c in self.conditions if isinstance(c, Condition)]
 
 
-def parse_query(params: list[tuple[str, str]]) -> TableQuery:
-    query = TableQuery(parse_select("*"))
+def parse_query(params: list[tuple[str, str]], table: Table = JOBS) -> TableQuery:
+    query = TableQuery(parse_select("*", table))
     for key, value in params:
         if key == "select":
             if value.strip() not in ("", "*"):
-                query.select = parse_select(value)
+                query.select = parse_select(value, table)
         elif key == "order":
-            query.orders += parse_order(value)
+            query.orders += parse_order(value, table)
         elif key == "limit":
             query.limit = parse_count(key, value)
         elif key == "offset":
             query.offset = parse_count(key, value)
         elif key in LOGIC:
-            query.conditions.append(parse_logic(key, value))
+            query.conditions.append(parse_logic(key, value, table=table))
         elif key in RESERVED or key == "apikey":
             continue
         else:
-            query.conditions.append(parse_filter_param(key, value))
+            query.conditions.append(parse_filter_param(key, value, table))
     return query

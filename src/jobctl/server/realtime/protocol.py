@@ -365,6 +365,7 @@ def _small(record: dict[str, Any] | None) -> dict[str, Any] | None:
 def change_data(
     *,
     table: str,
+    schema: str = "public",
     kind: str,
     commit_us: int,
     columns: list[dict[str, str]],
@@ -374,7 +375,7 @@ def change_data(
     """The `data` object of a change, encoded. Over MAX_DATA_BYTES, Supabase's 413 treatment:
     values longer than 64 bytes are dropped and `errors` says so, so the frame stays sendable."""
     data: dict[str, Any] = {
-        "schema": "public",
+        "schema": schema,
         "table": table,
         "commit_timestamp": commit_timestamp(commit_us),
         "type": kind,
@@ -403,6 +404,7 @@ def database_broadcast(
     table: str,
     record: dict[str, Any] | None,
     old_record: dict[str, Any] | None,
+    schema: str = "public",
 ) -> UserBroadcast:
     """A change as `realtime.broadcast_changes(topic, TG_OP, TG_OP, table, schema, NEW, OLD)` sends
     it: event = the operation; payload {old_record, record, operation, table, schema, id} (`id`
@@ -412,7 +414,7 @@ def database_broadcast(
         "old_record": old_record,
         "operation": kind,
         "record": record,
-        "schema": "public",
+        "schema": schema,
         "table": table,
     }
     body = dumps(payload)

@@ -1,5 +1,5 @@
-"""The read-only PostgREST subset for `/rest/v1/jobs` that supabase-py's and supabase-js's table
-queries use (query syntax: pgquery.py).
+"""The read-only PostgREST subset for `/rest/v1/jobs` (and the app tables published with
+`--publish`) that supabase-py's and supabase-js's table queries use (query syntax: pgquery.py).
 
 GET and HEAD; `Prefer: count=exact` -> `Content-Range`; `Accept`: JSON (default),
 `application/vnd.pgrst.object+json` (one object, else 406 PGRST116), `text/csv` (a header row,
@@ -7,8 +7,10 @@ then one row per job), anything else 406 PGRST107. `/rest/v1/rpc/<fn>`: 404 PGRS
 exposes no functions). Errors as `{"message","code","hint","details"}`. The token comes from
 `Authorization: Bearer` or `apikey`, with the same row-level rule as Realtime.
 
-It reads through `Store.list_jobs` (narrowed by user, status and type where the filters allow),
-pages through in the store's order (newest first), and filters, sorts and slices here.
+It reads our jobs through `Store.list_jobs` (narrowed by user, status and type where the filters
+allow), pages through in the store's order (newest first), and filters, sorts and slices here;
+a published table through `PostgresStore.scan_published` (the owner's rows by primary key).
+`Accept-Profile` picks the schema: `public` first, `jobctl` for ours beside published tables.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from fastapi.responses import JSONResponse
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.realtime.pgquery import Order, PgrstError, TableQuery, parse_query
 from jobctl.server.realtime.protocol import dumps
-from jobctl.server.realtime.tables import JOBS, RowView, to_wire
+from jobctl.server.realtime.tables import DEFAULT_CATALOG, JOBS, Catalog, RowView, Table, to_wire
 from jobctl.server.records import JobRow
 from jobctl.server.store.base import ListQuery, Store
 
@@ -34,7 +36,7 @@ JSON_TYPES = ("application/json", "application/*", "*/*")
 PAGE = 500
 
 
-def _principal(request: Request) -> Principal:
+def principal_of(request: Request) -> Principal:
     authorization = request.headers.get("authorization", "")
     scheme, _, value = authorization.partition(" ")
     token = value.strip() if scheme.lower() == "bearer" else ""
@@ -80,11 +82,11 @@ async def _scan(store: Store, narrowed: ListQuery) -> AsyncIterator[JobRow]:
         narrowed.cursor = cursor
 
 
-def _sort(rows: list[tuple[JobRow, RowView]], orders: list[Order]) -> list[tuple[JobRow, RowView]]:
+def _sort(rows: list[tuple[Any, RowView]], orders: list[Order]) -> list[tuple[Any, RowView]]:
     for order in reversed(orders):  # stable sorts, last key first
         path = order.path
 
-        def key_of(r: tuple[JobRow, RowView], path: Any = path) -> Any:
+        def key_of(r: tuple[Any, RowView], path: Any = path) -> Any:
             return path.extract(r[1].get(path.column))
 
         nulls = [r for r in rows if key_of(r) is None]
@@ -115,7 +117,7 @@ async def run_query(
         ("created_at", (), True)
     ]
     enough = None if count or not natural or query.limit is None else query.offset + query.limit
-    matched: list[tuple[JobRow, RowView]] = []
+    matched: list[tuple[Any, RowView]] = []
     async for row in _scan(store, narrowed):
         view = RowView(JOBS, row, None)
         if all(cond.matches(view.get) for cond in query.conditions):
@@ -201,30 +203,87 @@ async def call_function(function: str, request: Request) -> Response:
     return JSONResponse(error.body(), status_code=error.status)
 
 
-@router.api_route("/rest/v1/{table}", methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])
-async def read_table(table: str, request: Request) -> Response:
+@router.api_route("/rest/v1/{name}", methods=["GET", "HEAD", "POST", "PATCH", "PUT", "DELETE"])
+async def read_table(name: str, request: Request) -> Response:
     try:
-        return await _read_table(table, request)
+        return await _read_table(name, request)
     except PgrstError as exc:
         return JSONResponse(exc.body(), status_code=exc.status)
 
 
-async def _read_table(table: str, request: Request) -> Response:
-    profile = request.headers.get("accept-profile", "public")
-    if profile != "public":
-        raise PgrstError(406, "PGRST106", "The schema must be one of the following: public")
-    if table != JOBS.name:
-        message = f"Could not find the table 'public.{table}' in the schema cache"
+def catalog_of(request: Request) -> Catalog:
+    catalog: Catalog = getattr(request.app.state, "catalog", DEFAULT_CATALOG)
+    return catalog
+
+
+def schema_of(request: Request, catalog: Catalog) -> str:
+    """The schema a request reads (Accept-Profile; Content-Profile for writes), by PostgREST's
+    rule: the first exposed schema when none is named."""
+    header = "accept-profile" if request.method in ("GET", "HEAD") else "content-profile"
+    schemas = catalog.schemas
+    profile = request.headers.get(header, schemas[0])
+    if profile not in schemas:
+        listed = ", ".join(schemas)
+        raise PgrstError(406, "PGRST106", f"The schema must be one of the following: {listed}")
+    return profile
+
+
+def _served(catalog: Catalog, schema: str, name: str) -> Table:
+    table = catalog.get(schema, name)
+    # Of our own tables, jobs is served (job_logs goes out over Realtime only).
+    if table is None or not (table.published or table.name == JOBS.name):
+        message = f"Could not find the table '{schema}.{name}' in the schema cache"
         raise PgrstError(404, "PGRST205", message)
+    return table
+
+
+async def run_published_query(
+    store: Any, who: Principal, table: Table, query: TableQuery, count: bool
+) -> tuple[list[dict[str, Any]], int | None]:
+    """An app's published table: its owner's rows (all for service_role), filtered, sorted
+    and sliced here; read in pages of PAGE rows by primary key."""
+    if who.user_id is None and not who.is_service:
+        return [], 0 if count else None
+    natural = not query.orders
+    enough = None if count or not natural or query.limit is None else query.offset + query.limit
+    matched: list[tuple[Any, RowView]] = []
+    after: tuple[str, ...] | None = None
+    while True:
+        page = await store.scan_published(table.change_source, who.scope, after, PAGE)
+        for record, _position in page:
+            view = RowView(table, None, record)
+            if all(cond.matches(view.get) for cond in query.conditions):
+                matched.append((record, view))
+        if len(page) < PAGE or (enough is not None and len(matched) >= enough):
+            break
+        after = page[-1][1]
+    if not natural:
+        matched = _sort(matched, query.orders)
+    total = len(matched) if count else None
+    end = None if query.limit is None else query.offset + query.limit
+    out = []
+    for record, _ in matched[query.offset : end]:
+        wire = to_wire(table, record)
+        out.append({item.name: item.path.extract(wire[item.path.column]) for item in query.select})
+    return out, total
+
+
+async def _read_table(name: str, request: Request) -> Response:
+    catalog = catalog_of(request)
+    schema = schema_of(request, catalog)
+    table = _served(catalog, schema, name)
     if request.method not in ("GET", "HEAD"):
         raise PgrstError(405, "PGRST000", f"{request.method}: this endpoint is read-only")
-    who = _principal(request)
-    query = parse_query(list(request.query_params.multi_items()))
+    who = principal_of(request)
+    query = parse_query(list(request.query_params.multi_items()), table)
     media = _media(request.headers.get("accept", ""))
     prefer = request.headers.get("prefer", "")
     count = any(p.strip().startswith("count=") for p in prefer.split(","))
     store: Store = request.app.state.engine.store
-    rows, total = await run_query(store, who, query, count)
+    if table.published:
+        rows, total = await run_published_query(store, who, table, query, count)
+    else:
+        rows, total = await run_query(store, who, query, count)
     if total is not None and query.offset > 0 and query.offset >= total:
         raise PgrstError(
             416,

@@ -8,15 +8,41 @@ typed with PostgreSQL's `typname`s so that `columns` matches what Supabase sends
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobctl.jobshape import JOB_FIELDS, PRIMARY_KEY
 from jobctl.server.auth import Principal
 from jobctl.server.records import Change, JobRow, LogRow
 
+if TYPE_CHECKING:  # psycopg, which SQLite users may not have
+    from jobctl.server.store.published import PublishedTable
+
 MISSING: Any = object()  # a column the change does not carry (a DELETE's PK-only old record)
+
+
+# The kinds filters compare by (filters.py), for the PostgreSQL types a published table may have;
+# a type not listed compares as text (its `to_jsonb` form is a string).
+FILTER_KINDS = {
+    "int2": "int4", "int4": "int4", "int8": "int8", "oid": "int8",
+    "float4": "float8", "float8": "float8", "numeric": "float8",
+    "text": "text", "varchar": "text", "bpchar": "text", "name": "text", "citext": "text",
+    "uuid": "uuid", "timestamptz": "timestamptz", "timestamp": "timestamptz",
+    "jsonb": "jsonb", "json": "jsonb", "bool": "bool",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ColumnInfo:
+    """What the OpenAPI document says of a column: PostgreSQL's own type name (`format_type`),
+    whether it may be NULL, its default expression."""
+
+    name: str
+    format: str
+    not_null: bool = False
+    default: str | None = None
+    enum: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -24,15 +50,29 @@ class Table:
     name: str
     columns: tuple[tuple[str, str], ...]  # (name, PostgreSQL typname), in attnum order
     primary_key: tuple[str, ...]
+    schema: str = "public"  # where clients see it (Realtime bindings, Accept-Profile)
+    source: str = ""  # its changes' `Change.table`: "jobs" for ours, "schema.name" if published
+    owner: str | None = "user_id"  # the column row-level security compares with the JWT's sub
+    details: tuple[ColumnInfo, ...] = ()  # for the OpenAPI document; derived when empty
+    published: bool = False  # a table of the app's, read through the store's published scan
 
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(name for name, _ in self.columns)
 
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.schema, self.name)
+
+    @property
+    def change_source(self) -> str:
+        return self.source or self.name
+
     def type_of(self, column: str) -> str | None:
+        """The column's kind for filters (FILTER_KINDS), None if there is no such column."""
         for name, kind in self.columns:
             if name == column:
-                return kind
+                return FILTER_KINDS.get(kind, "text")
         return None
 
     def columns_json(self) -> list[dict[str, str]]:
@@ -56,6 +96,62 @@ JOB_LOGS = Table(
 )
 
 TABLES = {table.name: table for table in (JOBS, JOB_LOGS)}
+
+
+class Catalog:
+    """The tables a server exposes: its own (`public`, or `jobctl` beside published tables)
+    and the app tables it publishes (`--publish`), by (schema, name) and by change source."""
+
+    def __init__(self, tables: list[Table]) -> None:
+        self.tables = list(tables)
+        self.by_key = {t.key: t for t in self.tables}
+        self.by_source = {t.change_source: t for t in self.tables}
+
+    @property
+    def schemas(self) -> list[str]:
+        """The exposed schemas, `public` first: the one a request without a profile reads."""
+        names = list(dict.fromkeys(t.schema for t in self.tables))
+        return sorted(names, key=lambda name: name != "public")
+
+    def in_schema(self, schema: str) -> list[Table]:
+        return [t for t in self.tables if t.schema == schema]
+
+    def add(self, table: Table) -> None:
+        self.tables = [t for t in self.tables if t.key != table.key] + [table]
+        self.by_key[table.key] = table
+        self.by_source[table.change_source] = table
+
+    def get(self, schema: str, name: str) -> Table | None:
+        return self.by_key.get((schema, name))
+
+    def for_change(self, change: Change) -> Table | None:
+        return self.by_source.get(change.table)
+
+    @classmethod
+    def own(cls, schema: str = "public", published: list[Table] | None = None) -> Catalog:
+        ours = [JOBS, JOB_LOGS] if schema == "public" else [
+            replace(t, schema=schema) for t in (JOBS, JOB_LOGS)
+        ]  # fmt: skip
+        return cls([*ours, *(published or [])])
+
+
+DEFAULT_CATALOG = Catalog.own()
+
+
+def published_table(info: PublishedTable) -> Table:
+    """An app's table the store publishes, as Realtime and the PostgREST subset show it."""
+    return Table(
+        info.spec.name,
+        tuple((c.name, c.typname) for c in info.columns),
+        info.primary_key,
+        schema=info.spec.schema,
+        source=info.qualified,
+        owner=info.spec.owner_column,
+        details=tuple(
+            ColumnInfo(c.name, c.format, c.not_null, c.default, c.enum) for c in info.columns
+        ),
+        published=True,
+    )
 
 
 def can_read(who: Principal, owner: str) -> bool:
@@ -134,6 +230,8 @@ class RowView:
 def view_of(change: Change, table: Table) -> RowView:
     if change.row is not None:
         return RowView(table, change.row, None)
+    if change.type != "DELETE" and change.record is not None:  # a published table's row
+        return RowView(table, None, change.record)
     return RowView(table, None, change.old_record)
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from jobctl.server.store.base import Store
 
 POSTGRES_MISSING = (
@@ -14,15 +17,16 @@ class StoreDriverMissing(Exception):
     `postgres` extra); a one-line reason for the user."""
 
 
-def open_store(db: str) -> Store:
-    """A store for a path (SQLite) or a `postgresql://` URL."""
+def open_store(db: str, *, schema: str | None = None, publish: Sequence[Any] = ()) -> Store:
+    """A store for a path (SQLite) or a `postgresql://` URL (its own tables in `schema`, and
+    app tables it publishes: store/published.py's PublishSpec)."""
     if db.startswith(("postgresql://", "postgres://")):
         try:
             from jobctl.server.store.postgres import PostgresStore  # type: ignore[import-not-found,unused-ignore]
         except ImportError as exc:  # psycopg: the `postgres` extra
             raise StoreDriverMissing(f"{POSTGRES_MISSING} ({exc})") from exc
 
-        store: Store = PostgresStore(db)
+        store: Store = PostgresStore(db, schema=schema, publish=publish)
         return store
     from jobctl.server.store.sqlite import SQLiteStore
 

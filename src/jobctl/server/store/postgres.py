@@ -40,7 +40,9 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterable, Sequen
 from typing import Any
 
 import psycopg
+import psycopg.sql
 from psycopg import AsyncConnection
+from psycopg.conninfo import make_conninfo
 from psycopg.pq import ConnStatus, TransactionStatus
 
 from jobctl.server.changes import ChangeBus
@@ -79,12 +81,21 @@ from jobctl.server.store.base import (
     LeaseLost,
     ListQuery,
     PlanFn,
+    StorageUnavailable,
     Store,
     decode_cursor,
     encode_cursor,
     guard_storage,
     migrations,
     split_sql,
+)
+from jobctl.server.store.published import (
+    PublishedTable,
+    PublishSpec,
+    describe,
+    install_trigger,
+    read_row,
+    scan_rows,
 )
 
 log = logging.getLogger("jobctl.store")
@@ -344,14 +355,34 @@ class _Pool:
 
 
 class PostgresStore(Store):
-    def __init__(self, url: str, *, pool_size: int = 6, listen: bool = True) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        pool_size: int = 6,
+        listen: bool = True,
+        schema: str | None = None,
+        publish: Sequence[PublishSpec] = (),
+    ) -> None:
         """`listen=False`: a store that only writes (a producer enqueueing jobs) and does
-        not publish changes, so it does not read every notification of the database."""
+        not publish changes, so it does not read every notification of the database.
+
+        `schema`: the schema of the store's own tables (its connections' search_path);
+        None is the database's default (public). `publish`: tables of an app's whose changes
+        go out with the store's own (store/published.py); needs `schema` (the trigger's
+        function lives there)."""
         self.url = url
         self._listen = listen
+        self.schema = schema
+        self._publish = tuple(publish)
+        if self._publish and not schema:
+            raise ValueError("publishing tables needs the store's own schema")
+        self.published: dict[str, PublishedTable] = {}  # "schema.name" -> its shape
         self.description = "postgresql:" + _redact(url)
         self.changes = ChangeBus()
-        self._pool = _Pool(url, pool_size)
+        # The store's own connections find its tables by search_path (the SQL names them bare).
+        self._conninfo = make_conninfo(url, options=f"-c search_path={schema}") if schema else url
+        self._pool = _Pool(self._conninfo, pool_size)
         # Relaxed writes commit without waiting for the WAL flush: claims, progress, logs,
         # finishing, suspending and re-queueing jobs. Only a crash of PostgreSQL itself
         # can lose them, and that is safe: WAL is replayed in order, so what survives is
@@ -361,7 +392,7 @@ class PostgresStore(Store):
         # its durable steps to the same result (Inngest's model: only steps are
         # exactly-once). Why it matters: a commit that notifies holds a cluster-wide lock
         # until it is flushed, so durable notifying commits run one at a time.
-        self._relaxed = _Pool(url, 3, "SET synchronous_commit = off")
+        self._relaxed = _Pool(self._conninfo, 3, "SET synchronous_commit = off")
         self._listener: asyncio.Task[None] | None = None
         self._listening = asyncio.Event()
         self._closed = False
@@ -407,6 +438,12 @@ class PostgresStore(Store):
         # Several servers may start at once: one migrates, the others wait and then see it done.
         async with conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATE_LOCK,))
+            if self.schema:
+                await conn.execute(
+                    psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
+                        psycopg.sql.Identifier(self.schema)
+                    )
+                )
             await conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)"
             )
@@ -418,6 +455,11 @@ class PostgresStore(Store):
                 for stmt in split_sql(sql):
                     await conn.execute(stmt)  # type: ignore[arg-type]
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
+            for spec in self._publish:
+                table = await describe(conn, spec)
+                assert self.schema is not None
+                await install_trigger(conn, table, self.schema)
+                self.published[table.qualified] = table
 
     # change fan-out ----------------------------------------------------------
     async def _listen_loop(self) -> None:
@@ -500,6 +542,9 @@ class PostgresStore(Store):
         data = json.loads(payload)
         tag: str = data[0]
         bus = self.changes
+        if tag[0] == "P":
+            await self._deliver_published(tag, data)
+            return
         if tag[0] == "L":
             job_id, seq, ts, level, step, message, user_id = data[1:8]
             if tag == "Ls":
@@ -529,6 +574,36 @@ class PostgresStore(Store):
         commit_us = self._commit_time(row.updated_at)
         bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, commit_us,
                            row.user_id))  # fmt: skip
+
+    async def _deliver_published(self, tag: str, data: list[Any]) -> None:
+        """A change to a published table (its trigger's notification; store/published.py)."""
+        source, kind, record, key, owner, stamped = data[1:7]
+        table = self.published.get(source)
+        if table is None:
+            return  # a table another server publishes, not this one
+        if tag == "Px" and kind != "DELETE":
+            async with self._pool.connection() as conn:
+                record = await read_row(conn, table, key)
+            if record is None:
+                return  # deleted since; its DELETE follows
+        commit_us = self._commit_time(int(stamped))
+        bus = self.changes
+        bus.publish(Change(bus.next_seq(), source, kind, None, key, commit_us, owner or "",
+                           record))  # fmt: skip
+
+    async def scan_published(
+        self, source: str, owner: str | None, after: tuple[str, ...] | None, limit: int
+    ) -> list[tuple[dict[str, Any], tuple[str, ...]]]:
+        """A page of a published table's rows (one owner's, or all for None), by primary key."""
+        table = self.published[source]
+        try:
+            async with self._pool.connection() as conn:
+                return await scan_rows(conn, table, owner, after, limit)
+        except Exception as exc:
+            if not is_storage_error(exc):
+                raise
+            message = " ".join(str(exc).split())[:300] or type(exc).__name__
+            raise StorageUnavailable(f"postgresql: {message}") from exc
 
     def _commit_time(self, stamped: int) -> int:
         """A change's commit time that never goes backwards in commit order. Rows carry the
@@ -609,7 +684,7 @@ class PostgresStore(Store):
         """`create_job` for producers in synchronous code (a request handler, a script):
         the same statements over a plain connection, opened on first use (`close_sync`)."""
         if self._sync_conn is None or self._sync_conn.closed:
-            self._sync_conn = psycopg.connect(self.url, autocommit=True)
+            self._sync_conn = psycopg.connect(self._conninfo, autocommit=True)
         conn = self._sync_conn
         if new.idempotency_key is None:
             return _rows(conn.execute(_INSERT_JOB, _insert_args(new, now)).fetchall())[0], True
