@@ -184,12 +184,15 @@ class UserStore:
         """A new session for a right email and password; None otherwise."""
         email = email.strip().lower()
         with self._locked() as data:
+            found = next((u for u in data["users"].values() if u["email"] == email), None)
+            stored = found["password"] if found else None
+        # scrypt outside the lock (0.1-0.7 s): other sign-ins and refreshes go on meanwhile.
+        if not check_password(password, stored or _DUMMY_HASH) or stored is None:
+            return None
+        with self._locked() as data:
             record = next((u for u in data["users"].values() if u["email"] == email), None)
-            if record is None:
-                check_password(password, _DUMMY_HASH)
-                return None
-            if not check_password(password, record["password"]):
-                return None
+            if record is None or record["password"] != stored:
+                return None  # removed, or given a new password, while we checked
             record["last_sign_in_at"] = time.time()
             return self._issue(data, record, str(uuid.uuid4()))
 
