@@ -10,19 +10,20 @@ _jobctl() {
     for ((i = 1; i < COMP_CWORD; i++)); do
         w="${COMP_WORDS[i]}"
         case "$path $w" in
-            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config get"|" config path"|" config set"|" config show"|" config unset"|" events"|" events list"|" events replay"|" events show"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schedule"|" schedule backfill"|" schedule create"|" schedule delete"|" schedule list"|" schedule pause"|" schedule resume"|" schedule show"|" schedule trigger"|" schema"|" schema supabase"|" server"|" server key"|" server run"|" server start"|" server status"|" server stop"|" server user"|" server user add"|" server user list"|" server user remove"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
+            " auth"|" auth login"|" auth logout"|" auth status"|" auth token"|" cancel"|" completion"|" config"|" config detect"|" config get"|" config path"|" config set"|" config show"|" config unset"|" events"|" events list"|" events replay"|" events show"|" help"|" help environment"|" help exit-codes"|" list"|" logs"|" retry"|" schedule"|" schedule backfill"|" schedule create"|" schedule delete"|" schedule list"|" schedule pause"|" schedule resume"|" schedule show"|" schedule trigger"|" schema"|" schema supabase"|" server"|" server key"|" server run"|" server start"|" server status"|" server stop"|" server user"|" server user add"|" server user list"|" server user remove"|" show"|" stats"|" submit"|" tui"|" watch") path="$path $w" ;;
         esac
     done
     case "$path" in
         "") opts="--profile -p --api-url --no-color --version --help"; subs="auth cancel completion config events help list logs retry schedule schema server show stats submit tui watch" ;;
         " auth") opts="--help"; subs="login logout status token" ;;
-        " auth login") opts="--token --verify --no-verify --help"; subs="" ;;
+        " auth login") opts="--token --verify --no-verify --email --help"; subs="" ;;
         " auth logout") opts="--help"; subs="" ;;
         " auth status") opts="--help"; subs="" ;;
         " auth token") opts="--help"; subs="" ;;
         " cancel") opts="--yes -y --help"; subs="" ;;
         " completion") opts="--help"; subs="" ;;
-        " config") opts="--help"; subs="get path set show unset" ;;
+        " config") opts="--help"; subs="detect get path set show unset" ;;
+        " config detect") opts="--supabase-url --table --write --help"; subs="" ;;
         " config get") opts="--help"; subs="" ;;
         " config path") opts="--help"; subs="" ;;
         " config set") opts="--help"; subs="" ;;

@@ -121,6 +121,7 @@ def _json_field_names() -> frozenset[str]:
     return frozenset(
         [
             *JOB_FIELD_NAMES,
+            "raw",  # app profiles: the app's own row
             *show.SHOW_FIELDS,
             *stats_cmd.STATS_FIELDS,
             *server.STATUS_FIELDS,

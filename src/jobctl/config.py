@@ -36,6 +36,8 @@ KEYS: dict[str, tuple[Any, str, bool]] = {
     "profile": (LOCAL_PROFILE, "JOBCTL_PROFILE", False),
     "api_url": (None, "JOBCTL_API_URL", True),
     "token": (None, "JOBCTL_TOKEN", True),
+    # the Supabase session's refresh token (app profiles: `auth login --email`)
+    "refresh_token": (None, "JOBCTL_REFRESH_TOKEN", True),
     "supabase_url": (None, "JOBCTL_SUPABASE_URL", True),
     "supabase_anon_key": (None, "JOBCTL_SUPABASE_ANON_KEY", True),
     "autostart": (True, "JOBCTL_AUTOSTART", False),
@@ -44,7 +46,10 @@ KEYS: dict[str, tuple[Any, str, bool]] = {
     "retries": (3, "JOBCTL_RETRIES", False),
     "reconnect_seconds": (60.0, "JOBCTL_RECONNECT_SECONDS", False),
 }
-SECRET_KEYS = frozenset({"token", "supabase_anon_key"})
+SECRET_KEYS = frozenset({"token", "refresh_token", "supabase_anon_key"})
+# What an app profile's file (<config dir>/apps/NAME.toml, backends/appprofile.py) may set
+# in its [app] table, below the config file's own [profiles.NAME] values.
+APP_FILE_KEYS = ("api_url", "supabase_url", "supabase_anon_key")
 # Also read: JOBCTL_NO_AUTOSTART=1 (same as JOBCTL_AUTOSTART=0), NO_COLOR, JOBCTL_DEBUG,
 # and the directory overrides of jobctl.paths (JOBCTL_CONFIG_DIR, JOBCTL_DATA_DIR,
 # JOBCTL_CONFIG_FILE).
@@ -199,6 +204,7 @@ class Settings:
     config_path: Path
     data_dir: Path
     known_profiles: tuple[str, ...] = field(default=())
+    app_file: Path | None = None  # an app profile's file (backends/appprofile.py)
 
     def get(self, key: str) -> Any:
         return self.values[key]
@@ -264,8 +270,9 @@ def load_settings(
 
     profile, profile_source = layered("profile", {})
     profile = str(profile)
-    table = profiles.get(profile) or {}
-    known = tuple(sorted({LOCAL_PROFILE, *profiles}))
+    app = app_file_values(profile)
+    table = {**app, **(profiles.get(profile) or {})}
+    known = tuple(sorted({LOCAL_PROFILE, *profiles, *app_profiles()}))
     if check_profile and profile not in known:
         raise UsageError(
             f"no profile named {profile!r} (known: {', '.join(known)}); "
@@ -276,7 +283,42 @@ def load_settings(
     for key in KEYS:
         if key != "profile":
             values[key], sources[key] = layered(key, table)
-    return Settings(profile, values, sources, path, paths.data_dir(), known)
+    app_file = paths.app_profile_file(profile)
+    return Settings(
+        profile,
+        values,
+        sources,
+        path,
+        paths.data_dir(),
+        known,
+        app_file if profile != LOCAL_PROFILE and app_file.is_file() else None,
+    )
+
+
+def app_profiles() -> list[str]:
+    """The names of the app profiles: their files in <config dir>/apps/."""
+    try:
+        return [p.stem for p in (paths.config_dir() / "apps").glob("*.toml")]
+    except OSError:
+        return []
+
+
+def app_file_values(profile: str) -> dict[str, Any]:
+    """The settings of an app profile's [app] table (api_url, supabase_url, anon key)."""
+    if profile == LOCAL_PROFILE:
+        return {}
+    path = paths.app_profile_file(profile)
+    data = read_file(path)
+    app = data.get("app")
+    if not isinstance(app, Mapping):
+        return {}
+    values = {k: app[k] for k in APP_FILE_KEYS if k in app}
+    for key, value in values.items():
+        try:
+            parse_value(key, value)
+        except UsageError as exc:
+            raise UsageError(f"{path}: [app] {exc.message}") from None
+    return values
 
 
 def set_value(key: str, value: str, profile: str | None) -> tuple[Path, str]:
@@ -292,7 +334,7 @@ def set_value(key: str, value: str, profile: str | None) -> tuple[Path, str]:
     doc = _edit(path)
     per_profile = KEYS[key][2]
     if key == "profile":
-        known = sorted({LOCAL_PROFILE, *_table(doc, "profiles")})
+        known = sorted({LOCAL_PROFILE, *_table(doc, "profiles"), *app_profiles()})
         if parsed not in known:
             raise UsageError(
                 f"no profile named {parsed!r} (known: {', '.join(known)}); create it with "

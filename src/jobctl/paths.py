@@ -41,6 +41,11 @@ def jwt_secret_file() -> Path:
     return config_dir() / "jwt-secret"
 
 
+def app_profile_file(profile: str) -> Path:
+    """An app profile: how jobctl reads and drives an app's own jobs table and API."""
+    return config_dir() / "apps" / f"{profile}.toml"
+
+
 def config_file() -> Path:
     if value := os.environ.get("JOBCTL_CONFIG_FILE"):
         return Path(value)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import random
 import uuid
@@ -63,12 +64,12 @@ class Subscription:
     def all_mine(self) -> bool:
         return not self.job_ids
 
-    def realtime_filter(self) -> str | None:
+    def realtime_filter(self, column: str = "id") -> str | None:
         ids = sorted(self.job_ids)
         if len(ids) == 1:
-            return f"id=eq.{ids[0]}"
+            return f"{column}=eq.{ids[0]}"
         if 1 < len(ids) <= 100:
-            return f"id=in.({','.join(ids)})"
+            return f"{column}=in.({','.join(ids)})"
         return None  # all of mine (row-level security scopes it), or too many ids
 
 
@@ -77,6 +78,13 @@ class RealtimeConfig:
     url: str  # http(s) base of the Realtime service, e.g. http://127.0.0.1:8765/realtime/v1
     apikey: str  # sent as ?apikey= (anon key on Supabase, the token on the embedded server)
     access_token: str | None = None  # the user's JWT, set on the client before subscribing
+    # An app's own jobs table (app profiles): its name, its id column, how a row becomes a
+    # Job, and the user's current token (sent to the channel when it was refreshed).
+    table: str = "jobs"
+    schema: str = "public"
+    id_column: str = "id"
+    decode: Callable[[dict[str, Any]], Job] | None = None
+    token: Callable[[], str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +157,7 @@ class JobFeed:
         self._poll_now = asyncio.Event()
         self._closed = False
         self.realtime_events = 0
+        self.token_updates = 0  # refreshed tokens sent to the Realtime channel
         self.poll_requests = 0
 
     # public ------------------------------------------------------------------
@@ -425,15 +434,17 @@ class JobFeed:
                 pass
 
         try:
+            if config.token is not None:
+                config = dataclasses.replace(config, access_token=config.token())
             if config.access_token:
                 await client.set_auth(config.access_token)
             channel = client.channel(f"jobctl-{uuid.uuid4().hex[:12]}")
             channel.on_postgres_changes(
                 RealtimePostgresChangesListenEvent.All,
                 self._on_postgres_change,
-                table="jobs",
-                schema="public",
-                filter=self.subscription.realtime_filter(),
+                table=config.table,
+                schema=config.schema,
+                filter=self.subscription.realtime_filter(config.id_column),
             )
             if self.logs:
                 by_id = self.subscription.realtime_filter()
@@ -450,9 +461,16 @@ class JobFeed:
             # Realtime does not replay: read current state before trusting the stream.
             await self._refresh("snapshot")
             self._set_mode(FeedMode.REALTIME, "subscribed")
+            sent = config.access_token
             while not lost.is_set() and client.is_connected and not self._closed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), timeout=1.0)
+                fresh = config.token() if config.token is not None else None
+                if fresh and fresh != sent:
+                    # Refreshed: the channel would close at the old token's expiry.
+                    await client.set_auth(fresh)
+                    sent = fresh
+                    self.token_updates += 1
         finally:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), timeout=2)
@@ -462,10 +480,12 @@ class JobFeed:
         try:
             data = payload.get("data") or {}
             record = data.get("record")
-            if not isinstance(record, dict) or "id" not in record:
+            id_column = self.realtime.id_column if self.realtime is not None else "id"
+            if not isinstance(record, dict) or id_column not in record:
                 return
             self.realtime_events += 1
-            self._offer(Job.from_dict(record), "realtime")
+            decode = self.realtime.decode if self.realtime is not None else None
+            self._offer((decode or Job.from_dict)(record), "realtime")
         except Exception:
             log.debug("ignored an unreadable realtime record", exc_info=True)
 

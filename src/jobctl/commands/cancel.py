@@ -13,7 +13,7 @@ from jobctl.models import Job
 
 
 def run_cancel(refs: list[str], yes: bool, ctx: Context) -> int:
-    client = ctx.client()
+    client = ctx.jobs_client()
     ids = [client.resolve_id(r) for r in refs]
     if not confirm_bulk(ctx, "cancel", len(ids), yes or len(ids) == 1):
         ctx.info("nothing cancelled")

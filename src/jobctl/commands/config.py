@@ -8,6 +8,7 @@ import typer
 
 from jobctl import paths
 from jobctl.commands._shared import JsonOption, get_ctx
+from jobctl.commands.config_detect import detect
 from jobctl.commands.context import Context
 from jobctl.config import (
     KEYS,
@@ -136,3 +137,6 @@ def _active_profile(ctx: Context) -> str:
     """The profile to write to, read without checking the rest of the file: `set` and
     `unset` are how a wrong value in it gets fixed."""
     return file_profile(ctx.env, ctx.flags, read_file(paths.config_file()))
+
+
+app.command("detect")(detect)

@@ -23,6 +23,9 @@ from jobctl.errors import AuthError, UsageError
 if TYPE_CHECKING:
     import httpx
 
+    from jobctl.backends.appbackend import AppBackend
+    from jobctl.backends.appprofile import AppProfile
+    from jobctl.backends.apptokens import TokenSession
     from jobctl.backends.feed import RealtimeConfig
     from jobctl.backends.jobapi import AsyncJobClient, Endpoint, JobClient
     from jobctl.backends.supabase_reader import SupabaseReader
@@ -52,7 +55,8 @@ class Context:
     async_transport: httpx.AsyncBaseTransport | None = None  # default: `transport`, if it can
     _clients: list[JobClient] = field(default_factory=list)
     _async_clients: list[AsyncJobClient] = field(default_factory=list)  # their owners close them
-    _readers: list[SupabaseReader] = field(default_factory=list)
+    _readers: list[SupabaseReader | AppBackend] = field(default_factory=list)
+    _app_backend: AppBackend | None = None
 
     @classmethod
     def from_process(cls, env: Mapping[str, str] | None = None) -> Context:
@@ -173,9 +177,78 @@ class Context:
             "on_unreachable": self.autostart if autostart and self.settings.autostart else None,
         }
 
+    # App profiles -------------------------------------------------------------------
+    @cached_property
+    def app(self) -> AppProfile | None:
+        """The active profile's app file, when it has one (<config dir>/apps/NAME.toml)."""
+        path = self.settings.app_file
+        if path is None:
+            return None
+        from jobctl.backends.appprofile import load_profile
+
+        return load_profile(self.settings.profile, path)
+
+    def app_session(self) -> TokenSession:
+        """The user's Supabase session for the app profile, saved again on every refresh."""
+        from jobctl.backends.apptokens import Tokens, TokenSession
+        from jobctl.config import set_value
+
+        s = self.settings
+        token = s.get("token")
+        if not token:
+            raise AuthError(
+                f"not logged in to profile {s.profile!r}; run `jobctl auth login --profile "
+                f"{s.profile} --email EMAIL`"
+            )
+        profile = s.profile
+
+        def save(tokens: Tokens) -> None:
+            set_value("token", tokens.access, profile)
+            if tokens.refresh:
+                set_value("refresh_token", tokens.refresh, profile)
+
+        return TokenSession(
+            Tokens(token, s.get("refresh_token")),
+            supabase_url=str(s.get("supabase_url") or ""),
+            anon_key=self.supabase_key(),
+            save=save,
+            timeout=s.timeout,
+        )
+
+    def app_backend(self) -> AppBackend:
+        """The app profile's backend (one per command, closed by `close`)."""
+        if self._app_backend is None:
+            from jobctl.backends.appbackend import AppBackend
+            from jobctl.backends.appprofile import replace_urls
+
+            app = self.app
+            assert app is not None
+            s = self.settings
+            app = replace_urls(app, s.explicit_api_url, s.get("supabase_url"))
+            self._app_backend = AppBackend(
+                app,
+                self.app_session(),
+                self.supabase_key(),
+                timeout=s.timeout,
+                transport=self.transport,
+            )
+            self._readers.append(self._app_backend)
+        return self._app_backend
+
+    def jobs_client(self) -> JobClient | AppBackend:
+        """What `submit`, `cancel` and `retry` act through: the job API, or the app's own."""
+        return self.app_backend() if self.app is not None else self.client()
+
     def client(self, *, autostart: bool = True) -> JobClient:
         """The job API for the blocking commands (closed by `close`)."""
         from jobctl.backends.jobapi import JobClient
+
+        if self.app is not None:
+            raise UsageError(
+                f"profile {self.settings.profile!r} is an app ({self.settings.app_file}): this "
+                "command needs jobctl's own job API; `submit`, `list`, `show`, `watch`, "
+                "`cancel`, `retry` and `tui` work with the app"
+            )
 
         client = JobClient(**self._client_options(autostart, None), transport=self.transport)
         self._clients.append(client)
@@ -194,9 +267,12 @@ class Context:
         self._async_clients.append(client)
         return client
 
-    def reader(self) -> JobClient | SupabaseReader:
-        """What `list`, `show` and `watch` read through: the job API, or for a profile with
-        only a Supabase project, its `jobs` table over PostgREST."""
+    def reader(self) -> JobClient | SupabaseReader | AppBackend:
+        """What `list`, `show` and `watch` read through: the job API, an app's own jobs
+        table (app profiles), or for a profile with only a Supabase project, its `jobs`
+        table over PostgREST."""
+        if self.app is not None:
+            return self.app_backend()
         s = self.settings
         if not s.supabase_only:
             return self.client()
@@ -229,6 +305,19 @@ class Context:
         from jobctl.backends.feed import RealtimeConfig
 
         s = self.settings
+        if self.app is not None:
+            backend = self.app_backend()
+            profile, session = backend.profile, backend.session
+            return RealtimeConfig(
+                f"{profile.supabase_url}/realtime/v1",
+                self.supabase_key(),
+                access_token=session.current,
+                table=profile.table,
+                schema=profile.schema,
+                id_column=profile.columns["id"],
+                decode=profile.map_row,
+                token=lambda: session.current,
+            )
         if s.get("supabase_url") and not s.is_local:
             url = str(s.get("supabase_url")).rstrip("/") + "/realtime/v1"
             return RealtimeConfig(url, self.supabase_key(), access_token=s.get("token"))
@@ -240,7 +329,12 @@ class Context:
         """Strings that must never be printed (for the last-resort redaction in main)."""
         found = []
         if "settings" in self.__dict__:
-            found += [self.settings.get(k) for k in ("token", "supabase_anon_key")]
+            found += [self.settings.get(k) for k in ("token", "refresh_token", "supabase_anon_key")]
+        if self._app_backend is not None:
+            found += [
+                self._app_backend.session.tokens.access,
+                self._app_backend.session.tokens.refresh,
+            ]
         found += [c.core.token for c in self._clients]
         found += [c.core.token for c in self._async_clients]
         found += [self.env.get("JOBCTL_TOKEN"), self.local_token()]

@@ -10,7 +10,6 @@ import typer
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
-from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import JobStatus
 
 STATUS_WORDS = [s.value for s in JobStatus]
@@ -32,19 +31,21 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
 
     for status in opts.statuses:
         for word in status.split(","):
-            if word not in STATUS_WORDS and word != "processing":
+            if word not in STATUS_WORDS and word != "processing":  # an app's words are mapped
                 raise UsageError(
                     f"--status: unknown status {word!r} (one of {', '.join(STATUS_WORDS)})"
                 )
     if opts.json_fields is not None and opts.jsonl:
         raise UsageError("give --json or --jsonl, not both")
-    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
+    fields, raw = render.parse_job_fields(opts.json_fields)
     client = ctx.reader()
+    if raw and hasattr(client, "want_raw"):
+        client.want_raw = True
     jobs = list(
         client.iter_jobs(opts.statuses, opts.type, opts.since, None if opts.all else opts.limit)
     )
     if opts.json_fields is not None:
-        ctx.out(render.to_json([render.select(j.to_dict(), fields) for j in jobs]))
+        ctx.out(render.to_json([render.job_json(j, fields, raw, client) for j in jobs]))
     elif opts.jsonl:
         for job in jobs:
             ctx.out(render.to_json(job.to_dict(), pretty=False))

@@ -146,6 +146,29 @@ def parse_fields(spec: str | None, available: Sequence[str]) -> list[str] | None
     return names
 
 
+def parse_job_fields(spec: str | None) -> tuple[list[str] | None, bool]:
+    """A job's `--json` fields, and whether `raw` (the app's row, app profiles) is asked
+    for: `--json raw` is the whole job shape plus `raw`."""
+    from jobctl.jobshape import JOB_FIELD_NAMES
+
+    fields = parse_fields(spec, (*JOB_FIELD_NAMES, "raw"))
+    if fields is None or "raw" not in fields:
+        return fields, False
+    rest = [f for f in fields if f != "raw"]
+    return rest or None, True
+
+
+def job_json(job: Job, fields: list[str] | None, raw: bool, reader: Any) -> dict[str, Any]:
+    """A job in jobctl's shape (these fields), with the app's raw row under `raw`."""
+    data = select(job.to_dict(), fields)
+    if raw:
+        rows = getattr(reader, "raw_rows", None)
+        if rows is None:
+            raise UsageError("--json raw is for app profiles (the app's own row of the job)")
+        data["raw"] = rows.get(job.id)
+    return data
+
+
 def select(data: Mapping[str, Any], fields: list[str] | None) -> dict[str, Any]:
     return dict(data) if fields is None else {k: data.get(k) for k in fields}
 
@@ -230,11 +253,14 @@ def render_output(output: Any) -> str:
     return to_json(output)
 
 
-def render_summary(job: Job) -> str:
-    """The last word of `submit --watch`: outcome, duration, and the output or error."""
+def render_summary(job: Job, summary: str | None = None) -> str:
+    """The last word of `submit --watch`: outcome, duration, the app's result in words
+    (app profiles: `summary`), and the output or error."""
     head = (
         f"{status_label(job.status)} {job.type} {job.short_id} in {duration(job.duration_seconds)}"
     )
+    if summary:
+        head = f"{head}\n{summary}"
     if job.status == JobStatus.COMPLETED and job.output is not None:
         return f"{head}\n{render_output(job.output)}"
     if job.error:

@@ -38,7 +38,7 @@ def run_retry(opts: RetryOptions, ctx: Context) -> int:
         raise UsageError("give one of --input, --input-file and --edit")
     if new_input and (all_failed or len(refs) != 1):
         raise UsageError("new input (--input, --input-file, --edit) is for one job at a time")
-    client = ctx.client()
+    client = ctx.jobs_client()
     if all_failed:
         ids = [j.id for j in client.iter_jobs(["failed"], opts.type, None, None)]
         if not ids:

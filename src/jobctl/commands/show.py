@@ -17,8 +17,14 @@ SHOW_FIELDS = (*JOB_FIELD_NAMES, "steps")
 def run_show(ref: str, json_fields: str | None, ctx: Context, trace: bool = False) -> int:
     from jobctl.commands import render
 
-    fields = render.parse_fields(json_fields, SHOW_FIELDS)
+    fields = render.parse_fields(json_fields, (*SHOW_FIELDS, "raw"))
+    raw = fields is not None and "raw" in fields
+    if raw:
+        assert fields is not None
+        fields = [f for f in fields if f != "raw"] or None
     client = ctx.reader()
+    if raw and hasattr(client, "want_raw"):
+        client.want_raw = True
     job_id = client.resolve_id(ref)
     job = client.get_job(job_id)
     steps = client.get_steps(job_id)
@@ -31,7 +37,10 @@ def run_show(ref: str, json_fields: str | None, ctx: Context, trace: bool = Fals
         data["steps"] = [s.to_dict() for s in steps]
         if fields is None:
             data.pop("steps")  # the bare --json is the API's job shape; ask for steps by name
-        ctx.out(render.to_json(render.select(data, fields)))
+        data = render.select(data, fields)
+        if raw:
+            data["raw"] = render.job_json(job, [], True, client)["raw"]
+        ctx.out(render.to_json(data))
     else:
         ctx.out(render.render_job_detail(job, steps, ctx.clock(), ctx.color))
     return ExitCode.OK

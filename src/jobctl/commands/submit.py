@@ -12,14 +12,15 @@ import typer
 from jobctl.commands._shared import JsonOption, get_ctx
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode
-from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import Job
+
+DEFAULT_TYPE = "journal_extraction"
 
 
 @dataclass
 class SubmitOptions:
     file: str | None
-    type: str
+    type: str | None
     input_json: str | None
     input_file: Path | None
     idempotency_key: str | None
@@ -43,7 +44,7 @@ def remember(ctx: Context, job_ids: list[str]) -> None:
 def run_submit(opts: SubmitOptions, ctx: Context) -> int:
     from jobctl.commands import render
 
-    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
+    fields, raw = render.parse_job_fields(opts.json_fields)
     from jobctl.jobinput import Stdin, job_input
 
     data = job_input(
@@ -53,13 +54,25 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
         stdin=Stdin(ctx.stdin, ctx.stdin_tty),
     )
     key = opts.idempotency_key or str(uuid.uuid4())
-    client = ctx.client()
-    job = client.create_job(opts.type, data, key, opts.concurrency_key)
+    client = ctx.jobs_client()
+    app = ctx.app
+    job_type = opts.type or (app.default_type if app is not None else DEFAULT_TYPE)
+    if app is not None:
+        from jobctl.backends.appbackend import AppBackend
+
+        assert isinstance(client, AppBackend)
+        client.want_raw = raw
+        filename = None if opts.file in (None, "-") else Path(str(opts.file)).name
+        job = client.create_job(job_type, data, key, opts.concurrency_key, filename=filename)
+        if opts.timeout is None:
+            opts.timeout = app.timeout_for(job.type)
+    else:
+        job = client.create_job(job_type, data, key, opts.concurrency_key)
     remember(ctx, [job.id])
     as_json = opts.json_fields is not None
     if not opts.watch:
         if as_json:
-            ctx.out(render.to_json(render.select(job.to_dict(), fields)))
+            ctx.out(render.to_json(render.job_json(job, fields, raw, client)))
         else:
             ctx.out(job.id)
             if not opts.quiet and ctx.stderr_tty:
@@ -68,10 +81,12 @@ def run_submit(opts: SubmitOptions, ctx: Context) -> int:
                     f"`jobctl show {job.short_id}`"
                 )
         return ExitCode.OK
-    return watch_to_end(ctx, client, job, opts, fields)
+    return watch_to_end(ctx, client, job, opts, fields, raw)
 
 
-def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any) -> int:
+def watch_to_end(
+    ctx: Context, client: Any, job: Job, opts: SubmitOptions, fields: Any, raw: bool = False
+) -> int:
     """Follow the job with `watch`'s machinery: progress on stderr, the outcome on stdout."""
     from jobctl.backends.watchloop import WatchOptions
     from jobctl.commands import render
@@ -87,11 +102,12 @@ def watch_to_end(ctx: Context, client: Any, job: Job, opts: SubmitOptions, field
     if ending_text(result):
         ctx.info(ending_text(result))
     if opts.json_fields is not None:
-        ctx.out(render.to_json(render.select(final.to_dict(), fields)))
+        ctx.out(render.to_json(render.job_json(final, fields, raw, client)))
     elif opts.quiet:
         ctx.out(final.id)
     elif final.status.is_terminal:
-        ctx.out(render.render_summary(final))
+        summary_of = getattr(client, "summary_of", None)
+        ctx.out(render.render_summary(final, summary_of(final) if summary_of else None))
     return result.code
 
 
@@ -103,7 +119,15 @@ def submit(
             help="A text file; its text becomes input.text. '-' reads stdin.", show_default=False
         ),
     ] = None,
-    type: Annotated[str, typer.Option("--type", "-t", help="Job type.")] = "journal_extraction",
+    type: Annotated[
+        str | None,
+        typer.Option(
+            "--type",
+            "-t",
+            help=f"Job type (default: {DEFAULT_TYPE}; with an app profile, its [app] type).",
+            show_default=False,
+        ),
+    ] = None,
     input_json: Annotated[
         str | None, typer.Option("--input", help="Input as a JSON object.", show_default=False)
     ] = None,

@@ -105,6 +105,8 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
 
+    if ctx.app is not None and not opts.web:
+        return run_app_tui(opts, ctx)
     if ctx.settings.supabase_only:
         raise UsageError(
             f"profile {ctx.settings.profile!r} has a Supabase project but no job API (api_url): "
@@ -134,6 +136,45 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
         # At most one resend: the feed and the workers retry on their own schedule.
         client = ctx.async_client(autostart=False, retries=1)
         feed = JobFeed(client, Subscription(), realtime=realtime_config(ctx, endpoint, offered))
+        app = make_app(client, feed, settings)
+        try:
+            await app.run_async()
+        finally:
+            await client.aclose()
+        return app.return_code or ExitCode.OK
+
+    return asyncio.run(main())
+
+
+def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
+    """The dashboard over an app profile: its table through PostgREST, its Realtime, its
+    submit, cancel and retry calls (the same JobApi port as the job server's client)."""
+    import asyncio
+
+    from jobctl.backends.appbackend import AsyncAppApi
+    from jobctl.backends.feed import JobFeed, Subscription
+    from jobctl.commands._shared import quiet_libraries
+    from jobctl.tui.app import make_app
+    from jobctl.tui.settings import tui_settings_from_file
+
+    served = bool(ctx.env.get("TEXTUAL_DRIVER"))
+    if not served and not (ctx.stdin_tty and ctx.stdout_tty):
+        raise UsageError(
+            "`jobctl tui` needs a terminal (its input or output is not one); "
+            "for a pipe use `jobctl list` or `jobctl watch`"
+        )
+    quiet_libraries(ctx)
+    backend = ctx.app_backend()
+    settings = tui_settings_from_file(
+        ctx.settings.config_path,
+        readonly=opts.readonly,
+        target=f"{ctx.settings.profile} · {backend.profile.supabase_url}",
+    )
+    realtime = ctx.realtime_config(None)
+
+    async def main() -> int:
+        client = AsyncAppApi(backend)
+        feed = JobFeed(client, Subscription(), realtime=realtime)
         app = make_app(client, feed, settings)
         try:
             await app.run_async()

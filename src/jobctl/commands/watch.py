@@ -14,6 +14,7 @@ from jobctl.errors import ExitCode, UsageError
 from jobctl.models import Job
 
 if TYPE_CHECKING:
+    from jobctl.backends.appbackend import AppBackend
     from jobctl.backends.jobapi import JobClient
     from jobctl.backends.supabase_reader import SupabaseReader
 
@@ -39,7 +40,9 @@ class WatchArgs:
     logs: bool = False
 
 
-def _targets(args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader) -> list[Job]:
+def _targets(
+    args: WatchArgs, ctx: Context, reader: JobClient | SupabaseReader | AppBackend
+) -> list[Job]:
     from jobctl.commands import _last_submit as history
 
     if sum([bool(args.refs), args.last, args.all]) > 1:
@@ -79,9 +82,15 @@ def run_watch(args: WatchArgs, ctx: Context) -> int:
         poll_interval=args.interval,
         logs=args.logs,
     )
+    timeout = args.timeout
+    if timeout is None and ctx.app is not None:
+        # The app's give-up time for these types (its frontend stops polling then).
+        limits = [ctx.app.timeout_for(j.type) for j in jobs]
+        if limits and all(t is not None for t in limits):
+            timeout = max(t for t in limits if t is not None)
     options = WatchOptions(
         fail_fast=args.fail_fast,
-        timeout=args.timeout,
+        timeout=timeout,
         lost_after=ctx.settings.reconnect_seconds,
     )
     result = follow(

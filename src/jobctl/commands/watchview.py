@@ -29,6 +29,7 @@ from jobctl.glyphs import STATUS_GLYPHS
 from jobctl.models import Job, JobStatus, LogLine, Step
 
 if TYPE_CHECKING:
+    from jobctl.backends.appbackend import AppBackend
     from jobctl.backends.jobapi import JobClient
     from jobctl.backends.supabase_reader import SupabaseReader
 
@@ -415,7 +416,7 @@ def view_config(
 
 def follow(
     ctx: Context,
-    reader: JobClient | SupabaseReader,
+    reader: JobClient | SupabaseReader | AppBackend,
     initial: Sequence[Job],
     view: WatchPrinter,
     options: WatchOptions,
@@ -428,9 +429,10 @@ def follow(
 
     The feed reads through the async form of `reader`: the job API client that the
     Context builds (the same profile, settings and autostart), or the Supabase reader
-    in a worker thread."""
+    in a worker thread, or an app's backend (its table, its poll intervals per type)."""
     import asyncio
 
+    from jobctl.backends.appbackend import AppBackend, AsyncAppApi
     from jobctl.backends.feed import JobFeed, PollSettings, Subscription
     from jobctl.backends.jobapi import AsyncJobClient, Endpoint, JobClient
     from jobctl.backends.supabase_reader import AsyncSupabaseSource
@@ -439,11 +441,15 @@ def follow(
     quiet_libraries(ctx)
 
     async def run() -> WatchResult:
-        source: AsyncJobClient | AsyncSupabaseSource
+        source: AsyncJobClient | AsyncSupabaseSource | AsyncAppApi
         endpoint = None
+        by_type: dict[str, float] = {}
         if isinstance(reader, JobClient):
             client = source = ctx.async_client()
             endpoint = Endpoint(client.base_url, client.core.token)
+        elif isinstance(reader, AppBackend):
+            source = AsyncAppApi(reader)
+            by_type = reader.profile.poll_by_type()
         else:
             source = AsyncSupabaseSource(reader)
         active = frozenset(j.id for j in initial if not j.status.is_terminal)
@@ -451,7 +457,7 @@ def follow(
             source,
             Subscription(active),
             realtime=None if poll_only else ctx.realtime_config(endpoint),
-            poll=PollSettings(interval=interval, max_interval=max(15.0, interval)),
+            poll=PollSettings(interval=interval, by_type=by_type, max_interval=max(15.0, interval)),
             logs=logs,
         )
         try:

@@ -82,8 +82,12 @@ class LiveFeed(Protocol):
 
 
 if TYPE_CHECKING:
+    from jobctl.backends.appbackend import AsyncAppApi
     from jobctl.backends.feed import JobFeed
     from jobctl.backends.jobapi import AsyncJobClient
 
     def _the_real_ones_fit(client: AsyncJobClient, feed: JobFeed) -> tuple[JobApi, LiveFeed]:
         return client, feed  # a mypy error here: the real client or feed left the protocol
+
+    def _the_app_fits(client: AsyncAppApi) -> JobApi:
+        return client  # an app profile's backend serves the dashboard through the same port
