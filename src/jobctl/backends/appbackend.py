@@ -511,6 +511,30 @@ class AsyncAppApi:
         names = [self.backend.profile.default_type, *self.backend.profile.types]
         return [{"name": n} for n in dict.fromkeys(names)]
 
+    # Schedules and the event history belong to jobctl's own server; an app has neither.
+    async def list_schedules(self) -> list[dict[str, Any]]:
+        raise UsageError(self._not_here("schedules"))
+
+    async def schedule_action(
+        self, ref: str, action: str, body: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        raise UsageError(self._not_here("schedules"))
+
+    async def list_events(
+        self,
+        name: str | None = None,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        raise UsageError(self._not_here("an event history"))
+
+    async def replay_event(self, event_id: str) -> dict[str, Any]:
+        raise UsageError(self._not_here("an event history"))
+
+    def _not_here(self, what: str) -> str:
+        return f"profile {self.backend.profile.name!r} is an app's own API: it has no {what}"
+
     async def aclose(self) -> None:
         if self._refresher is not None:
             self._refresher.cancel()
