@@ -88,47 +88,70 @@ INSERT INTO job_finish_hours (hour, user_id, type, status, bucket, n, total_us)
 SELECT minute / 60, user_id, type, status, bucket, SUM(n), SUM(total_us)
 FROM job_finish_minutes GROUP BY minute / 60, user_id, type, status, bucket;
 
--- One job into (sign 1) or out of (sign -1) the rollups.
-CREATE OR REPLACE FUNCTION jobctl_rollup_one(
-    u TEXT, t TEXT, s TEXT, started BIGINT, completed BIGINT, sign INTEGER
-) RETURNS void LANGUAGE plpgsql AS $$
-DECLARE
-    b INTEGER := CASE WHEN started IS NULL THEN -1 ELSE jobctl_duration_bucket(completed - started) END;
-    d BIGINT := CASE WHEN started IS NULL THEN 0 ELSE GREATEST(completed - started, 0) END;
-BEGIN
-    INSERT INTO job_totals (user_id, type, status, n) VALUES (u, t, s, sign)
-        ON CONFLICT (user_id, type, status) DO UPDATE SET n = job_totals.n + excluded.n;
-    INSERT INTO job_finish_hours (hour, user_id, type, status, bucket, n, total_us)
-        VALUES (completed / 3600000000, u, t, s, b, sign, sign * d)
-        ON CONFLICT (hour, user_id, type, status, bucket) DO UPDATE
-        SET n = job_finish_hours.n + excluded.n,
-            total_us = job_finish_hours.total_us + excluded.total_us;
-    INSERT INTO job_finish_minutes (minute, user_id, type, status, bucket, n, total_us)
-        VALUES (completed / 60000000, u, t, s, b, sign, sign * d)
-        ON CONFLICT (minute, user_id, type, status, bucket) DO UPDATE
-        SET n = job_finish_minutes.n + excluded.n,
-            total_us = job_finish_minutes.total_us + excluded.total_us;
-    IF sign < 0 THEN
-        DELETE FROM job_totals WHERE user_id = u AND type = t AND status = s AND n = 0;
-        DELETE FROM job_finish_hours WHERE hour = completed / 3600000000 AND user_id = u
-            AND type = t AND status = s AND bucket = b AND n = 0;
-        DELETE FROM job_finish_minutes WHERE minute = completed / 60000000 AND user_id = u
-            AND type = t AND status = s AND bucket = b AND n = 0;
-    END IF;
-END
-$$;
-
 -- Row triggers for single changes (a job finishing, a retry), filtered by WHEN so that
--- creating, claiming or a progress write does not call them.
+-- creating, claiming or a progress write does not call them: one statement per
+-- direction (the three upserts as data-modifying CTEs), as each costs a round of the
+-- executor.
 CREATE OR REPLACE FUNCTION jobctl_rollup_row() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP = 'UPDATE' AND OLD.status IN ('completed', 'failed', 'cancelled') THEN
-        PERFORM jobctl_rollup_one(OLD.user_id, OLD.type, OLD.status, OLD.started_at,
-            COALESCE(OLD.completed_at, OLD.updated_at), -1);
+        WITH r AS (
+            SELECT COALESCE(OLD.completed_at, OLD.updated_at) AS c, OLD.user_id AS u, OLD.type AS t, OLD.status AS s,
+                   CASE WHEN OLD.started_at IS NULL THEN -1 ELSE (SELECT bucket FROM duration_buckets
+                       WHERE lo_us <= GREATEST(COALESCE(OLD.completed_at, OLD.updated_at) - OLD.started_at, 0)
+                       ORDER BY lo_us DESC LIMIT 1) END AS b,
+                   CASE WHEN OLD.started_at IS NULL THEN 0
+                       ELSE GREATEST(COALESCE(OLD.completed_at, OLD.updated_at) - OLD.started_at, 0) END AS d
+        ), tot AS (
+            INSERT INTO job_totals (user_id, type, status, n) SELECT u, t, s, -1 FROM r
+            ON CONFLICT (user_id, type, status) DO UPDATE SET n = job_totals.n + excluded.n
+        ), hrs AS (
+            INSERT INTO job_finish_hours (hour, user_id, type, status, bucket, n, total_us)
+            SELECT c / 3600000000, u, t, s, b, -1, -d FROM r
+            ON CONFLICT (hour, user_id, type, status, bucket) DO UPDATE
+            SET n = job_finish_hours.n + excluded.n,
+                total_us = job_finish_hours.total_us + excluded.total_us
+        )
+        INSERT INTO job_finish_minutes (minute, user_id, type, status, bucket, n, total_us)
+        SELECT c / 60000000, u, t, s, b, -1, -d FROM r
+        ON CONFLICT (minute, user_id, type, status, bucket) DO UPDATE
+        SET n = job_finish_minutes.n + excluded.n,
+            total_us = job_finish_minutes.total_us + excluded.total_us;
+        WITH z AS (SELECT COALESCE(OLD.completed_at, OLD.updated_at) AS c, CASE WHEN OLD.started_at IS NULL THEN -1 ELSE (SELECT bucket FROM duration_buckets WHERE lo_us <= GREATEST(COALESCE(OLD.completed_at, OLD.updated_at) - OLD.started_at, 0) ORDER BY lo_us DESC LIMIT 1) END AS b), tot AS (
+            DELETE FROM job_totals WHERE user_id = OLD.user_id AND type = OLD.type
+                AND status = OLD.status AND n = 0
+        ), hrs AS (
+            DELETE FROM job_finish_hours h USING z WHERE h.hour = z.c / 3600000000
+                AND h.user_id = OLD.user_id AND h.type = OLD.type AND h.status = OLD.status
+                AND h.bucket = z.b AND h.n = 0
+        )
+        DELETE FROM job_finish_minutes m USING z WHERE m.minute = z.c / 60000000
+            AND m.user_id = OLD.user_id AND m.type = OLD.type AND m.status = OLD.status
+            AND m.bucket = z.b AND m.n = 0;
     END IF;
     IF NEW.status IN ('completed', 'failed', 'cancelled') THEN
-        PERFORM jobctl_rollup_one(NEW.user_id, NEW.type, NEW.status, NEW.started_at,
-            COALESCE(NEW.completed_at, NEW.updated_at), 1);
+        WITH r AS (
+            SELECT COALESCE(NEW.completed_at, NEW.updated_at) AS c, NEW.user_id AS u, NEW.type AS t, NEW.status AS s,
+                   CASE WHEN NEW.started_at IS NULL THEN -1 ELSE (SELECT bucket FROM duration_buckets
+                       WHERE lo_us <= GREATEST(COALESCE(NEW.completed_at, NEW.updated_at) - NEW.started_at, 0)
+                       ORDER BY lo_us DESC LIMIT 1) END AS b,
+                   CASE WHEN NEW.started_at IS NULL THEN 0
+                       ELSE GREATEST(COALESCE(NEW.completed_at, NEW.updated_at) - NEW.started_at, 0) END AS d
+        ), tot AS (
+            INSERT INTO job_totals (user_id, type, status, n) SELECT u, t, s, 1 FROM r
+            ON CONFLICT (user_id, type, status) DO UPDATE SET n = job_totals.n + excluded.n
+        ), hrs AS (
+            INSERT INTO job_finish_hours (hour, user_id, type, status, bucket, n, total_us)
+            SELECT c / 3600000000, u, t, s, b, 1, d FROM r
+            ON CONFLICT (hour, user_id, type, status, bucket) DO UPDATE
+            SET n = job_finish_hours.n + excluded.n,
+                total_us = job_finish_hours.total_us + excluded.total_us
+        )
+        INSERT INTO job_finish_minutes (minute, user_id, type, status, bucket, n, total_us)
+        SELECT c / 60000000, u, t, s, b, 1, d FROM r
+        ON CONFLICT (minute, user_id, type, status, bucket) DO UPDATE
+        SET n = job_finish_minutes.n + excluded.n,
+            total_us = job_finish_minutes.total_us + excluded.total_us;
     END IF;
     RETURN NULL;
 END
