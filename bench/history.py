@@ -3,6 +3,7 @@
     python bench/history.py                                  # 10k and 100k rows, SQLite
     python bench/history.py --rows 10000,1000000,10000000    # the sizes (long)
     python bench/history.py --rows 200000 --db postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/history.py --rows 200000 --db cluster      # a throwaway PostgreSQL cluster
 
 For each size: builds the table in SQL (tests/history_rows.py: 78% completed, 15% failed,
 5% cancelled, 2% pending/running, over 8 days; plus `--sweep` rows past retention, 5% of
@@ -221,6 +222,9 @@ def wait_swept(db: str, probe: HealthProbe, what: str, limit_s: float, settle: f
         time.sleep(0.1)
     end = time.monotonic()
     time.sleep(settle)
+    if not before:
+        print(f"{what}: nothing past retention left (swept before the first look)")
+        return True
     began = first_gone or start
     stall = probe.worst(began - 0.2, end)
     passed = stall <= STALL_BAR_MS and not left
@@ -239,6 +243,11 @@ def measure(db: str, rows: int, now: int, args: argparse.Namespace, folder: Path
         probe.start()
         # the sweep the server starts with: failed jobs 7-8 days old
         ok &= wait_swept(db, probe, "start-up sweep", args.max_seconds, settle=2)
+        idle_from = time.monotonic()
+        time.sleep(3)
+        idle = [lat * 1000 for t, lat in probe.samples if t >= idle_from]
+        print(f"idle server: /api/health p50 {pct(idle, 50):.1f} ms, max {max(idle, default=0):.1f} ms"
+              " (the machine's own noise floor for the stall figures)")  # fmt: skip
         ok &= run_reads(db, server, probe, rows, args)
         sweep_rows = args.sweep if args.sweep is not None else min(rows // 20, 1_000_000)
         if sweep_rows:
@@ -309,7 +318,9 @@ def run_reads(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", default="10000,100000", help="comma-separated table sizes")
-    parser.add_argument("--db", default=None, help="postgresql://... (default: SQLite files)")
+    parser.add_argument("--db", default=None,
+                        help="postgresql://... , or 'cluster' for a throwaway PostgreSQL"
+                        " cluster (tests/pgcluster.py); default: SQLite files")  # fmt: skip
     parser.add_argument("--sweep", type=int, default=None,
                         help="rows past retention (default: 5%% of the table, at most 1M)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=30, help="requests per read")
@@ -321,10 +332,23 @@ def main() -> int:
     folder = Path(args.dir or tempfile.mkdtemp(prefix="jobctl-history-"))
     folder.mkdir(parents=True, exist_ok=True)
     results = {}
+    cluster = None
+    if args.db == "cluster":
+        from tests.pgcluster import PgCluster, find_bindir
+
+        bindir = find_bindir()
+        if bindir is None:
+            print("no PostgreSQL binaries (apt-get install postgresql)", file=sys.stderr)
+            return 2
+        cluster = PgCluster(bindir)
+        cluster.start()
+        args.db = cluster.url()
     try:
         for rows in sizes:
             results[rows] = run_size(rows, args, folder)
     finally:
+        if cluster is not None:
+            cluster.stop()
         if args.dir is None and not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
     print()

@@ -66,6 +66,9 @@ RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pend
 RANK_TTL = 0.1  # seconds a computed rank is reused
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
 RETENTION_PAUSE = 0.005  # seconds between two batches of the retention sweep
+SWEEP_FIRST = 50  # rows in the sweep's first batch (then adapted, up to SWEEP_BATCH)
+SWEEP_TARGET = 0.005  # seconds a sweep batch should take
+EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 
 
@@ -696,8 +699,8 @@ class Engine:
                 by_message.setdefault(msg, []).append(row.id)
         expired = 0
         for msg, ids in by_message.items():
-            for i in range(0, len(ids), SWEEP_BATCH):
-                expired += len(await self.store.fail_jobs(ids[i : i + SWEEP_BATCH], msg, now))
+            for i in range(0, len(ids), EXPIRY_BATCH):
+                expired += len(await self.store.fail_jobs(ids[i : i + EXPIRY_BATCH], msg, now))
                 await asyncio.sleep(0)
         return expired
 
@@ -712,18 +715,26 @@ class Engine:
                 log.exception("expiring jobs failed")
 
     async def sweep_retention(self, pause: float = RETENTION_PAUSE) -> int:
-        """Delete finished jobs past retention, SWEEP_BATCH per transaction, pausing
-        between batches so that the server's own writes go first."""
+        """Delete finished jobs past retention, a batch per transaction, pausing between
+        batches so that the server's own writes go first. The batch adapts to take about
+        SWEEP_TARGET (a SQLite write holds the event loop while it runs): halved when a
+        batch took longer, doubled up to SWEEP_BATCH when it took under half."""
         day = 86_400 * US
         now = now_us()
         completed_before = now - int(self.settings.completed_retention_days * day)
         failed_before = now - int(self.settings.failed_retention_days * day)
-        deleted = 0
+        deleted, batch = 0, SWEEP_FIRST
         while True:
-            n = await self.store.sweep(completed_before, failed_before, SWEEP_BATCH)
+            started = time.perf_counter()
+            n = await self.store.sweep(completed_before, failed_before, batch)
+            took = time.perf_counter() - started
             deleted += n
-            if n < SWEEP_BATCH:
+            if n < batch:
                 return deleted
+            if took > SWEEP_TARGET and batch > 10:
+                batch //= 2
+            elif took < SWEEP_TARGET / 2:
+                batch = min(batch * 2, SWEEP_BATCH)
             await asyncio.sleep(pause)
 
     async def _retention_loop(self) -> None:

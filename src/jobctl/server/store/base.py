@@ -184,6 +184,9 @@ def stats_queries(w: StatsWindow) -> dict[str, tuple[str, list[Any]]]:
     are counted in job_totals and job_finish_minutes/hours (migration 0006); pending and
     running ones live, over the partial index jobs_active."""
     by_user = "" if w.user_id is None else " AND user_id = ?"
+    # stuck jobs of one user: `user_id || ''` keeps the planner off the user's index
+    # (jobs_user_created would read the user's whole history), on the partial index
+    by_user_late = "" if w.user_id is None else " AND user_id || '' = ?"
     u: list[Any] = [] if w.user_id is None else [w.user_id]
     first_hour = -(-w.week_minute // 60)  # the week's first whole hour
     return {
@@ -216,22 +219,22 @@ def stats_queries(w: StatsWindow) -> dict[str, tuple[str, list[Any]]]:
             [w.created_since, *u],
         ),
         "stuck_running": (
-            f"SELECT COUNT(*) FROM jobs WHERE status = 'running' AND started_at < ?{by_user}",
+            f"SELECT COUNT(*) FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}",
             [w.stuck_started_before, *u],
         ),
         "stuck_pending": (
             "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND started_at IS NULL"
-            f" AND created_at < ?{by_user}",
+            f" AND created_at < ?{by_user_late}",
             [w.stuck_created_before, *u],
         ),
         "stuck_running_ids": (
-            f"SELECT id FROM jobs WHERE status = 'running' AND started_at < ?{by_user}"
+            f"SELECT id FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}"
             " ORDER BY started_at LIMIT ?",
             [w.stuck_started_before, *u, w.stuck_ids],
         ),
         "stuck_pending_ids": (
             "SELECT id FROM jobs WHERE status = 'pending' AND started_at IS NULL"
-            f" AND created_at < ?{by_user} ORDER BY created_at LIMIT ?",
+            f" AND created_at < ?{by_user_late} ORDER BY created_at LIMIT ?",
             [w.stuck_created_before, *u, w.stuck_ids],
         ),
     }

@@ -14,7 +14,8 @@
 -- Triggers keep the three tables in step with jobs in the same transaction as the
 -- change (a job finishing, a retry taking it back to pending, the retention sweep
 -- deleting it), whichever statement makes it; a rollup row that comes back to zero is
--- deleted. The migration fills them from the rows already there.
+-- deleted. The migration fills them from the rows already there. (SQLite: WITHOUT ROWID
+-- tables, clustered on their key: a window's rows are one range of the table itself.)
 CREATE TABLE IF NOT EXISTS duration_buckets (
     bucket INTEGER PRIMARY KEY,
     lo_us  BIGINT NOT NULL UNIQUE
@@ -29,7 +30,7 @@ CREATE TABLE IF NOT EXISTS job_totals (
     status  TEXT NOT NULL,
     n       BIGINT NOT NULL,
     PRIMARY KEY (user_id, type, status)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_finish_minutes (
     minute   BIGINT NOT NULL,   -- completed_at / 60 000 000
     user_id  TEXT NOT NULL,
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS job_finish_minutes (
     n        BIGINT NOT NULL,
     total_us BIGINT NOT NULL,
     PRIMARY KEY (minute, user_id, type, status, bucket)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS job_finish_hours (
     hour     BIGINT NOT NULL,   -- completed_at / 3 600 000 000
     user_id  TEXT NOT NULL,
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS job_finish_hours (
     n        BIGINT NOT NULL,
     total_us BIGINT NOT NULL,
     PRIMARY KEY (hour, user_id, type, status, bucket)
-);
+) WITHOUT ROWID;
 
 -- Indexes for the reads that stats and the sweeps make (each an index range, never a
 -- scan of the history):
