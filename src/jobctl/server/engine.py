@@ -716,14 +716,16 @@ class Engine:
 
     async def sweep_retention(self, pause: float = RETENTION_PAUSE) -> int:
         """Delete finished jobs past retention, a batch per transaction, pausing between
-        batches so that the server's own writes go first. The batch adapts to take about
-        SWEEP_TARGET (a SQLite write holds the event loop while it runs): halved when a
-        batch took longer, doubled up to SWEEP_BATCH when it took under half."""
+        batches so that the server's own writes go first. Where a write holds the event
+        loop (SQLite), the batch adapts to take about SWEEP_TARGET: halved when a batch
+        took longer, doubled up to SWEEP_BATCH when it took under half."""
         day = 86_400 * US
         now = now_us()
         completed_before = now - int(self.settings.completed_retention_days * day)
         failed_before = now - int(self.settings.failed_retention_days * day)
-        deleted, batch = 0, SWEEP_FIRST
+        # PostgreSQL's writes wait off the loop: full batches there
+        adapt = self.store.writes_hold_the_loop
+        deleted, batch = 0, SWEEP_FIRST if adapt else SWEEP_BATCH
         while True:
             started = time.perf_counter()
             n = await self.store.sweep(completed_before, failed_before, batch)
@@ -731,7 +733,9 @@ class Engine:
             deleted += n
             if n < batch:
                 return deleted
-            if took > SWEEP_TARGET and batch > 10:
+            if not adapt:
+                pass
+            elif took > SWEEP_TARGET and batch > 10:
                 batch //= 2
             elif took < SWEEP_TARGET / 2:
                 batch = min(batch * 2, SWEEP_BATCH)

@@ -304,6 +304,9 @@ class Store(abc.ABC):
 
     changes: ChangeBus
     description: str
+    # True where a write runs on the event loop's thread (SQLite's one writer): a
+    # long write then holds up everything, so batch jobs keep their writes short.
+    writes_hold_the_loop: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None:

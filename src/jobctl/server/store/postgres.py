@@ -1042,11 +1042,15 @@ class PostgresStore(Store):
     # monitoring -----------------------------------------------------------
     async def stats(self, window: StatsWindow) -> StatsFigures:
         results: dict[str, list[Any]] = {}
-        # one snapshot for every figure (REPEATABLE READ, READ ONLY: no locks taken)
-        async with self._pool.connection() as conn, conn.transaction():
+        # One snapshot for every figure (REPEATABLE READ, READ ONLY: no locks taken), and
+        # one round trip for all the statements (a pipeline): each is a few rows.
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
             await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-            for name, (sql, args) in stats_queries(window).items():
-                cur = await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
+            cursors = {
+                name: await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
+                for name, (sql, args) in stats_queries(window).items()
+            }
+            for name, cur in cursors.items():
                 results[name] = list(await cur.fetchall())
         return stats_figures(results, window)
 

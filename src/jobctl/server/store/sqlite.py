@@ -132,6 +132,8 @@ def _placeholders(n: int) -> str:
 
 
 class SQLiteStore(Store):
+    writes_hold_the_loop = True
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.description = f"sqlite:{path}"
