@@ -81,6 +81,26 @@ async def test_retention_sweep(store: SQLiteStore) -> None:
     assert {r[0] for r in store.conn.execute("SELECT job_id FROM job_logs")} == left
 
 
+async def test_retention_sweeps_a_long_backlog_in_batches(store: SQLiteStore) -> None:
+    """1,234 jobs past retention (more than any one batch) all go, the rest stays, and
+    the rollups that stats read come back to what is left."""
+    now = now_us()
+    c = store.conn
+    c.execute("BEGIN")
+    c.executemany(
+        "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at,"
+        " started_at, completed_at) VALUES (?, 't', ?, '{}', 'u', ?, ?, ?, ?, ?)",
+        [(str(uuid.uuid4()), "completed" if i % 3 else "failed", t - DAY, t, t - DAY, t - 5, t)
+         for i in range(1_300) for t in [now - (31 * DAY if i < 1_234 else DAY)]],
+    )  # fmt: skip
+    c.execute("COMMIT")
+    engine = Engine(store, Registry(), EngineSettings())
+    assert await engine.sweep_retention(pause=0) == 1_234
+    assert c.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 66
+    assert c.execute("SELECT SUM(n) FROM job_totals").fetchone()[0] == 66
+    assert c.execute("SELECT SUM(n) FROM job_finish_minutes").fetchone()[0] == 66
+
+
 async def test_expiry_of_stuck_pending_and_running_jobs(store: SQLiteStore) -> None:
     registry = Registry()
 

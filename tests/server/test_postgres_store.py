@@ -131,7 +131,7 @@ async def test_servers_starting_together_migrate_once(pg_cluster: PgCluster) -> 
         with psycopg.connect(url, autocommit=True) as conn:
             names = [r[0] for r in conn.execute("SELECT name FROM schema_migrations")]
             indexes = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes")}
-        assert sorted(names) == [name for name, _ in migrations()]  # each once
+        assert sorted(names) == [name for name, _ in migrations("postgres")]  # each once
         assert {"jobs_pending", "jobs_queue"} <= indexes
     finally:
         for s in many:

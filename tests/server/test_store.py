@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,9 @@ from jobctl.server.records import (
     StepRow,
     now_us,
 )
+from jobctl.server.stats import bucket_of
 from jobctl.server.store import open_store
-from jobctl.server.store.base import Lease, LeaseLost, ListQuery, Store
+from jobctl.server.store.base import MINUTE_US, Lease, LeaseLost, ListQuery, StatsWindow, Store
 from tests.pgfixtures import _stores
 
 US = 1_000_000
@@ -352,15 +354,39 @@ async def test_stats_queries(store: Store) -> None:
     await store.claim_jobs("w", 2, T0 + US, 30 * US, NO_LIMITS)
     lease = await held(store, rows[0].id)
     await store.finish_job(rows[0].id, lease, COMPLETED, "{}", None, None, T0 + 2 * US)
-    counts = sorted(await store.status_counts("alice"))
-    assert counts == [("demo", COMPLETED, 1), ("demo", PENDING, 1), ("demo", RUNNING, 1)]
-    assert len(await store.status_counts(None)) == 4
-    finished = await store.finished_since(None, T0)
-    assert [(f.status, f.started_at, f.completed_at) for f in finished] == [
-        (COMPLETED, T0 + US, T0 + 2 * US)
+    day = 24 * 3600 * US
+    w = StatsWindow("alice", hour_minute=T0 // MINUTE_US, week_minute=(T0 - 7 * day) // MINUTE_US,
+                    created_since=T0 + 1, stuck_started_before=T0 + 2 * US,
+                    stuck_created_before=T0 + 50)  # fmt: skip
+    got = await store.stats(w)
+    assert sorted(got.counts) == [
+        ("demo", COMPLETED, 1),
+        ("demo", PENDING, 1),
+        ("demo", RUNNING, 1),
     ]
-    assert await store.created_since("alice", T0 + 1) == 2
-    assert await store.created_since(None, 0) == 4
+    assert got.last_hour == [("demo", COMPLETED, bucket_of(US), 1, US)]
+    assert got.week == [("demo", bucket_of(US), 1, US)]
+    assert got.created == 2
+    assert (got.stuck, got.stuck_ids) == (2, [rows[1].id, rows[2].id])  # running first
+    everyone = await store.stats(replace(w, user_id=None, created_since=0))
+    assert len(everyone.counts) == 4 and everyone.created == 4 and everyone.stuck == 2
+    # a cancel enters the rollups, its retry leaves them, the sweep takes the rest out
+    await store.cancel_job(rows[2].id, None, T0 + 3 * US)
+    got = await store.stats(w)
+    assert ("demo", CANCELLED, 1) in got.counts
+    assert ("demo", CANCELLED, -1, 1, 0) in got.last_hour  # never started: bucket -1
+    await store.retry_job(rows[2].id, None, False, T0 + 4 * US)
+    got = await store.stats(w)
+    assert sorted(got.counts) == [
+        ("demo", COMPLETED, 1),
+        ("demo", PENDING, 1),
+        ("demo", RUNNING, 1),
+    ]
+    assert [r[1] for r in got.last_hour] == [COMPLETED]
+    assert await store.sweep(T0 + 3 * US, T0) == 1
+    got = await store.stats(w)
+    assert (got.last_hour, got.week) == ([], [])
+    assert sorted(got.counts) == [("demo", PENDING, 1), ("demo", RUNNING, 1)]
 
 
 # changes ---------------------------------------------------------------------------

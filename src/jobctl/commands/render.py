@@ -304,7 +304,9 @@ def render_stats(stats: Mapping[str, Any]) -> str:
             ]
             for t, d in durations.items()
         ]
-        lines.append("durations (completed, last 7 days):")
+        estimated = any(d.get("estimate") for d in durations.values())
+        note = "; p95 estimated, within ~10%" if estimated else ""
+        lines.append(f"durations (completed, last 7 days{note}):")
         body = table(
             ["  TYPE", "COUNT", "AVG", "P95", "P95 LAST HOUR"],
             [["  " + r[0], *r[1:]] for r in rows],

@@ -52,7 +52,7 @@ from jobctl.server.records import (
     now_us,
 )
 from jobctl.server.registry import JobType, Registry
-from jobctl.server.store.base import Lease, LeaseLost, StorageUnavailable, Store
+from jobctl.server.store.base import SWEEP_BATCH, Lease, LeaseLost, StorageUnavailable, Store
 
 log = logging.getLogger("jobctl.engine")
 T = TypeVar("T")
@@ -65,6 +65,10 @@ PEER_TTL = 5.0  # seconds: a server not seen holding a job for this long is forg
 RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pending)
 RANK_TTL = 0.1  # seconds a computed rank is reused
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
+RETENTION_PAUSE = 0.005  # seconds between two batches of the retention sweep
+SWEEP_FIRST = 50  # rows in the sweep's first batch (then adapted, up to SWEEP_BATCH)
+SWEEP_TARGET = 0.005  # seconds a sweep batch should take
+EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 
 
@@ -681,7 +685,8 @@ class Engine:
         rows = await self.store.active_jobs_older_than(
             now - int(min_run * US), now - int(min_pending * US)
         )
-        expired = 0
+        # Fail them a batch at a time (one statement each), yielding between batches.
+        by_message: dict[str, list[str]] = {}
         for row in rows:
             job_type = self.registry.get(row.type)
             if job_type is None:
@@ -691,12 +696,17 @@ class Engine:
                     continue  # ours: its timeout is enforced in-process, less store waits
                 if now - row.started_at > job_type.timeout * US:
                     msg = timeout_message(row.type, job_type.timeout)
-                    expired += len(await self.store.fail_jobs([row.id], msg, now))
+                    by_message.setdefault(msg, []).append(row.id)
             elif self.available_us(row.created_at, now) > job_type.pending_timeout * US:
                 # Time pending counts only while this engine was up and could write: a
                 # job is never failed for what the server itself could not do.
                 msg = expired_message(row.type, job_type.pending_timeout)
-                expired += len(await self.store.fail_jobs([row.id], msg, now))
+                by_message.setdefault(msg, []).append(row.id)
+        expired = 0
+        for msg, ids in by_message.items():
+            for i in range(0, len(ids), EXPIRY_BATCH):
+                expired += len(await self.store.fail_jobs(ids[i : i + EXPIRY_BATCH], msg, now))
+                await asyncio.sleep(0)
         return expired
 
     async def _expiry_loop(self) -> None:
@@ -709,15 +719,37 @@ class Engine:
             except Exception:
                 log.exception("expiring jobs failed")
 
-    async def _retention_loop(self) -> None:
+    async def sweep_retention(self, pause: float = RETENTION_PAUSE) -> int:
+        """Delete finished jobs past retention, a batch per transaction, pausing between
+        batches so that the server's own writes go first. Where a write holds the event
+        loop (SQLite), the batch adapts to take about SWEEP_TARGET: halved when a batch
+        took longer, doubled up to SWEEP_BATCH when it took under half."""
         day = 86_400 * US
+        now = now_us()
+        completed_before = now - int(self.settings.completed_retention_days * day)
+        failed_before = now - int(self.settings.failed_retention_days * day)
+        # PostgreSQL's writes wait off the loop: full batches there
+        adapt = self.store.writes_hold_the_loop
+        deleted, batch = 0, SWEEP_FIRST if adapt else SWEEP_BATCH
+        while True:
+            started = time.perf_counter()
+            n = await self.store.sweep(completed_before, failed_before, batch)
+            took = time.perf_counter() - started
+            deleted += n
+            if n < batch:
+                return deleted
+            if not adapt:
+                pass
+            elif took > SWEEP_TARGET and batch > 10:
+                batch //= 2
+            elif took < SWEEP_TARGET / 2:
+                batch = min(batch * 2, SWEEP_BATCH)
+            await asyncio.sleep(pause)
+
+    async def _retention_loop(self) -> None:
         while True:
             try:
-                now = now_us()
-                deleted = await self.store.sweep(
-                    now - int(self.settings.completed_retention_days * day),
-                    now - int(self.settings.failed_retention_days * day),
-                )
+                deleted = await self.sweep_retention()
                 if deleted:
                     log.info("retention: deleted %d finished job(s)", deleted)
             except StorageUnavailable as exc:

@@ -373,10 +373,14 @@ class Scheduler:
             await asyncio.sleep(settings.retention_interval)
             try:
                 now = self.clock()
-                await self.store.sweep_history(
-                    now - int(settings.completed_retention_days * day),
-                    now - int(settings.failed_retention_days * day),
-                )
+                # a bounded batch per transaction, yielding between batches
+                for _ in range(10_000):
+                    if not await self.store.sweep_history(
+                        now - int(settings.completed_retention_days * day),
+                        now - int(settings.failed_retention_days * day),
+                    ):
+                        break
+                    await asyncio.sleep(0.005)
             except StorageUnavailable as exc:
                 log.warning("sweeping schedule runs and events waits for the store: %s", exc)
             except Exception:

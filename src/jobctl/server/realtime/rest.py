@@ -7,9 +7,9 @@ then one row per job), anything else 406 PGRST107. `/rest/v1/rpc/<fn>`: 404 PGRS
 exposes no functions). Errors as `{"message","code","hint","details"}`. The token comes from
 `Authorization: Bearer` or `apikey`, with the same row-level rule as Realtime.
 
-It reads our jobs through `Store.list_jobs` (narrowed by user, status and type where the filters
-allow), pages through in the store's order (newest first), and filters, sorts and slices here;
-a published table through `PostgresStore.scan_published` (the owner's rows by primary key).
+It reads our jobs through `Store.list_jobs` (narrowed by user, status, type and id where the
+filters allow), pages through in the store's order (newest first), and filters, sorts and slices
+here; a published table through `PostgresStore.scan_published` (the owner's rows by primary key).
 `Accept-Profile` picks the schema: `public` first, `jobctl` for ours beside published tables.
 """
 
@@ -69,6 +69,11 @@ def _narrow(query: TableQuery, scope: str | None) -> ListQuery | None:
             if narrowed.type not in (None, cond.value):
                 return None
             narrowed.type = cond.value
+        elif cond.column == "id" and cond.op == "eq" and isinstance(cond.value, str):
+            # one job: an index look-up (ids are fixed-length, so the prefix is the id)
+            if narrowed.id_prefix not in (None, cond.value.lower()):
+                return None
+            narrowed.id_prefix = cond.value.lower()
     return narrowed
 
 

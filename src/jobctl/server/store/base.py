@@ -5,29 +5,67 @@ from __future__ import annotations
 import abc
 import base64
 import functools
-from collections.abc import Awaitable, Callable
+import re
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
 from jobctl.server.changes import ChangeBus
-from jobctl.server.records import JobRow, Limits, LogRow, NewJob, StepRow
+from jobctl.server.records import JOB_SELECT, JobRow, Limits, LogRow, NewJob, StepRow
 from jobctl.server.schedule_records import EventRow, FirePlan, RunRow, ScheduleRow
 
 # The scheduler's rule for one due schedule, given whether its last job is still active.
 PlanFn = Callable[[ScheduleRow, bool], FirePlan | None]
 
 
-def migrations() -> list[tuple[str, str]]:
-    """(name, sql) of every migration, in order."""
+DIALECTS = ("sqlite", "postgres")
+
+
+def migrations(dialect: str = "sqlite") -> list[tuple[str, str]]:
+    """(name, sql) of every migration, in order. Most are plain SQL for both stores
+    (`0001_init.sql`); one that needs each database's own language (triggers) comes as
+    `NNNN_name.sqlite.sql` and `NNNN_name.postgres.sql`, recorded by both stores under
+    the one name `NNNN_name.sql`."""
     folder = resources.files("jobctl.server.store") / "migrations"
-    names = sorted(p.name for p in folder.iterdir() if p.name.endswith(".sql"))
-    return [(name, (folder / name).read_text()) for name in names]
+    found: dict[str, str] = {}
+    for p in folder.iterdir():
+        if not p.name.endswith(".sql"):
+            continue
+        stem = p.name[: -len(".sql")]
+        base, _, suffix = stem.rpartition(".")
+        if base and suffix in DIALECTS:
+            if suffix == dialect:
+                found[base + ".sql"] = p.read_text()
+        else:
+            found[p.name] = p.read_text()
+    return sorted(found.items())
 
 
 def split_sql(script: str) -> list[str]:
+    """Statements of a migration: split on `;`, except inside a `$$`-quoted body
+    (PostgreSQL functions) or a `CREATE TRIGGER ... END` block (SQLite)."""
     lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
-    return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
+    out: list[str] = []
+    current = ""
+    for piece in "\n".join(lines).split(";"):
+        current = f"{current};{piece}" if current else piece
+        text = current.strip()
+        open_dollar = text.count("$$") % 2 == 1
+        upper = text.upper()
+        open_trigger = (
+            upper.startswith("CREATE TRIGGER")
+            and re.search(r"\bBEGIN\b", upper) is not None
+            and not upper.endswith("END")
+        )
+        if open_dollar or open_trigger:
+            continue
+        if text:
+            out.append(text)
+        current = ""
+    if current.strip():
+        out.append(current.strip())
+    return out
 
 
 class StorageUnavailable(Exception):
@@ -112,13 +150,153 @@ def decode_cursor(cursor: str) -> tuple[int, str]:
     return int(created), job_id
 
 
+MINUTE_US = 60_000_000
+SWEEP_BATCH = 500  # rows a retention or expiry statement touches at most
+
+
+@dataclass(frozen=True)
+class StatsWindow:
+    """What /api/stats reads: whole minutes of completed_at (rollup rows) for the last
+    hour and the week, microseconds for the rest."""
+
+    user_id: str | None
+    hour_minute: int  # the first minute of "the last hour" (completed_at // MINUTE_US)
+    week_minute: int  # the first minute of "the last 7 days"
+    created_since: int
+    stuck_started_before: int  # running since before this
+    stuck_created_before: int  # or pending, never started, created before this
+    stuck_ids: int = 50
+
+
 @dataclass
-class FinishedJob:
-    type: str
-    status: str
-    created_at: int
-    started_at: int | None
-    completed_at: int | None
+class StatsFigures:
+    counts: list[tuple[str, str, int]]  # (type, status, n) over every job
+    last_hour: list[tuple[str, str, int, int, int]]  # (type, status, bucket, n, total_us)
+    week: list[tuple[str, int, int, int]]  # completed, started: (type, bucket, n, total_us)
+    created: int
+    stuck: int
+    stuck_ids: list[str]  # running ones first
+
+
+def stats_queries(w: StatsWindow) -> dict[str, tuple[str, list[Any]]]:
+    """The statements behind StatsFigures, with `?` placeholders (PostgreSQL: `%s`).
+    Each reads an index range or rollup rows, never the history of jobs: finished jobs
+    are counted in job_totals and job_finish_minutes/hours (migration 0006); pending and
+    running ones live, over the partial index jobs_active."""
+    by_user = "" if w.user_id is None else " AND user_id = ?"
+    # stuck jobs of one user: `user_id || ''` keeps the planner off the user's index
+    # (jobs_user_created would read the user's whole history), on the partial index
+    by_user_late = "" if w.user_id is None else " AND user_id || '' = ?"
+    u: list[Any] = [] if w.user_id is None else [w.user_id]
+    first_hour = -(-w.week_minute // 60)  # the week's first whole hour
+    return {
+        "totals": (
+            "SELECT type, status, SUM(n) FROM job_totals WHERE n <> 0"
+            f"{by_user} GROUP BY type, status",
+            u,
+        ),
+        "active": (
+            "SELECT type, status, COUNT(*) FROM jobs WHERE status IN ('pending', 'running')"
+            f"{by_user} GROUP BY type, status",
+            u,
+        ),
+        "last_hour": (
+            "SELECT type, status, bucket, SUM(n), SUM(total_us) FROM job_finish_minutes"
+            f" WHERE minute >= ?{by_user} GROUP BY type, status, bucket",
+            [w.hour_minute, *u],
+        ),
+        "week": (
+            "SELECT type, bucket, SUM(n), SUM(total_us) FROM ("
+            "SELECT type, bucket, n, total_us FROM job_finish_minutes WHERE minute >= ?"
+            f" AND minute < ? AND status = 'completed' AND bucket >= 0{by_user}"
+            " UNION ALL SELECT type, bucket, n, total_us FROM job_finish_hours"
+            f" WHERE hour >= ? AND status = 'completed' AND bucket >= 0{by_user}"
+            ") w GROUP BY type, bucket",
+            [w.week_minute, first_hour * 60, *u, first_hour, *u],
+        ),
+        "created": (
+            f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{by_user}",
+            [w.created_since, *u],
+        ),
+        "stuck_running": (
+            f"SELECT COUNT(*) FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}",
+            [w.stuck_started_before, *u],
+        ),
+        "stuck_pending": (
+            "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND started_at IS NULL"
+            f" AND created_at < ?{by_user_late}",
+            [w.stuck_created_before, *u],
+        ),
+        "stuck_running_ids": (
+            f"SELECT id FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}"
+            " ORDER BY started_at LIMIT ?",
+            [w.stuck_started_before, *u, w.stuck_ids],
+        ),
+        "stuck_pending_ids": (
+            "SELECT id FROM jobs WHERE status = 'pending' AND started_at IS NULL"
+            f" AND created_at < ?{by_user_late} ORDER BY created_at LIMIT ?",
+            [w.stuck_created_before, *u, w.stuck_ids],
+        ),
+    }
+
+
+def stats_figures(results: dict[str, list[Sequence[Any]]], w: StatsWindow) -> StatsFigures:
+    """StatsFigures from the rows of each of stats_queries(w)."""
+
+    def one(name: str) -> int:
+        return int(results[name][0][0] or 0)
+
+    counts = [(str(t), str(s), int(n)) for t, s, n in results["totals"]]
+    counts += [(str(t), str(s), int(n)) for t, s, n in results["active"]]
+    ids = [str(r[0]) for r in results["stuck_running_ids"]]
+    ids += [str(r[0]) for r in results["stuck_pending_ids"]]
+    return StatsFigures(
+        counts=counts,
+        last_hour=[
+            (str(t), str(s), int(b), int(n), int(d)) for t, s, b, n, d in results["last_hour"]
+        ],
+        week=[(str(t), int(b), int(n), int(d)) for t, b, n, d in results["week"]],
+        created=one("created"),
+        stuck=one("stuck_running") + one("stuck_pending"),
+        stuck_ids=ids[: w.stuck_ids],
+    )
+
+
+def expiry_queries(
+    started_before: int, created_before: int, limit: int
+) -> list[tuple[str, list[Any]]]:
+    """Running jobs started before, then never-started pending jobs created before: each
+    a range of a partial index (jobs_running_started, jobs_unstarted; migration 0006)."""
+    return [
+        (f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'running' AND started_at < ?"
+         " ORDER BY started_at LIMIT ?", [started_before, limit]),
+        (f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'pending' AND started_at IS NULL"
+         " AND created_at < ? ORDER BY created_at LIMIT ?", [created_before, limit]),
+    ]  # fmt: skip
+
+
+def sweep_events_query(
+    completed_before: int, failed_before: int, limit: int
+) -> tuple[str, list[Any]]:
+    """Events past retention, oldest first, a range of events_received: every event before
+    the completed-job cut-off, and before the failed-job one those whose jobs are all gone."""
+    return (
+        "SELECT e.id FROM events e WHERE e.received_at < ? AND (e.received_at < ?"
+        " OR NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
+        " WHERE ej.event_id = e.id)) ORDER BY e.received_at LIMIT ?",
+        [max(completed_before, failed_before), completed_before, limit],
+    )
+
+
+def sweep_queries(completed_before: int, failed_before: int) -> list[tuple[str, list[Any]]]:
+    """Finished jobs past retention, oldest first, a range of jobs_finished each (`LIMIT ?`
+    to be bound to what is left of the batch)."""
+    return [
+        ("SELECT id FROM jobs WHERE status = 'completed' AND completed_at < ?"
+         " ORDER BY status, completed_at LIMIT ?", [completed_before]),
+        ("SELECT id FROM jobs WHERE status IN ('failed', 'cancelled') AND completed_at < ?"
+         " LIMIT ?", [failed_before]),
+    ]  # fmt: skip
 
 
 class Store(abc.ABC):
@@ -126,6 +304,9 @@ class Store(abc.ABC):
 
     changes: ChangeBus
     description: str
+    # True where a write runs on the event loop's thread (SQLite's one writer): a
+    # long write then holds up everything, so batch jobs keep their writes short.
+    writes_hold_the_loop: bool = False
 
     @abc.abstractmethod
     async def open(self) -> None:
@@ -224,13 +405,18 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int
+        self, started_before: int, created_before: int, limit: int = 10_000
     ) -> list[JobRow]:
-        """Running jobs started before, and never-started pending jobs created before."""
+        """Running jobs started before (oldest first), then never-started pending jobs
+        created before (oldest first), up to `limit` of each: index ranges."""
 
     @abc.abstractmethod
-    async def sweep(self, completed_before: int, failed_before: int) -> int:
-        """Delete finished jobs past retention, with their steps and logs; returns the count."""
+    async def sweep(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
+        """Delete up to `limit` finished jobs past retention, with their steps, logs and
+        idempotency keys, in one transaction; returns the count (the caller calls again,
+        after yielding, while it is `limit`)."""
 
     # steps ----------------------------------------------------------------
     @abc.abstractmethod
@@ -255,14 +441,8 @@ class Store(abc.ABC):
 
     # monitoring -----------------------------------------------------------
     @abc.abstractmethod
-    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
-        """(type, status, count) over every job."""
-
-    @abc.abstractmethod
-    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]: ...
-
-    @abc.abstractmethod
-    async def created_since(self, user_id: str | None, since: int) -> int: ...
+    async def stats(self, window: StatsWindow) -> StatsFigures:
+        """The figures of /api/stats (stats_queries), read in one snapshot."""
 
     # schedules and the event history (migration 0005) -------------------------
     @abc.abstractmethod
@@ -307,9 +487,12 @@ class Store(abc.ABC):
         """The earliest next tick of an active schedule."""
 
     @abc.abstractmethod
-    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
-        """Delete schedule runs and events past retention (events whose jobs are all
-        gone after the failed-job period, every event after the completed-job one)."""
+    async def sweep_history(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
+        """Delete up to `limit` schedule runs and `limit` events past retention (events
+        whose jobs are all gone after the failed-job period, every event after the
+        completed-job one); the caller calls again while something was deleted."""
 
     @abc.abstractmethod
     async def record_events(self, events: list[EventRow]) -> None:

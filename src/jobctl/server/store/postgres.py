@@ -49,7 +49,6 @@ from jobctl.server.changes import ChangeBus
 from jobctl.server.joberrors import JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
-    COMPLETED,
     FAILED,
     JOB_COLUMNS,
     JOB_SELECT,
@@ -76,18 +75,25 @@ from jobctl.server.schedule_records import (
     ScheduleRow,
 )
 from jobctl.server.store.base import (
-    FinishedJob,
+    SWEEP_BATCH,
     Lease,
     LeaseLost,
     ListQuery,
     PlanFn,
+    StatsFigures,
+    StatsWindow,
     StorageUnavailable,
     Store,
     decode_cursor,
     encode_cursor,
+    expiry_queries,
     guard_storage,
     migrations,
     split_sql,
+    stats_figures,
+    stats_queries,
+    sweep_events_query,
+    sweep_queries,
 )
 from jobctl.server.store.published import (
     PublishedTable,
@@ -131,6 +137,11 @@ def _announcing(kind: str, dml: str) -> str:
     """Wrap a DML statement that returns job rows so that it also notifies each row."""
     cols = ", ".join("c." + col for col in JOB_COLUMNS)
     return f"WITH c AS ({dml} RETURNING {JOB_SELECT}) SELECT {cols}, {_notify_jobs(kind)}"
+
+
+def _pg(sql: str) -> str:
+    """A statement written with `?` placeholders (shared with SQLite), for psycopg."""
+    return sql.replace("%", "%%").replace("?", "%s")
 
 
 def _rows(raw: Iterable[Sequence[Any]]) -> list[JobRow]:
@@ -449,7 +460,7 @@ class PostgresStore(Store):
             )
             cur = await conn.execute("SELECT name FROM schema_migrations")
             done = {r[0] for r in await cur.fetchall()}
-            for name, sql in migrations():
+            for name, sql in migrations("postgres"):
                 if name in done:
                     continue
                 for stmt in split_sql(sql):
@@ -1013,23 +1024,27 @@ class PostgresStore(Store):
         )
 
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int
+        self, started_before: int, created_before: int, limit: int = 10_000
     ) -> list[JobRow]:
-        return await self._fetch_jobs(
-            f"SELECT {JOB_SELECT} FROM jobs WHERE"
-            " (status = 'running' AND started_at < %s)"
-            " OR (status = 'pending' AND started_at IS NULL AND created_at < %s)",
-            (started_before, created_before),
-        )
+        rows: list[JobRow] = []
+        async with self._pool.connection() as conn:
+            for sql, args in expiry_queries(started_before, created_before, limit):
+                cur = await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
+                rows += _rows(await cur.fetchall())
+        return rows
 
-    async def sweep(self, completed_before: int, failed_before: int) -> int:
+    async def sweep(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
         async with self._pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                "SELECT id FROM jobs WHERE (status = %s AND completed_at < %s)"
-                " OR (status IN (%s, %s) AND completed_at < %s) LIMIT 10000 FOR UPDATE SKIP LOCKED",
-                (COMPLETED, completed_before, FAILED, CANCELLED, failed_before),
-            )
-            ids = [r[0] for r in await cur.fetchall()]
+            ids: list[str] = []
+            for sql, args in sweep_queries(completed_before, failed_before):
+                if len(ids) < limit:
+                    cur = await conn.execute(
+                        _pg(sql) + " FOR UPDATE SKIP LOCKED",  # type: ignore[arg-type]
+                        [*args, limit - len(ids)],
+                    )
+                    ids += [r[0] for r in await cur.fetchall()]
             if ids:
                 await conn.execute("DELETE FROM steps WHERE job_id = ANY(%s)", (ids,))
                 await conn.execute("DELETE FROM job_logs WHERE job_id = ANY(%s)", (ids,))
@@ -1100,41 +1115,19 @@ class PostgresStore(Store):
             return [LogRow(*r) for r in await cur.fetchall()]
 
     # monitoring -----------------------------------------------------------
-    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
-        sql = "SELECT type, status, COUNT(*) FROM jobs"
-        args: list[Any] = []
-        if user_id is not None:
-            sql += " WHERE user_id = %s"
-            args.append(user_id)
-        sql += " GROUP BY type, status"
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
-            return [(str(t), str(s), int(n)) for t, s, n in await cur.fetchall()]
-
-    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]:
-        sql = (
-            "SELECT type, status, created_at, started_at, completed_at FROM jobs"
-            " WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at >= %s"
-        )
-        args: list[Any] = [since]
-        if user_id is not None:
-            sql += " AND user_id = %s"
-            args.append(user_id)
-        sql += " ORDER BY completed_at DESC LIMIT 50000"
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
-            return [FinishedJob(*r) for r in await cur.fetchall()]
-
-    async def created_since(self, user_id: str | None, since: int) -> int:
-        sql = "SELECT COUNT(*) FROM jobs WHERE created_at >= %s"
-        args: list[Any] = [since]
-        if user_id is not None:
-            sql += " AND user_id = %s"
-            args.append(user_id)
-        async with self._pool.connection() as conn:
-            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+    async def stats(self, window: StatsWindow) -> StatsFigures:
+        results: dict[str, list[Any]] = {}
+        # One snapshot for every figure (REPEATABLE READ, READ ONLY: no locks taken), and
+        # one round trip for all the statements (a pipeline): each is a few rows.
+        async with self._pool.connection() as conn, conn.pipeline(), conn.transaction():
+            await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            cursors = {
+                name: await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
+                for name, (sql, args) in stats_queries(window).items()
+            }
+            for name, cur in cursors.items():
+                results[name] = list(await cur.fetchall())
+        return stats_figures(results, window)
 
     # schedules and the event history (migration 0005) -------------------------
     @staticmethod
@@ -1347,20 +1340,18 @@ class PostgresStore(Store):
             row = await cur.fetchone()
         return None if row is None else int(row[0])
 
-    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+    async def sweep_history(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
         async with self._pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
                 "DELETE FROM schedule_runs WHERE ctid = ANY(ARRAY(SELECT ctid FROM schedule_runs"
-                " WHERE recorded_at < %s LIMIT 10000))",
-                (completed_before,),
+                " WHERE recorded_at < %s LIMIT %s))",
+                (completed_before, limit),
             )
             runs = cur.rowcount
-            cur = await conn.execute(
-                "SELECT e.id FROM events e WHERE e.received_at < %s OR (e.received_at < %s"
-                " AND NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
-                " WHERE ej.event_id = e.id)) LIMIT 10000",
-                (completed_before, failed_before),
-            )
+            sql, args = sweep_events_query(completed_before, failed_before, limit)
+            cur = await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
             ids = [r[0] for r in await cur.fetchall()]
             if ids:
                 await conn.execute("DELETE FROM event_jobs WHERE event_id = ANY(%s)", (ids,))

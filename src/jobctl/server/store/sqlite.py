@@ -1,28 +1,38 @@
 """SQLite store (WAL), the embedded default.
 
-Calls run on the event loop's thread: SQLite statements here take microseconds,
-and a thread hop per call would cost more than the call. One server process owns
-a database at a time (an exclusive lock file next to it), which is what lets a
-restarted server re-queue every job the dead one was running, at once.
+Writes run on the event loop's thread, on the one writer connection: each is a few
+statements on a handful of rows (microseconds), and a thread hop per write would cost
+more than the write. Reads whose cost is not such a constant (a list page, a job with
+its input, logs, stats, events, schedules, the expiry's candidates) run in a small
+thread pool, each thread on its own read-only connection: WAL lets readers run beside
+the writer, each read sees every commit made before it started, and the loop goes on
+serving while a read runs (sqlite3 lets go of the GIL inside SQLite). The retention
+sweep deletes a bounded batch per call (the engine yields between batches).
+
+One server process owns a database at a time (an exclusive lock file next to it),
+which is what lets a restarted server re-queue every job the dead one was running,
+at once.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import fcntl
 import os
 import sqlite3
 import stat
+import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from jobctl.server.changes import ChangeBus
 from jobctl.server.joberrors import ApiError, JobConflict, JobNotFound
 from jobctl.server.records import (
     CANCELLED,
-    COMPLETED,
     FAILED,
     JOB_SELECT,
     PENDING,
@@ -51,18 +61,29 @@ from jobctl.server.schedule_records import (
     ScheduleRow,
 )
 from jobctl.server.store.base import (
-    FinishedJob,
+    SWEEP_BATCH,
     Lease,
     LeaseLost,
     ListQuery,
     PlanFn,
+    StatsFigures,
+    StatsWindow,
     Store,
     decode_cursor,
     encode_cursor,
+    expiry_queries,
     guard_storage,
     migrations,
     split_sql,
+    stats_figures,
+    stats_queries,
+    sweep_events_query,
+    sweep_queries,
 )
+
+T = TypeVar("T")
+
+READERS = 2  # threads (each with its own connection) for reads off the event loop
 
 
 class DatabaseLocked(RuntimeError):
@@ -111,6 +132,8 @@ def _placeholders(n: int) -> str:
 
 
 class SQLiteStore(Store):
+    writes_hold_the_loop = True
+
     def __init__(self, path: str, *, synchronous: str = "NORMAL") -> None:
         self.path = path
         self.description = f"sqlite:{path}"
@@ -118,6 +141,10 @@ class SQLiteStore(Store):
         self._synchronous = synchronous
         self._conn: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
+        self._readers: concurrent.futures.ThreadPoolExecutor | None = None
+        self._reader_conns: list[sqlite3.Connection] = []
+        self._reader_lock = threading.Lock()
+        self._local = threading.local()
 
     # lifecycle ------------------------------------------------------------
     def open_sync(self, *, lock: bool = True) -> None:
@@ -136,6 +163,7 @@ class SQLiteStore(Store):
         self._conn = conn
         self._migrate()
         _owner_only(self.path)
+        self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
 
     async def open(self) -> None:
         self.open_sync()
@@ -156,6 +184,13 @@ class SQLiteStore(Store):
         self.close_sync()
 
     def close_sync(self) -> None:
+        if self._readers is not None:
+            self._readers.shutdown(wait=True, cancel_futures=True)
+            self._readers = None
+        with self._reader_lock:
+            conns, self._reader_conns = self._reader_conns, []
+        for reader in conns:
+            reader.close()
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -169,11 +204,39 @@ class SQLiteStore(Store):
             raise RuntimeError("store is not open")
         return self._conn
 
+    # reads off the loop ----------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        """This pool thread's read-only connection (made on its first read)."""
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA query_only=ON")
+            conn.execute("PRAGMA busy_timeout=10000")
+            with self._reader_lock:
+                self._reader_conns.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def _in_reader(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._reader()
+        conn.execute("BEGIN")  # one snapshot for every statement of the read
+        try:
+            return fn(conn)
+        finally:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("COMMIT")
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` in the reader pool, in one read transaction."""
+        if self._readers is None:
+            raise RuntimeError("store is not open")
+        return await asyncio.get_running_loop().run_in_executor(self._readers, self._in_reader, fn)
+
     def _migrate(self) -> None:
         c = self.conn
         c.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY)")
         done = {r[0] for r in c.execute("SELECT name FROM schema_migrations")}
-        for name, sql in migrations():
+        for name, sql in migrations("sqlite"):
             if name in done:
                 continue
             c.execute("BEGIN IMMEDIATE")
@@ -209,13 +272,15 @@ class SQLiteStore(Store):
         for row in rows:
             bus.publish(Change(bus.next_seq(), "jobs", kind, row, {"id": row.id}, now, row.user_id))
 
-    def _select_job(self, job_id: str, user_id: str | None) -> JobRow | None:
+    def _select_job(
+        self, job_id: str, user_id: str | None, conn: sqlite3.Connection | None = None
+    ) -> JobRow | None:
         sql = f"SELECT {JOB_SELECT} FROM jobs WHERE id = ?"
         args: list[Any] = [job_id]
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
-        row = self.conn.execute(sql, args).fetchone()
+        row = (conn or self.conn).execute(sql, args).fetchone()
         return JobRow(*row) if row else None
 
     def _update_returning(self, sql: str, args: Sequence[Any]) -> list[JobRow]:
@@ -276,9 +341,13 @@ class SQLiteStore(Store):
         return self.create_job_sync(new, now, idempotency_ttl_us)
 
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
-        return self._select_job(job_id, user_id)
+        return await self._read(lambda conn: self._select_job(job_id, user_id, conn))
 
     async def list_jobs(self, query: ListQuery) -> tuple[list[JobRow], str | None]:
+        return await self._read(lambda conn: self._list_jobs(conn, query))
+
+    @staticmethod
+    def _list_jobs(conn: sqlite3.Connection, query: ListQuery) -> tuple[list[JobRow], str | None]:
         where: list[str] = []
         args: list[Any] = []
         if query.user_id is not None:
@@ -305,7 +374,7 @@ class SQLiteStore(Store):
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
         args.append(query.limit + 1)
-        rows = [JobRow(*r) for r in self.conn.execute(sql, args)]
+        rows = [JobRow(*r) for r in conn.execute(sql, args)]
         next_cursor = None
         if len(rows) > query.limit:
             rows = rows[: query.limit]
@@ -580,35 +649,32 @@ class SQLiteStore(Store):
         return rows
 
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int
+        self, started_before: int, created_before: int, limit: int = 10_000
     ) -> list[JobRow]:
-        return [
-            JobRow(*r)
-            for r in self.conn.execute(
-                f"SELECT {JOB_SELECT} FROM jobs WHERE"
-                " (status = 'running' AND started_at < ?)"
-                " OR (status = 'pending' AND started_at IS NULL AND created_at < ?)",
-                (started_before, created_before),
-            )
-        ]
+        def read(conn: sqlite3.Connection) -> list[JobRow]:
+            return [
+                JobRow(*r)
+                for sql, args in expiry_queries(started_before, created_before, limit)
+                for r in conn.execute(sql, args)
+            ]
 
-    async def sweep(self, completed_before: int, failed_before: int) -> int:
+        return await self._read(read)
+
+    async def sweep(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
         c = self.conn
         with self._write():
-            ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT id FROM jobs WHERE (status = ? AND completed_at < ?)"
-                    " OR (status IN (?, ?) AND completed_at < ?) LIMIT 10000",
-                    (COMPLETED, completed_before, FAILED, CANCELLED, failed_before),
-                )
-            ]
-            for chunk in _chunks(ids, 500):
-                marks = _placeholders(len(chunk))
-                c.execute(f"DELETE FROM steps WHERE job_id IN ({marks})", chunk)
-                c.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", chunk)
-                c.execute(f"DELETE FROM idempotency_keys WHERE job_id IN ({marks})", chunk)
-                c.execute(f"DELETE FROM jobs WHERE id IN ({marks})", chunk)
+            ids: list[str] = []
+            for sql, args in sweep_queries(completed_before, failed_before):
+                if len(ids) < limit:
+                    ids += [r[0] for r in c.execute(sql, [*args, limit - len(ids)])]
+            if ids:
+                marks = _placeholders(len(ids))
+                c.execute(f"DELETE FROM steps WHERE job_id IN ({marks})", ids)
+                c.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", ids)
+                c.execute(f"DELETE FROM idempotency_keys WHERE job_id IN ({marks})", ids)
+                c.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
         return len(ids)
 
     # steps ----------------------------------------------------------------
@@ -678,44 +744,28 @@ class SQLiteStore(Store):
         return int(row[0])
 
     async def list_logs(self, job_id: str, after: int, limit: int) -> list[LogRow]:
-        return [
-            LogRow(*r)
-            for r in self.conn.execute(
-                "SELECT job_id, seq, ts, level, step, message FROM job_logs"
-                " WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                (job_id, after, limit),
-            )
-        ]
+        def read(conn: sqlite3.Connection) -> list[LogRow]:
+            return [
+                LogRow(*r)
+                for r in conn.execute(
+                    "SELECT job_id, seq, ts, level, step, message FROM job_logs"
+                    " WHERE job_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+                    (job_id, after, limit),
+                )
+            ]
+
+        return await self._read(read)
 
     # monitoring -----------------------------------------------------------
-    async def status_counts(self, user_id: str | None) -> list[tuple[str, str, int]]:
-        sql = "SELECT type, status, COUNT(*) FROM jobs"
-        args: list[Any] = []
-        if user_id is not None:
-            sql += " WHERE user_id = ?"
-            args.append(user_id)
-        sql += " GROUP BY type, status"
-        return [(str(t), str(s), int(n)) for t, s, n in self.conn.execute(sql, args)]
+    async def stats(self, window: StatsWindow) -> StatsFigures:
+        def read(conn: sqlite3.Connection) -> StatsFigures:
+            results = {
+                name: conn.execute(sql, args).fetchall()
+                for name, (sql, args) in stats_queries(window).items()
+            }
+            return stats_figures(results, window)
 
-    async def finished_since(self, user_id: str | None, since: int) -> list[FinishedJob]:
-        sql = (
-            "SELECT type, status, created_at, started_at, completed_at FROM jobs"
-            " WHERE status IN ('completed', 'failed', 'cancelled') AND completed_at >= ?"
-        )
-        args: list[Any] = [since]
-        if user_id is not None:
-            sql += " AND user_id = ?"
-            args.append(user_id)
-        sql += " ORDER BY completed_at DESC LIMIT 50000"
-        return [FinishedJob(*r) for r in self.conn.execute(sql, args)]
-
-    async def created_since(self, user_id: str | None, since: int) -> int:
-        sql = "SELECT COUNT(*) FROM jobs WHERE created_at >= ?"
-        args: list[Any] = [since]
-        if user_id is not None:
-            sql += " AND user_id = ?"
-            args.append(user_id)
-        return int(self.conn.execute(sql, args).fetchone()[0])
+        return await self._read(read)
 
     # schedules and the event history (migration 0005) -------------------------
     def _schedule_query(self, where: str) -> str:
@@ -736,21 +786,28 @@ class SQLiteStore(Store):
             raise JobConflict(f"a schedule named {row.name!r} exists already") from None
         return row
 
-    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+    def _get_schedule(
+        self, conn: sqlite3.Connection, ref: str, user_id: str | None
+    ) -> ScheduleRow | None:
         where, args = "(s.id = ? OR s.name = ?)", [ref, ref]
         if user_id is not None:
             where += " AND s.user_id = ?"
             args.append(user_id)
-        rows = self.conn.execute(self._schedule_query(where) + " LIMIT 2", args).fetchall()
+        rows = conn.execute(self._schedule_query(where) + " LIMIT 2", args).fetchall()
         exact = [r for r in rows if r[0] == ref] or rows
         return ScheduleRow(*exact[0]) if len(exact) == 1 else None
+
+    async def get_schedule(self, ref: str, user_id: str | None) -> ScheduleRow | None:
+        return await self._read(lambda conn: self._get_schedule(conn, ref, user_id))
 
     async def list_schedules(self, user_id: str | None, limit: int) -> list[ScheduleRow]:
         where, args = "1 = 1", []
         if user_id is not None:
             where, args = "s.user_id = ?", [user_id]
         sql = self._schedule_query(where) + " ORDER BY s.name LIMIT ?"
-        return [ScheduleRow(*r) for r in self.conn.execute(sql, [*args, limit])]
+        return await self._read(
+            lambda conn: [ScheduleRow(*r) for r in conn.execute(sql, [*args, limit])]
+        )
 
     async def set_schedule_paused(
         self, schedule_id: str, paused: bool, note: str | None, next_tick: int | None, now: int
@@ -762,7 +819,7 @@ class SQLiteStore(Store):
                 " buffered_tick = CASE WHEN ? THEN buffered_tick ELSE NULL END WHERE id = ?",
                 (int(paused), note, now, int(paused), next_tick, int(paused), schedule_id),
             )
-        return await self.get_schedule(schedule_id, None)
+        return self._get_schedule(self.conn, schedule_id, None)
 
     async def delete_schedule(self, schedule_id: str) -> bool:
         with self._write():
@@ -771,15 +828,14 @@ class SQLiteStore(Store):
         return gone.rowcount > 0
 
     async def list_schedule_runs(self, schedule_id: str, limit: int) -> list[RunRow]:
-        return [
-            RunRow(*r)
-            for r in self.conn.execute(
-                f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, j.status FROM schedule_runs r"
-                " LEFT JOIN jobs j ON j.id = r.job_id WHERE r.schedule_id = ?"
-                " ORDER BY r.tick DESC LIMIT ?",
-                (schedule_id, limit),
-            )
-        ]
+        sql = (
+            f"SELECT {', '.join('r.' + c for c in RUN_COLUMNS)}, j.status FROM schedule_runs r"
+            " LEFT JOIN jobs j ON j.id = r.job_id WHERE r.schedule_id = ?"
+            " ORDER BY r.tick DESC LIMIT ?"
+        )
+        return await self._read(
+            lambda conn: [RunRow(*r) for r in conn.execute(sql, (schedule_id, limit))]
+        )
 
     _UPSERT_RUN = (
         f"INSERT INTO schedule_runs ({RUN_SELECT}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -937,27 +993,23 @@ class SQLiteStore(Store):
         row = self.conn.execute("SELECT MIN(next_tick) FROM schedules WHERE paused = 0").fetchone()
         return None if row[0] is None else int(row[0])
 
-    async def sweep_history(self, completed_before: int, failed_before: int) -> int:
+    async def sweep_history(
+        self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
+    ) -> int:
         c = self.conn
         with self._write():
             runs = c.execute(
                 "DELETE FROM schedule_runs WHERE rowid IN (SELECT rowid FROM schedule_runs"
-                " WHERE recorded_at < ? LIMIT 10000)",
-                (completed_before,),
+                " WHERE recorded_at < ? LIMIT ?)",
+                (completed_before, limit),
             ).rowcount
             ids = [
-                r[0]
-                for r in c.execute(
-                    "SELECT e.id FROM events e WHERE e.received_at < ? OR (e.received_at < ?"
-                    " AND NOT EXISTS (SELECT 1 FROM event_jobs ej JOIN jobs j ON j.id = ej.job_id"
-                    " WHERE ej.event_id = e.id)) LIMIT 10000",
-                    (completed_before, failed_before),
-                )
+                r[0] for r in c.execute(*sweep_events_query(completed_before, failed_before, limit))
             ]
-            for chunk in _chunks(ids, 500):
-                marks = _placeholders(len(chunk))
-                c.execute(f"DELETE FROM event_jobs WHERE event_id IN ({marks})", chunk)
-                c.execute(f"DELETE FROM events WHERE id IN ({marks})", chunk)
+            if ids:
+                marks = _placeholders(len(ids))
+                c.execute(f"DELETE FROM event_jobs WHERE event_id IN ({marks})", ids)
+                c.execute(f"DELETE FROM events WHERE id IN ({marks})", ids)
         return runs + len(ids)
 
     async def record_events(self, events: list[EventRow]) -> None:
@@ -973,11 +1025,12 @@ class SQLiteStore(Store):
                 [(e.id, job_id) for e in events for job_id in e.job_ids],
             )
 
-    def _with_jobs(self, events: list[EventRow]) -> list[EventRow]:
+    @staticmethod
+    def _with_jobs(conn: sqlite3.Connection, events: list[EventRow]) -> list[EventRow]:
         if not events:
             return events
         by_id = {e.id: e for e in events}
-        for event_id, job_id in self.conn.execute(
+        for event_id, job_id in conn.execute(
             f"SELECT event_id, job_id FROM event_jobs WHERE event_id IN"
             f" ({_placeholders(len(by_id))}) ORDER BY rowid",
             list(by_id),
@@ -990,8 +1043,12 @@ class SQLiteStore(Store):
         if user_id is not None:
             sql += " AND user_id = ?"
             args.append(user_id)
-        row = self.conn.execute(sql, args).fetchone()
-        return self._with_jobs([EventRow(*row)])[0] if row else None
+
+        def read(conn: sqlite3.Connection) -> EventRow | None:
+            row = conn.execute(sql, args).fetchone()
+            return self._with_jobs(conn, [EventRow(*row)])[0] if row else None
+
+        return await self._read(read)
 
     async def list_events(
         self,
@@ -1020,33 +1077,29 @@ class SQLiteStore(Store):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY received_at DESC, id DESC LIMIT ?"
-        rows = [EventRow(*r) for r in self.conn.execute(sql, [*args, limit + 1])]
-        next_cursor = None
-        if len(rows) > limit:
-            rows = rows[:limit]
-            next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id)
-        return self._with_jobs(rows), next_cursor
+
+        def read(conn: sqlite3.Connection) -> tuple[list[EventRow], str | None]:
+            rows = [EventRow(*r) for r in conn.execute(sql, [*args, limit + 1])]
+            next_cursor = None
+            if len(rows) > limit:
+                rows = rows[:limit]
+                next_cursor = encode_cursor(rows[-1].received_at, rows[-1].id)
+            return self._with_jobs(conn, rows), next_cursor
+
+        return await self._read(read)
 
     async def events_for_job(self, job_id: str) -> list[EventRow]:
-        rows = [
-            EventRow(*r)
-            for r in self.conn.execute(
-                f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM event_jobs ej"
-                " JOIN events e ON e.id = ej.event_id WHERE ej.job_id = ?"
-                " ORDER BY e.received_at",
-                (job_id,),
-            )
-        ]
-        return self._with_jobs(rows)
+        sql = (
+            f"SELECT {', '.join('e.' + c for c in EVENT_COLUMNS)} FROM event_jobs ej"
+            " JOIN events e ON e.id = ej.event_id WHERE ej.job_id = ? ORDER BY e.received_at"
+        )
+        return await self._read(
+            lambda conn: self._with_jobs(conn, [EventRow(*r) for r in conn.execute(sql, (job_id,))])
+        )
 
 
 def _full(count: int, limit: int | None) -> bool:
     return limit is not None and count >= limit
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
 
 
 class _Txn:
