@@ -12,6 +12,7 @@ from textual.widgets import Input
 
 from jobctl.backends.backoff import Backoff
 from jobctl.backends.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.feedthread import FeedThread
 from jobctl.backends.jobapi import AsyncJobClient
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
@@ -29,13 +30,16 @@ async def dashboard(
     server: ServerProcess, realtime: bool = False
 ) -> AsyncIterator[tuple[JobctlApp, Any]]:
     client = AsyncJobClient(server.url, server.token, timeout=5, retries=1, backoff=0.05)
-    feed = JobFeed(
-        client,
+    # As `jobctl tui` runs it: the feed on its own thread, with its own client.
+    feed_client = AsyncJobClient(server.url, server.token, timeout=5, retries=1, backoff=0.05)
+    live = JobFeed(
+        feed_client,
         Subscription(),
         realtime=RealtimeConfig(f"{server.url}/realtime/v1", server.token) if realtime else None,
         poll=PollSettings(interval=0.2, max_interval=0.5),
         reconnect=Backoff(0.2, factor=2.5, cap=0.5),
     )
+    feed = FeedThread(live, on_close=feed_client.aclose)
     settings = TuiSettings(target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2)
     app = make_app(client, feed, settings)
     try:
@@ -50,10 +54,11 @@ async def test_a_submitted_journal_goes_from_pending_to_completed_and_toasts(
     make_server: Any, mode: str
 ) -> None:
     # One job at a time per user, and a demo job holding the slot: the journal is
-    # pending for a while whatever the machine's speed, then runs and completes.
+    # pending for a while whatever the machine's speed, then runs and completes (6 s:
+    # on a loaded machine, opening the dashboard and submitting took over 3 s).
     server: ServerProcess = make_server("--limit", "user=1")
     with server.client() as http:
-        demo = {"type": "demo", "input": {"steps": 3, "step_seconds": 1}}
+        demo = {"type": "demo", "input": {"steps": 6, "step_seconds": 1}}
         assert http.post("/api/jobs", json=demo).status_code == 201
     async with dashboard(server, realtime=mode == "realtime") as (app, pilot):
         rendered: list[tuple[str, JobStatus]] = []
