@@ -164,9 +164,11 @@ class BenchFeed:
     the app's loop and they cross to the feed's thread, where they are batched, as the
     Realtime client's are (its parsing is left out here: --real has it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cost: float = 0.0) -> None:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.queue: asyncio.Queue[FeedEvent] | None = None
+        self.cost = cost  # seconds of CPU (holding the GIL) per event, as parsing costs
+        self.pace: Callable[[], None] = lambda: None  # FeedThread sets it
 
     @property
     def mode(self) -> FeedMode:
@@ -181,8 +183,15 @@ class BenchFeed:
     async def next_event(self, timeout: float | None = None) -> FeedEvent | None:
         assert self.queue is not None
         if timeout is not None and timeout <= 0:
-            return None if self.queue.empty() else self.queue.get_nowait()
-        return await self.queue.get()
+            event = None if self.queue.empty() else self.queue.get_nowait()
+        else:
+            event = await self.queue.get()
+        if event is not None and self.cost:
+            end = time.perf_counter() + self.cost
+            while time.perf_counter() < end:
+                pass
+            self.pace()
+        return event
 
     def send(self, events: Sequence[FeedEvent]) -> None:
         """From the app's loop: these events, on the feed's thread."""
@@ -206,6 +215,14 @@ class StampedFeed:
 
     def __init__(self, feed: JobFeed, probes: Probes) -> None:
         self.feed, self.probes = feed, probes
+
+    @property
+    def pace(self) -> Callable[[], None]:
+        return self.feed.pace
+
+    @pace.setter
+    def pace(self, pace: Callable[[], None]) -> None:
+        self.feed.pace = pace
 
     @property
     def mode(self) -> FeedMode:
@@ -429,7 +446,7 @@ def burst_report(
 async def run_bursts(args: argparse.Namespace) -> bool:
     jobs = make_jobs(args.jobs, args.burst)
     running = {j.id: j for j in jobs if j.status == JobStatus.RUNNING}
-    client, feed = BenchClient(jobs), BenchFeed()
+    client, feed = BenchClient(jobs), BenchFeed(args.feed_cost / 1000)
     settings = TuiSettings(target="bench", stats_interval=5.0, tick_interval=1.0)
     app = make_app(client, FeedThread(feed), settings)  # type: ignore[arg-type]
     probes = Probes()
@@ -649,7 +666,7 @@ async def run_real(args: argparse.Namespace) -> bool:
             for burst in range(args.bursts):
                 # N demo jobs, each sleeping until one shared moment: they end within ~1 s
                 # (the lead: the time submitting them takes at the history's rate, and more)
-                lead = 3.0 + 3.0 * args.burst / rate
+                lead = 3.0 + 2.0 * args.burst / rate
                 end_at = time.time() + lead
                 begin = time.perf_counter()
                 ids = await submit_timed_elsewhere(server.url, server.token, args.burst, end_at)
@@ -707,8 +724,29 @@ def main() -> int:
     parser.add_argument("--burst", type=int, default=0, help="N jobs ending within a second")
     parser.add_argument("--bursts", type=int, default=5)
     parser.add_argument("--real", action="store_true", help="against a real server on loopback")
+    parser.add_argument(
+        "--feed-cost",
+        type=float,
+        default=0.0,
+        help="--burst: ms of CPU the feed's thread spends per event (realtime-py: ~0.65)",
+    )
+    parser.add_argument("--no-pace", action="store_true", help="the feed's thread never rests")
+    parser.add_argument(
+        "--switch-interval",
+        type=float,
+        default=None,
+        help="the GIL switch interval FeedThread sets, ms (default 0.5; 5 is CPython's)",
+    )
     args = parser.parse_args()
     random.seed(7)
+    if args.switch_interval is not None:
+        import jobctl.backends.feedthread as feedthread
+
+        feedthread.SWITCH_INTERVAL = args.switch_interval / 1000
+    if args.no_pace:
+        import jobctl.backends.feedthread as feedthread
+
+        feedthread.WORK_SLICE = float("inf")
     run: Callable[[argparse.Namespace], Any]
     args.jobs = 10_000 if args.jobs is None else args.jobs
     if args.real:  # the bar's case by default: 10,000 jobs, five bursts of 2,000

@@ -153,6 +153,9 @@ class JobFeed:
         self._held: list[tuple[str, Any]] | None = None
         self.realtime_events = 0
         self.poll_requests = 0
+        # Called after each Realtime record is handled, on the feed's loop: FeedThread
+        # sets it to rest its thread now and then during a storm (see feedthread.py).
+        self.pace: Callable[[], None] = _no_pace
 
     # public ------------------------------------------------------------------
     @property
@@ -489,6 +492,7 @@ class JobFeed:
                 self._held.append(("job", job))
             else:
                 self._offer(job, "realtime")
+            self.pace()
         except Exception:
             log.debug("ignored an unreadable realtime record", exc_info=True)
 
@@ -504,6 +508,10 @@ class JobFeed:
                     self._offer_log(line, "realtime")
         except Exception:
             log.debug("ignored an unreadable realtime log record", exc_info=True)
+
+
+def _no_pace() -> None:
+    return None
 
 
 def _key(job: Job) -> tuple[float, int]:

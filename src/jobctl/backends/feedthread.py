@@ -16,6 +16,15 @@ meanwhile, and takes everything gathered in one go: it only applies batches.
 The feed and its source belong to the thread: give the feed a source (an HTTP
 client) that nothing else uses, since an httpx client's connections belong to
 the event loop that opened them.
+
+The two threads share the GIL. While the feed's thread parses a burst it always
+wants the GIL, and each time the UI's loop lets go of it (every select() of its
+event loop, many a frame) the UI waited for the switch interval, 5 ms by default,
+to get it back: frames of 100-170 ms. Starting a FeedThread lowers the process's
+switch interval to SWITCH_INTERVAL, so the UI waits a fraction of a millisecond,
+and the feed paces itself (`feed.pace`, called after each Realtime record): after
+WORK_SLICE of steady work its thread sleeps for REST, leaving the GIL to the UI.
+A storm is then worked off a little slower; keys and frames do not wait for it.
 """
 
 from __future__ import annotations
@@ -23,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -35,6 +45,9 @@ from jobctl.models import Job
 log = logging.getLogger("jobctl.backends.feedthread")
 
 STOP_TIMEOUT = 5.0  # seconds __aexit__ waits for the thread to close the feed
+SWITCH_INTERVAL = 0.0005  # seconds a thread waiting for the GIL waits before asking for it
+WORK_SLICE = 0.004  # seconds of steady work on the feed's thread...
+REST = 0.002  # ...then it sleeps this long (the GIL is the UI's meanwhile)
 
 
 def is_older(new: Job, old: Job) -> bool:
@@ -110,6 +123,8 @@ class RunnableFeed(Protocol):
 
     async def next_event(self, timeout: float | None = None) -> FeedEvent | None: ...
 
+    pace: Callable[[], None]  # the feed calls it after each record it parses
+
     def add_jobs(self, job_ids: Sequence[str]) -> None: ...
 
     def refresh(self) -> None: ...
@@ -140,6 +155,8 @@ class FeedThread:
         self._started: asyncio.Future[None] | None = None
         self._finished: asyncio.Future[None] | None = None
         self.handed_over = 0  # events gathered (read by tests and the benchmark)
+        self._slice_start = self._last_pace = 0.0
+        feed.pace = self._pace
 
     # the consumer's side ---------------------------------------------------------------
     @property
@@ -155,6 +172,8 @@ class FeedThread:
         await self.close()
 
     async def start(self) -> None:
+        if sys.getswitchinterval() > SWITCH_INTERVAL:
+            sys.setswitchinterval(SWITCH_INTERVAL)
         self._consumer = asyncio.get_running_loop()
         self._started = self._consumer.create_future()
         self._finished = self._consumer.create_future()
@@ -213,6 +232,16 @@ class FeedThread:
                 consumer.call_soon_threadsafe(call, *args)
 
     # the feed's thread -----------------------------------------------------------------
+    def _pace(self) -> None:
+        """After WORK_SLICE of steady work (records coming back to back), rest."""
+        now = time.perf_counter()
+        if now - self._last_pace > WORK_SLICE:  # it was idle in between: a new slice
+            self._slice_start = now
+        elif now - self._slice_start >= WORK_SLICE:
+            time.sleep(REST)
+            now = self._slice_start = time.perf_counter()
+        self._last_pace = now
+
     def _run(self) -> None:
         error: BaseException | None = None
         try:
