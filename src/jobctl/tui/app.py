@@ -128,7 +128,8 @@ class JobctlApp(App[int]):
     @work(exclusive=True, group="feed", exit_on_error=False)
     async def run_feed(self) -> None:
         async with self.feed:
-            self.post_message(ConnectionChanged(self.feed.mode))
+            # Applied here, not posted: a change of mode in the first batch must come after.
+            self.connection_changed(ConnectionChanged(self.feed.mode))
             async for batches in self.feed.batches():
                 self.apply_batches(batches)
                 # At most one pass a frame: what comes meanwhile gathers on the feed's thread.
