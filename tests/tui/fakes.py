@@ -1,8 +1,8 @@
 """In-process fakes of the job API and the live feed, for unit-testing the UI layer only
-(and for bench/tui.py, which measures the UI).
+(bench/tui.py has its own, which run on the feed's thread).
 
 They record every call, so tests assert what the dashboard asked for; the
-end-to-end tests use the real server, client and feed instead. They subclass the
+end-to-end tests use the real server, client and feed (on its thread) instead. They subclass the
 protocols of jobctl.tui.ports, so mypy holds them to the one declaration.
 """
 
@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
+from jobctl.backends.feedthread import Batcher, FeedBatch
 from jobctl.backends.jobapi import LogPage
 from jobctl.errors import ConflictError, JobctlError, NotFoundError
 from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
@@ -280,11 +281,13 @@ class FakeClient(JobApi):
 
 
 class FakeFeed(LiveFeed):
-    """Events are pushed by the test with `push` / `set_mode`."""
+    """Events are pushed by the test with `push` / `set_mode`, and gathered into batches
+    as the real FeedThread gathers them (on the app's loop here: no thread)."""
 
     def __init__(self, mode: FeedMode = FeedMode.POLLING) -> None:
         self._mode = mode
-        self.queue: asyncio.Queue[FeedEvent] = asyncio.Queue()
+        self.batcher = Batcher()
+        self._ready = asyncio.Event()
         self.added: list[str] = []
         self.refreshes = 0
         self.entered = False
@@ -301,17 +304,24 @@ class FakeFeed(LiveFeed):
     async def __aexit__(self, *exc: object) -> None:
         self.closed = True
 
-    async def events(self) -> AsyncIterator[FeedEvent]:
+    async def batches(self) -> AsyncIterator[list[FeedBatch]]:
         while True:
-            yield await self.queue.get()
+            await self._ready.wait()
+            self._ready.clear()
+            if taken := self.batcher.take():
+                yield taken
+
+    def _add(self, event: FeedEvent) -> None:
+        self.batcher.add(event)
+        self._ready.set()
 
     def push(self, *jobs: Job) -> None:
         for job in jobs:
-            self.queue.put_nowait(JobChanged(job, "poll"))
+            self._add(JobChanged(job, "poll"))
 
     def set_mode(self, mode: FeedMode, detail: str = "") -> None:
         previous, self._mode = self._mode, mode
-        self.queue.put_nowait(ModeChanged(mode, previous, detail))
+        self._add(ModeChanged(mode, previous, detail))
 
     def add_jobs(self, job_ids: Sequence[str]) -> None:
         self.added.extend(job_ids)

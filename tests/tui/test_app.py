@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from jobctl.backends.feed import FeedMode
+from jobctl.backends.feedthread import FeedBatch
 from jobctl.errors import UnreachableError
 from jobctl.models import JobStatus, LogLine, Step
 from jobctl.tui.app import JobctlApp
@@ -16,7 +17,6 @@ from jobctl.tui.screens.detail import DetailScreen
 from jobctl.tui.screens.help import HelpScreen
 from jobctl.tui.screens.main import MainScreen
 from jobctl.tui.screens.submit import SubmitScreen
-from jobctl.tui.updates import UpdateBuffer
 from jobctl.tui.widgets.jobs_table import JobsTable
 from tests.tui.fakes import T0, FakeClient, FakeFeed, fixed_clock, job_id, make_job
 from tests.tui.helpers import notes, until, until_text
@@ -77,17 +77,15 @@ def test_progress_bursts_collapse_but_endings_never_do() -> None:
         job, status=JobStatus.COMPLETED, progress=100, updated_at=T0 + timedelta(seconds=2)
     )
     again = replace(done, status=JobStatus.PENDING, attempt=2, updated_at=T0 + timedelta(seconds=3))
-    buffer = UpdateBuffer()
+    batch = FeedBatch()
     for snapshot in (job, later, done, again, make_job(2, JobStatus.RUNNING)):
-        buffer.add(snapshot)
-    buffer.add(job)  # a late poll: older than what the buffer has, dropped
-    latest, endings = buffer.take()
-    assert [(j.id, j.status) for j in latest] == [
+        batch.add(snapshot)
+    batch.add(job)  # a late poll: older than what the batch has, dropped
+    assert [(j.id, j.status) for j in batch.jobs] == [
         (job.id, JobStatus.PENDING),  # the newest of job 1: retried
         (job_id(2), JobStatus.RUNNING),
     ]
-    assert endings == [done]  # the ending in between is kept
-    assert buffer.take() == ([], [])
+    assert batch.endings == [done]  # the ending in between is kept
 
 
 async def test_a_burst_is_applied_in_a_few_frames_with_the_latest(

@@ -156,9 +156,15 @@ class JobFeed:
         self._mode_changed = asyncio.Event()
         self._poll_now = asyncio.Event()
         self._closed = False
+        # While a Realtime session joins and reads its snapshot, what the stream sends
+        # waits here (("job", Job) or ("log", LogLine)), to come after the mode change.
+        self._held: list[tuple[str, Any]] | None = None
         self.realtime_events = 0
         self.token_updates = 0  # refreshed tokens sent to the Realtime channel
         self.poll_requests = 0
+        # Called after each Realtime record is handled, on the feed's loop: FeedThread
+        # sets it to rest its thread now and then during a storm (see feedthread.py).
+        self.pace: Callable[[], None] = _no_pace
 
     # public ------------------------------------------------------------------
     @property
@@ -455,13 +461,28 @@ class JobFeed:
                     schema="public",
                     filter=None if by_id is None else "job_" + by_id,
                 )
+            self._held = []
             await asyncio.wait_for(channel.subscribe(on_state), timeout=12)
             if not joined.is_set():
                 raise ConnectionError("the Realtime join was refused")
             # Realtime does not replay: read current state before trusting the stream.
-            await self._refresh("snapshot")
+            jobs = await self._fetch()
+            # Then, in this order: the mode, the snapshot, what the stream sent meanwhile
+            # (older snapshots among it are dropped by _offer). A consumer that hears
+            # "realtime" has not yet seen a job of this session.
             self._set_mode(FeedMode.REALTIME, "subscribed")
             sent = config.access_token
+            held, self._held = self._held or [], None
+            for job in jobs:
+                self._offer(job, "snapshot")
+            for kind, record in held:
+                if kind == "job":
+                    self._offer(record, "realtime")
+                else:
+                    self._offer_log(record, "realtime")
+            if self.logs:
+                for job in jobs:
+                    await self._read_logs(job.id, "snapshot")
             while not lost.is_set() and client.is_connected and not self._closed:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(lost.wait(), timeout=1.0)
@@ -472,6 +493,7 @@ class JobFeed:
                     sent = fresh
                     self.token_updates += 1
         finally:
+            self._held = None  # a session that failed to join: the polls read what it held
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), timeout=2)
 
@@ -485,7 +507,12 @@ class JobFeed:
                 return
             self.realtime_events += 1
             decode = self.realtime.decode if self.realtime is not None else None
-            self._offer((decode or Job.from_dict)(record), "realtime")
+            job = (decode or Job.from_dict)(record)
+            if self._held is not None:
+                self._held.append(("job", job))
+            else:
+                self._offer(job, "realtime")
+            self.pace()
         except Exception:
             log.debug("ignored an unreadable realtime record", exc_info=True)
 
@@ -494,9 +521,17 @@ class JobFeed:
         try:
             record = (payload.get("data") or {}).get("record")
             if isinstance(record, dict) and "job_id" in record and "seq" in record:
-                self._offer_log(LogLine.from_dict(record), "realtime")
+                line = LogLine.from_dict(record)
+                if self._held is not None:
+                    self._held.append(("log", line))
+                else:
+                    self._offer_log(line, "realtime")
         except Exception:
             log.debug("ignored an unreadable realtime log record", exc_info=True)
+
+
+def _no_pace() -> None:
+    return None
 
 
 def _key(job: Job) -> tuple[float, int]:

@@ -101,6 +101,7 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
     from jobctl.backends.feed import JobFeed, Subscription
+    from jobctl.backends.feedthread import FeedThread
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -135,7 +136,13 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
         # second start from inside the dashboard (its stderr note would tear the screen).
         # At most one resend: the feed and the workers retry on their own schedule.
         client = ctx.async_client(autostart=False, retries=1)
-        feed = JobFeed(client, Subscription(), realtime=realtime_config(ctx, endpoint, offered))
+        # The feed runs on its own thread (parsing a storm of Realtime frames would stall
+        # keys), with its own client: an httpx client belongs to the loop that opened it.
+        feed_client = ctx.async_client(autostart=False, retries=1)
+        live = JobFeed(
+            feed_client, Subscription(), realtime=realtime_config(ctx, endpoint, offered)
+        )
+        feed = FeedThread(live, on_close=feed_client.aclose)
         app = make_app(client, feed, settings)
         try:
             await app.run_async()

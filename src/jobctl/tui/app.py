@@ -6,16 +6,19 @@ pass what changed down to the screens. Screens and widgets never call the
 client, except the own workers of the detail, schedules and events screens
 (which end with the screen).
 
-Live snapshots are the exception to one message per result: the feed worker
-(in the app's own event loop) adds them to an `UpdateBuffer`, and one flush
-per frame applies them all (table, detail view, notices), so a storm of
-changes costs a pass per frame, not a trip through the message queue each.
+Live snapshots are the exception to one message per result: the feed runs on
+a thread of its own (`FeedThread`: the Realtime client's parsing never touches
+this loop) and gathers them into batches there; the feed worker takes whatever
+has gathered at most once per frame and applies it in one pass (table, detail
+view, notices, changes of mode in order), so a storm of changes costs a pass
+per frame, not a trip through the message queue each.
 Ended jobs are announced after a short gathering window: a few get a toast
 each, many get one summary ("37 completed, 2 failed") that opens them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import time
 import uuid
@@ -31,7 +34,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
-from jobctl.backends.feed import FeedMode, JobChanged
+from jobctl.backends.feed import FeedMode
 from jobctl.errors import JobctlError
 from jobctl.models import Job, JobStatus
 from jobctl.tui.format import count_label, ended_summary, finish_notice, ids_label
@@ -54,9 +57,10 @@ from jobctl.tui.screens.records import RecordsScreen
 from jobctl.tui.screens.schedules import SchedulesScreen
 from jobctl.tui.screens.submit import Submission, SubmitScreen
 from jobctl.tui.settings import KEYS, MUTATING_ACTIONS, READONLY_NOTE, TuiSettings
-from jobctl.tui.updates import UpdateBuffer, is_new_ending, is_older
+from jobctl.tui.updates import is_new_ending, is_older
 
 if TYPE_CHECKING:
+    from jobctl.backends.feedthread import FeedBatch
     from jobctl.tui.ports import JobApi, LiveFeed
 
 PAGE = 500
@@ -93,9 +97,8 @@ class JobctlApp(App[int]):
         self.started_at: datetime = settings.clock()
         self.job_types: list[str] = ["journal_extraction", "demo"]
         self.terminal_notices: deque[str] = deque(maxlen=50)  # OSC 9 texts sent (for tests)
-        self.updates = UpdateBuffer()
         self.flushes = 0  # frames that applied updates (read by the benchmark)
-        self._flush_timer: Timer | None = None
+        self.mode_changes = 0  # changes of mode heard from the feed (read by the benchmark)
         self._last_flush = 0.0
         self._ended: list[Job] = []  # waiting for their toast
         self._notice_timer: Timer | None = None
@@ -134,12 +137,12 @@ class JobctlApp(App[int]):
     @work(exclusive=True, group="feed", exit_on_error=False)
     async def run_feed(self) -> None:
         async with self.feed:
-            self.post_message(ConnectionChanged(self.feed.mode))
-            async for event in self.feed.events():
-                if isinstance(event, JobChanged):
-                    self.take_update(event.job)
-                else:
-                    self.post_message(ConnectionChanged(event.mode, event.detail))
+            # Applied here, not posted: a change of mode in the first batch must come after.
+            self.connection_changed(ConnectionChanged(self.feed.mode))
+            async for batches in self.feed.batches():
+                self.apply_batches(batches)
+                # At most one pass a frame: what comes meanwhile gathers on the feed's thread.
+                await asyncio.sleep(max(0.0, self._last_flush + FRAME - time.monotonic()))
 
     @work(exclusive=True, group="load", exit_on_error=False)
     async def load_jobs(self) -> None:
@@ -232,20 +235,17 @@ class JobctlApp(App[int]):
             error = event.worker.error
             self.notify(f"{event.worker.name}: {error}", title="Unexpected error", severity="error")
 
-    # live updates: gathered, then applied once per frame ------------------------------
-    def take_update(self, job: Job) -> None:
-        """A snapshot from the feed: kept for the next frame's flush."""
-        self.updates.add(job)
-        if self._flush_timer is None:
-            delay = max(0.001, self._last_flush + FRAME - time.monotonic())  # 0 breaks Timer
-            self._flush_timer = self.set_timer(delay, self._flush_updates, name="flush updates")
-
-    def _flush_updates(self) -> None:
-        self._flush_timer = None
+    # live updates: gathered on the feed's thread, applied once per frame ----------------
+    def apply_batches(self, batches: Sequence[FeedBatch]) -> None:
+        """What the feed gathered since the last frame, in order: each batch's changes of
+        mode, then its jobs."""
         self._last_flush = time.monotonic()
-        latest, endings = self.updates.take()
         self.flushes += 1
-        self._apply(latest, endings)
+        for batch in batches:
+            for change in batch.modes:
+                self.mode_changes += 1
+                self.connection_changed(ConnectionChanged(change.mode, change.detail))
+            self._apply(batch.jobs, batch.endings)
 
     def _apply(self, jobs: Sequence[Job], endings: Sequence[Job], *, quiet: bool = False) -> None:
         state: dict[str, Job | None] = {}
@@ -278,12 +278,12 @@ class JobctlApp(App[int]):
 
     @on(JobsLoaded)
     def jobs_loaded(self, message: JobsLoaded) -> None:
-        # Jobs we knew (a reload after being offline) go through the buffer, so the ones
+        # Jobs we knew (a reload after being offline) are applied as a batch, so the ones
         # that ended meanwhile are announced; new ones are added to the table in one go.
         new = [j for j in message.jobs if j.id not in self.jobs]
-        for job in message.jobs:
-            if job.id in self.jobs:
-                self.take_update(job)
+        known = [j for j in message.jobs if j.id in self.jobs]
+        if known:
+            self._apply(known, [j for j in known if j.status.is_terminal])
         for job in new:
             self.jobs[job.id] = job
         if table := self.main_screen.mounted_table:

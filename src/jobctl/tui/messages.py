@@ -1,8 +1,9 @@
 """App-wide messages: what workers post when their network work is done.
 
-Live job snapshots do not come as messages, one per change: the feed worker
-gathers them in the app's `UpdateBuffer` (tui/updates.py), applied once per
-frame.
+Live job snapshots do not come as messages, one per change: the feed's thread
+gathers them into batches (backends/feedthread.py), which the feed worker applies
+once per frame, with the changes of mode among them (`ConnectionChanged`, applied
+in order with the jobs, not posted).
 """
 
 from __future__ import annotations

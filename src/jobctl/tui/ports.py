@@ -1,9 +1,9 @@
 """What the dashboard needs from the job API and from the live feed: the one declaration.
 
-`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feed.JobFeed` are the real
-ones (mypy checks them against these protocols below); the tests and bench/tui.py pass
-the in-process fakes of tests/tui/fakes.py, which subclass the protocols so that mypy
-checks them too.
+`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feedthread.FeedThread` (a
+`JobFeed` on a thread of its own) are the real ones (mypy checks them against these
+protocols below); the tests pass the in-process fakes of tests/tui/fakes.py, which
+subclass the protocols so that mypy checks them too.
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from jobctl.backends.feed import FeedEvent, FeedMode
+from jobctl.backends.feed import FeedMode
+from jobctl.backends.feedthread import FeedBatch
 from jobctl.backends.jobapi import LogPage
 from jobctl.models import Job, JobPage, Step
 
@@ -67,6 +68,9 @@ class JobApi(Protocol):
 
 
 class LiveFeed(Protocol):
+    """Live snapshots in batches: each time something arrived, everything gathered since
+    the last take (the newest snapshot per job, every ending, changes of mode in order)."""
+
     @property
     def mode(self) -> FeedMode: ...
 
@@ -74,7 +78,7 @@ class LiveFeed(Protocol):
 
     async def __aexit__(self, *exc: object) -> None: ...
 
-    def events(self) -> AsyncIterator[FeedEvent]: ...
+    def batches(self) -> AsyncIterator[list[FeedBatch]]: ...
 
     def add_jobs(self, job_ids: Sequence[str]) -> None: ...
 
@@ -83,10 +87,10 @@ class LiveFeed(Protocol):
 
 if TYPE_CHECKING:
     from jobctl.backends.appbackend import AsyncAppApi
-    from jobctl.backends.feed import JobFeed
+    from jobctl.backends.feedthread import FeedThread
     from jobctl.backends.jobapi import AsyncJobClient
 
-    def _the_real_ones_fit(client: AsyncJobClient, feed: JobFeed) -> tuple[JobApi, LiveFeed]:
+    def _the_real_ones_fit(client: AsyncJobClient, feed: FeedThread) -> tuple[JobApi, LiveFeed]:
         return client, feed  # a mypy error here: the real client or feed left the protocol
 
     def _the_app_fits(client: AsyncAppApi) -> JobApi:
