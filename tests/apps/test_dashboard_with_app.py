@@ -13,6 +13,7 @@ from textual.widgets import Input
 
 from jobctl.backends.appbackend import AsyncAppApi
 from jobctl.backends.feed import FeedMode, JobFeed, PollSettings, Subscription
+from jobctl.backends.feedthread import FeedThread
 from jobctl.commands.context import Context
 from jobctl.models import JobStatus
 from jobctl.tui.app import make_app
@@ -35,8 +36,10 @@ async def test_the_dashboard_follows_an_apps_job_and_toasts_its_result(stack: An
     backend = ctx.app_backend()
     client = AsyncAppApi(backend)
     # Slow polls: the live updates must come over Realtime.
-    feed = JobFeed(client, Subscription(), realtime=ctx.realtime_config(None),
+    feed_client = AsyncAppApi(backend)  # the feed's, on its own thread (as `jobctl tui`)
+    live = JobFeed(feed_client, Subscription(), realtime=ctx.realtime_config(None),
                    poll=PollSettings(interval=30, realtime_check=60))  # fmt: skip
+    feed = FeedThread(live, on_close=feed_client.aclose)
     app = make_app(client, feed, TuiSettings(target="journal-app", stats_interval=1.0))
     try:
         async with app.run_test(size=(100, 30), notifications=True) as pilot:

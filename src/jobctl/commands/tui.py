@@ -160,6 +160,7 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
 
     from jobctl.backends.appbackend import AsyncAppApi
     from jobctl.backends.feed import JobFeed, Subscription
+    from jobctl.backends.feedthread import FeedThread
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -181,7 +182,11 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
 
     async def main() -> int:
         client = AsyncAppApi(backend)
-        feed = JobFeed(client, Subscription(), realtime=realtime)
+        # The feed runs on its own thread and loop (FeedThread), with its own AsyncAppApi
+        # over the same backend: the session's lock lets either refresh the token once.
+        feed_client = AsyncAppApi(backend)
+        live = JobFeed(feed_client, Subscription(), realtime=realtime)
+        feed = FeedThread(live, on_close=feed_client.aclose)
         app = make_app(client, feed, settings)
         try:
             await app.run_async()
