@@ -23,12 +23,12 @@ def test_completed_exit_0_over_realtime_with_jsonl(make_server: Any, tmp_path: P
     server, burst = Burst.server(make_server, tmp_path)
     with server.client() as http:
         # they run until the watch is up and has seen them running (its first poll runs
-        # beside its Realtime subscription), then end 2 s later: over Realtime, however
+        # beside its Realtime subscription), then end 5 s later: over Realtime, however
         # slow the machine (jobs of a fixed length could end before it subscribed)
         ids = [burst.submit(http) for _ in range(3)]
     watch = Watch(tmp_path, *ids, "--jsonl")
     wait_for(lambda: seen_as(watch.out, "running") == set(ids), timeout=60)
-    burst.end(after=2.0)
+    burst.end(after=5.0)
     assert watch.wait() == 0, watch.err
     stream = parse_jsonl(watch.out)
     summary = stream.summary
