@@ -39,6 +39,8 @@ def jobs(server: ServerProcess) -> list[dict[str, Any]]:
 
 
 def api_jobs(server: ServerProcess, **params: Any) -> list[dict[str, Any]]:
+    """The listing with every field of each job (not the default summary)."""
+    params.setdefault("fields", ",".join(JOB_FIELD_NAMES))
     with server.client() as http:
         return list(http.get("/api/jobs", params=params).json()["jobs"])
 

@@ -10,8 +10,8 @@ import typer
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
-from jobctl.jobshape import JOB_FIELD_NAMES
-from jobctl.models import JobStatus
+from jobctl.jobshape import INPUT_BYTES, JOB_FIELD_NAMES, LIST_FIELDS
+from jobctl.models import Job, JobStatus
 
 STATUS_WORDS = [s.value for s in JobStatus]
 
@@ -38,13 +38,18 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
                 )
     if opts.json_fields is not None and opts.jsonl:
         raise UsageError("give --json or --jsonl, not both")
-    fields = render.parse_fields(opts.json_fields, JOB_FIELD_NAMES)
+    fields = render.parse_fields(opts.json_fields, LIST_FIELDS)
+    # The server sends what is printed: --json FIELDS those fields, --json and --jsonl every
+    # field of the job, a table or tab-separated lines the summary (no input, no output).
+    wanted: list[str] | None = None
+    if opts.json_fields is not None or opts.jsonl:
+        wanted = fields or list(JOB_FIELD_NAMES)
     client = ctx.reader()
-    jobs = list(
-        client.iter_jobs(opts.statuses, opts.type, opts.since, None if opts.all else opts.limit)
-    )
+    limit = None if opts.all else opts.limit
+    jobs = list(client.iter_jobs(opts.statuses, opts.type, opts.since, limit, fields=wanted))
     if opts.json_fields is not None:
-        ctx.out(render.to_json([render.select(j.to_dict(), fields) for j in jobs]))
+        records = [render.select(_record(j), fields) if fields else j.to_dict() for j in jobs]
+        ctx.out(render.to_json(records))
     elif opts.jsonl:
         for job in jobs:
             ctx.out(render.to_json(job.to_dict(), pretty=False))
@@ -56,6 +61,10 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
     elif jobs:
         ctx.out(render.render_jobs_tsv(jobs))
     return ExitCode.OK
+
+
+def _record(job: Job) -> dict[str, object]:
+    return {**job.to_dict(), INPUT_BYTES: job.input_bytes}
 
 
 def list_jobs(

@@ -25,8 +25,23 @@ def migrations() -> list[tuple[str, str]]:
     return [(name, (folder / name).read_text()) for name in names]
 
 
-def split_sql(script: str) -> list[str]:
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+DIALECT_MARK = "-- dialect:"
+
+
+def split_sql(script: str, dialect: str) -> list[str]:
+    """The statements of a migration for one store ("sqlite" or "postgresql"). A line
+    `-- dialect: sqlite` (or `postgresql`, or `all`) starts a part for that store only
+    (or for both again); a migration without such lines is the same for both."""
+    lines: list[str] = []
+    current = "all"
+    for line in script.splitlines():
+        text = line.strip()
+        if text.startswith(DIALECT_MARK):
+            current = text.removeprefix(DIALECT_MARK).strip()
+            if current not in ("all", "sqlite", "postgresql"):
+                raise ValueError(f"unknown dialect in a migration: {current!r}")
+        elif not text.startswith("--") and current in ("all", dialect):
+            lines.append(line)
     return [stmt.strip() for stmt in "\n".join(lines).split(";") if stmt.strip()]
 
 
@@ -98,6 +113,9 @@ class ListQuery:
     limit: int = 50
     cursor: str | None = None
     id_prefix: str | None = None
+    # Summaries leave out the big columns: a row not read for them holds '' and None.
+    read_input: bool = True
+    read_output: bool = True
 
 
 def encode_cursor(created_at: int, job_id: str) -> str:
