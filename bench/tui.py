@@ -127,6 +127,8 @@ class BenchClient:
         since: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> JobPage:
         start = int(cursor or 0)
         more = start + limit < len(self.newest_first)

@@ -10,6 +10,7 @@ from jobctl.cli import normalize_argv
 from jobctl.commands.render import age, progress_bar, render_jobs_table, render_jobs_tsv, table
 from jobctl.config import dump_toml, load_settings, mask, parse_value, read_file
 from jobctl.errors import UsageError
+from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import Job, JobStatus
 
 
@@ -121,3 +122,33 @@ def test_the_context_builds_both_clients_alike() -> None:
         assert client._transport is transport
     assert quiet.core.on_unreachable is None and quiet.core.retries == 0
     assert ctx.secrets() == [] and not live.core.tls
+
+
+@pytest.mark.parametrize(
+    ("args", "fields"),
+    [
+        ([], None),  # tab-separated lines: the summary (no input, no output)
+        (["--json", "id,input"], "id,input"),
+        (["--json", "input_bytes"], "input_bytes"),
+        (["--json"], ",".join(JOB_FIELD_NAMES)),  # every field of the job, as before
+        (["--jsonl"], ",".join(JOB_FIELD_NAMES)),
+    ],
+)
+def test_list_asks_the_server_for_what_it_prints(args: list[str], fields: str | None) -> None:
+    import httpx
+
+    from tests.clirun import invoke
+
+    asked: list[httpx.QueryParams] = []
+    row = {"id": "3fa2c0de-1111-4000-8000-000000000001", "type": "demo", "status": "pending"}
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.url.params)
+        return httpx.Response(200, json={"jobs": [{**row, "input_bytes": 2}], "next_cursor": None})
+
+    env = {"JOBCTL_PORT": "8799", "JOBCTL_TOKEN": "t"}
+    result = invoke("list", *args, env=env, transport=httpx.MockTransport(answer))
+    assert result.code == 0, result.stderr
+    assert [p.get("fields") for p in asked] == [fields]
+    if args[:2] == ["--json", "input_bytes"]:
+        assert result.stdout.strip().replace(" ", "").replace("\n", "") == '[{"input_bytes":2}]'

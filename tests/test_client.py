@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -179,17 +180,21 @@ def test_non_json_answer(httpx_mock: HTTPXMock) -> None:
 
 
 async def test_async_client_is_a_feed_source(httpx_mock: HTTPXMock) -> None:
-    from jobctl.backends.jobapi import AsyncJobClient
+    """The feed's polls list every field but the input (a watch shows outputs)."""
+    from jobctl.backends.jobapi import FEED_FIELDS, AsyncJobClient
 
+    assert "input" not in FEED_FIELDS and "output" in FEED_FIELDS
+    fields = quote(",".join(FEED_FIELDS))
     other = dict(JOB, id="3fa2c0de-0000-4000-8000-000000000002")
     httpx_mock.add_response(url=f"{URL}/api/jobs/{JOB['id']}", json=JOB)
     httpx_mock.add_response(url=f"{URL}/api/jobs/{other['id']}", **error(404))  # type: ignore[arg-type]
     httpx_mock.add_response(
-        url=f"{URL}/api/jobs?status=pending&status=running&limit=500",
+        url=f"{URL}/api/jobs?status=pending&status=running&limit=500&fields={fields}",
         json={"jobs": [JOB], "next_cursor": None},
     )
     httpx_mock.add_response(
-        url=f"{URL}/api/jobs?limit=50", json={"jobs": [JOB, other], "next_cursor": None}
+        url=f"{URL}/api/jobs?limit=50&fields={fields}",
+        json={"jobs": [JOB, other], "next_cursor": None},
     )
     jobs = AsyncJobClient(URL, "tok")
     try:

@@ -36,7 +36,9 @@ RECORD = {
 
 def test_the_client_model_has_the_shapes_fields_and_defaults() -> None:
     fields = dataclasses.fields(Job)
-    assert tuple(f.name for f in fields) == JOB_FIELD_NAMES
+    # the shape's fields, then what a listing's summary carries beside them
+    assert tuple(f.name for f in fields) == (*JOB_FIELD_NAMES, "input_bytes", "missing")
+    fields = fields[: len(JOB_FIELD_NAMES)]
     shape = {f.name: f for f in JOB_FIELDS}
     for f in fields:
         if f.default is not dataclasses.MISSING:
@@ -69,7 +71,7 @@ def test_the_server_row_api_model_and_realtime_table_are_the_shape() -> None:
     assert all(f.is_required() for f in JobOut.model_fields.values())
     assert JOBS.column_names == JOB_FIELD_NAMES and JOBS.primary_key == PRIMARY_KEY
     assert JOB_COLUMNS[: len(JOB_FIELD_NAMES)] == JOB_FIELD_NAMES
-    assert tuple(f.name for f in dataclasses.fields(JobRow)) == JOB_COLUMNS
+    assert tuple(f.name for f in dataclasses.fields(JobRow)) == (*JOB_COLUMNS, "input_bytes")
     row = JobRow(
         RECORD["id"], "demo", "failed", 40, "Step 2/3", '{"steps": 3}', None, "boom", 2, 3,
         "local", "org:acme", "k1", 1772443800000000, 1772443804000000, 1772443801000000,

@@ -116,11 +116,11 @@ FIELD_LIST = re.compile(r"^[a-z_]+(,[a-z_]+)*$")
 
 def _json_field_names() -> frozenset[str]:
     from jobctl.commands.config import CONFIG_FIELDS
-    from jobctl.jobshape import JOB_FIELD_NAMES
+    from jobctl.jobshape import LIST_FIELDS
 
     return frozenset(
         [
-            *JOB_FIELD_NAMES,
+            *LIST_FIELDS,
             "raw",  # app profiles: the app's own row
             *show.SHOW_FIELDS,
             *stats_cmd.STATS_FIELDS,

@@ -90,3 +90,13 @@ JOB_FIELDS: tuple[JobField, ...] = (
 )
 JOB_FIELD_NAMES: tuple[str, ...] = tuple(f.name for f in JOB_FIELDS)
 PRIMARY_KEY = ("id",)
+
+# A listing's rows (GET /api/jobs) are summaries unless `fields=` asks for more: the job's
+# fields without the two that can be big, plus the stored input's size in bytes.
+HEAVY_FIELDS: tuple[str, ...] = ("input", "output")
+INPUT_BYTES = "input_bytes"
+LIST_FIELDS: tuple[str, ...] = (*JOB_FIELD_NAMES, INPUT_BYTES)  # what `fields=` may name
+SUMMARY_FIELDS: tuple[str, ...] = (
+    *(name for name in JOB_FIELD_NAMES if name not in HEAVY_FIELDS),
+    INPUT_BYTES,
+)

@@ -16,7 +16,15 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from jobctl.jobshape import JOB_FIELD_NAMES, JOB_FIELDS, PRIMARY_KEY, JobField, Kind
+from jobctl.jobshape import (
+    HEAVY_FIELDS,
+    INPUT_BYTES,
+    JOB_FIELD_NAMES,
+    JOB_FIELDS,
+    PRIMARY_KEY,
+    JobField,
+    Kind,
+)
 
 
 class JobStatus(StrEnum):
@@ -94,12 +102,30 @@ class Job:
     completed_at: datetime | None = None
     schedule_id: str | None = None  # made by a schedule, for its tick
     schedule_tick: datetime | None = None
+    # Beside the job's shape: what a listing's summary carries instead of the input (its
+    # size, GET /api/jobs), and which of input and output the record left out (a summary,
+    # or a table made by another app): those two then hold their defaults, not the job's.
+    input_bytes: int | None = field(default=None, compare=False)
+    missing: frozenset[str] = field(default=frozenset(), compare=False)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Job:
         """A job from its API (or Realtime, or PostgREST) record; lenient about what a table
         made by another app leaves out."""
-        return cls(**{name: read(data) for name, read in _READERS})
+        size = data.get(INPUT_BYTES)
+        return cls(
+            **{name: read(data) for name, read in _READERS},
+            input_bytes=size if isinstance(size, int) else None,
+            missing=frozenset(name for name in HEAVY_FIELDS if name not in data),
+        )
+
+    def filled_from(self, full: Job) -> Job:
+        """This snapshot with the input and output it left out taken from `full` (an older
+        whole record of the same job); still marked missing, as they may be stale."""
+        if not self.missing or full.missing >= self.missing:
+            return self
+        found = {name: getattr(full, name) for name in self.missing - full.missing}
+        return dataclasses.replace(self, **found)
 
     def to_dict(self) -> dict[str, Any]:
         """The API's shape: the fields of jobshape.JOB_FIELDS, times in the API's format."""

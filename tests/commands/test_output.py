@@ -37,10 +37,13 @@ def jobs(server: ServerProcess) -> list[dict[str, Any]]:
         )
         for made in (done, failed, quick):
             wait_job(http, made.json()["id"])
-        return list(http.get("/api/jobs").json()["jobs"])
+        every_field = {"fields": ",".join(JOB_FIELD_NAMES)}
+        return list(http.get("/api/jobs", params=every_field).json()["jobs"])
 
 
 def api_jobs(server: ServerProcess, **params: Any) -> list[dict[str, Any]]:
+    """The listing with every field of each job (not the default summary)."""
+    params.setdefault("fields", ",".join(JOB_FIELD_NAMES))
     with server.client() as http:
         return list(http.get("/api/jobs", params=params).json()["jobs"])
 
@@ -95,6 +98,21 @@ def test_json_fields(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:
     result = invoke("list", "--json", "id,status")
     data = json.loads(result.stdout)
     assert data == [{"id": j["id"], "status": j["status"]} for j in api_jobs(server)]
+
+
+def test_list_json_fields_brings_the_input_when_asked(
+    server: ServerProcess, jobs: list[dict[str, Any]]
+) -> None:
+    result = jobctl("list", "--json", "id,input,input_bytes")
+    assert result.code == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [{"id": j["id"], "input": j["input"]} for j in jobs] == [
+        {"id": d["id"], "input": d["input"]} for d in data
+    ]
+    for row in data:
+        stored = json.dumps(row["input"], separators=(",", ":"), ensure_ascii=False)
+        assert row["input_bytes"] == len(stored.encode())
+    assert data[-1]["input"] == {"text": "Call Ann on Friday at 3pm."}
 
 
 def test_jsonl(server: ServerProcess, jobs: list[dict[str, Any]]) -> None:

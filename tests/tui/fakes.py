@@ -18,6 +18,7 @@ from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
 from jobctl.backends.feedthread import Batcher, FeedBatch
 from jobctl.backends.jobapi import LogPage
 from jobctl.errors import ConflictError, JobctlError, NotFoundError
+from jobctl.jobshape import HEAVY_FIELDS, SUMMARY_FIELDS
 from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
 from jobctl.tui.ports import JobApi, LiveFeed
 
@@ -111,6 +112,19 @@ def make_event(n: int, name: str, job_ids: Sequence[str] = (), **kw: Any) -> dic
     return values
 
 
+def _as_listed(job: Job, fields: Sequence[str] | None) -> Job:
+    """As the job API lists a job: the summary, or the fields named; without the input or
+    output unless asked for (then their defaults, and marked missing, as Job.from_dict does)."""
+    wanted = set(fields if fields is not None else SUMMARY_FIELDS)
+    left_out = frozenset(name for name in HEAVY_FIELDS if name not in wanted)
+    return replace(
+        job,
+        input={} if "input" in left_out else job.input,
+        output=None if "output" in left_out else job.output,
+        missing=left_out,
+    )
+
+
 @dataclass
 class FakeClient(JobApi):
     jobs: dict[str, Job] = field(default_factory=dict)
@@ -122,6 +136,7 @@ class FakeClient(JobApi):
     created: int = 0
     schedules: dict[str, dict[str, Any]] = field(default_factory=dict)  # by id
     events: list[dict[str, Any]] = field(default_factory=list)  # newest first
+    listed_fields: list[tuple[str, ...] | None] = field(default_factory=list)  # per page
     _listing: list[Job] = field(default_factory=list)  # newest first, as of the first page
 
     def add(self, *jobs: Job) -> None:
@@ -140,14 +155,17 @@ class FakeClient(JobApi):
         since: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> JobPage:
         self._check("list_jobs", cursor)
+        self.listed_fields.append(tuple(fields) if fields is not None else None)
         if not cursor:  # a listing is read as of its first page, as the server's cursor is
             self._listing = sorted(
                 self.jobs.values(), key=lambda j: j.created_at or T0, reverse=True
             )
         start = int(cursor or 0)
-        page = self._listing[start : start + limit]
+        page = [_as_listed(j, fields) for j in self._listing[start : start + limit]]
         more = start + limit < len(self._listing)
         return JobPage(page, str(start + limit) if more else None)
 

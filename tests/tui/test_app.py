@@ -11,7 +11,7 @@ from jobctl.backends.feed import FeedMode
 from jobctl.backends.feedthread import FeedBatch
 from jobctl.errors import UnreachableError
 from jobctl.models import JobStatus, LogLine, Step
-from jobctl.tui.app import JobctlApp
+from jobctl.tui.app import TABLE_FIELDS, JobctlApp
 from jobctl.tui.screens.confirm import ConfirmScreen
 from jobctl.tui.screens.detail import DetailScreen
 from jobctl.tui.screens.help import HelpScreen
@@ -416,3 +416,30 @@ async def test_command_palette_filters(build: Any) -> None:
         await pilot.pause(0.5)
         await pilot.press("enter")
         await until(pilot, lambda: len(table(app).order) == 2, what="palette applied the filter")
+
+
+async def test_the_table_lists_its_fields_and_the_detail_shows_the_whole_job(
+    build: Any, client: FakeClient, feed: FakeFeed
+) -> None:
+    """Listings ask for what the table shows (no input, no output); the detail view
+    fetches the whole job and keeps its input through later input-less snapshots."""
+    job = replace(client.jobs[job_id(6)], input={"steps": 3, "marker": "zebra-42"})
+    client.add(job)
+    app = build()
+    async with app.run_test(size=SIZE) as pilot:
+        await started(app, pilot)
+        assert client.listed_fields and set(client.listed_fields) == {TABLE_FIELDS}
+        assert not {"input", "output"} & set(TABLE_FIELDS)
+        listed = app.jobs[job.id]
+        assert listed.missing == {"input", "output"} and listed.input == {}
+        table(app).select(job.id)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DetailScreen))
+        await until_text(pilot, "zebra-42")  # from get_job: the listing had no input
+        assert job.id in calls(client, "get_job")
+        # a snapshot without the input (a poll, a reload) moves the job on, keeps the input
+        assert job.updated_at is not None
+        later = replace(listed, message="most of it", updated_at=job.updated_at + timedelta(1))
+        feed.push(later)
+        await until_text(pilot, "most of it")
+        assert "zebra-42" in screen_text(app)

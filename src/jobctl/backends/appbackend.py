@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 from urllib.parse import quote
 
@@ -183,6 +184,7 @@ class AppBackend:
         since: str | None = None,
         limit: int | None = None,
         max_pages: int = 10_000,
+        fields: list[str] | None = None,  # jobctl's fields: the mapped columns are read anyway
     ) -> Iterator[Job]:
         p = self.profile
         params: list[tuple[str, Any]] = []
@@ -465,10 +467,14 @@ class AsyncAppApi:
         since: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        fields: Sequence[str] | None = None,  # the mapped columns are read anyway
     ) -> JobPage:
         page: JobPage = await self._run(
             self.backend.list_page, statuses, type, since, limit, cursor
         )
+        if id_prefix:  # the dashboard's `id:` filter, within the page
+            page = replace(page, jobs=[j for j in page.jobs if j.id.startswith(id_prefix)])
         return page
 
     async def get_job(self, job_id: str) -> Job:

@@ -31,6 +31,7 @@ from jobctl.errors import (
     UnreachableError,
     UsageError,
 )
+from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import Job, JobPage, LogLine, Step
 
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -38,6 +39,9 @@ PREFIX_RE = re.compile(r"^[0-9a-f-]{1,36}$")
 MAX_PAGE = 500
 MAX_RETRY_AFTER = 60.0  # a longer Retry-After is reported, not slept through
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+# What the live feed's polls ask a listing for: every field but the input (a watch shows
+# the output of the jobs that end; nothing it shows reads the input).
+FEED_FIELDS = tuple(name for name in JOB_FIELD_NAMES if name != "input")
 BATCH_FETCH = 3  # fetch_jobs lists the active jobs when asked for more ids than this
 MAX_ACTIVE_PAGES = 20
 
@@ -273,8 +277,10 @@ def list_call(
     limit: int = 50,
     cursor: str | None = None,
     id_prefix: str | None = None,
+    fields: Sequence[str] | None = None,
 ) -> Call:
-    """One page of jobs, newest first."""
+    """One page of jobs, newest first: the summary of each (no input, no output, the
+    input's size in bytes), or the `fields` named."""
     params: list[tuple[str, str | int | float | bool | None]]
     params = [("status", s) for s in statuses or []]
     params += [("limit", str(max(1, min(limit, MAX_PAGE))))]
@@ -283,6 +289,7 @@ def list_call(
         ("since", since),
         ("cursor", cursor),
         ("id_prefix", id_prefix),
+        ("fields", ",".join(fields or ())),
     ):
         if value:
             params.append((name, value))
@@ -552,13 +559,15 @@ class JobClient:
         since: str | None = None,
         limit: int | None = None,
         max_pages: int = 10_000,
+        fields: Sequence[str] | None = None,
     ) -> Iterator[Job]:
-        """Follow cursors until `limit` jobs (None: all), bounded by `max_pages`."""
+        """Follow cursors until `limit` jobs (None: all), bounded by `max_pages`; summaries
+        unless `fields` names others."""
         cursor: str | None = None
         seen = 0
         for _ in range(max_pages):
             want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
-            page = self.list_jobs(statuses, type, since, want, cursor)
+            page = self.list_jobs(statuses, type, since, want, cursor, fields=fields)
             for job in page.jobs:
                 yield job
                 seen += 1
@@ -688,7 +697,9 @@ class AsyncJobClient:
             wanted = set(job_ids)
             cursor: str | None = None
             for _ in range(MAX_ACTIVE_PAGES):
-                page = await self.list_jobs(["pending", "running"], limit=MAX_PAGE, cursor=cursor)
+                page = await self.list_jobs(
+                    ["pending", "running"], limit=MAX_PAGE, cursor=cursor, fields=FEED_FIELDS
+                )
                 found.update((j.id, j) for j in page.jobs if j.id in wanted)
                 cursor = page.next_cursor
                 if not cursor or not page.jobs:
@@ -715,8 +726,8 @@ class AsyncJobClient:
 
     async def fetch_active(self) -> list[Job]:
         """Pending and running jobs, plus the latest ones (which include recent changes)."""
-        active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE)
-        latest = await self.list_jobs(limit=50)
+        active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE, fields=FEED_FIELDS)
+        latest = await self.list_jobs(limit=50, fields=FEED_FIELDS)
         merged = {j.id: j for j in latest.jobs}
         merged.update({j.id: j for j in active.jobs})
         return list(merged.values())

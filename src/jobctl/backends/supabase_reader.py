@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from jobctl.backends.jobapi import MAX_PAGE, UUID_RE, check_ref
+from jobctl.backends.jobapi import FEED_FIELDS, MAX_PAGE, UUID_RE, check_ref
 from jobctl.errors import (
     AuthError,
     JobctlError,
@@ -23,6 +23,7 @@ from jobctl.errors import (
     UnreachableError,
     UsageError,
 )
+from jobctl.jobshape import INPUT_BYTES, SUMMARY_FIELDS
 from jobctl.models import Job, Step, format_time, parse_since
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 AUTH_CODES = frozenset({"PGRST301", "PGRST302", "PGRST303", "42501"})
 PREFIX_SCAN = 2000  # id prefixes are matched among this many of the newest jobs
 IN_BATCH = 100
+UNDEFINED_COLUMN = "42703"
 
 
 def since_time(value: str, now: datetime | None = None) -> str:
@@ -54,6 +56,7 @@ class SupabaseReader:
         self.token = token
         self.timeout = timeout
         self._client: SyncPostgrestClient | None = None
+        self._all_columns = False  # a table without some column of ours: select *
 
     def _rest(self) -> SyncPostgrestClient:
         if self._client is None:
@@ -69,13 +72,26 @@ class SupabaseReader:
             )
         return self._client
 
+    def _columns(self, fields: Sequence[str] | None) -> str:
+        """What a read selects: the columns named (the table has no input_bytes: PostgREST
+        cannot size a column), or * for a table made by another app that lacks some."""
+        if fields is None or self._all_columns:
+            return "*"
+        return ",".join(name for name in fields if name != INPUT_BYTES) or "id"
+
     def _rows(self, build: Any) -> list[dict[str, Any]]:
         from postgrest import APIError
 
         from jobctl.backends._httpx import httpx
 
         try:
-            response = build(self._rest().from_("jobs")).execute()
+            try:
+                response = build(self._rest().from_("jobs")).execute()
+            except APIError as exc:
+                if exc.code != UNDEFINED_COLUMN or self._all_columns:
+                    raise
+                self._all_columns = True  # `build` reads it: the same read, with *
+                response = build(self._rest().from_("jobs")).execute()
         except APIError as exc:
             raise self._error(exc) from None
         except httpx.TransportError as exc:
@@ -102,7 +118,9 @@ class SupabaseReader:
         since: str | None = None,
         limit: int | None = None,
         max_pages: int = 10_000,
+        fields: Sequence[str] | None = None,
     ) -> Iterator[Job]:
+        """As JobClient.iter_jobs: the summary columns unless `fields` names others."""
         wanted = [w for s in statuses or [] for w in s.split(",") if w]
         since_iso = since_time(since) if since else None
         seen = 0
@@ -110,7 +128,7 @@ class SupabaseReader:
             size = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
 
             def build(q: Any, start: int = page * MAX_PAGE, size: int = size) -> Any:
-                q = q.select("*")
+                q = q.select(self._columns(fields or SUMMARY_FIELDS))
                 if wanted:
                     q = q.in_("status", wanted)
                 if type:
@@ -155,15 +173,21 @@ class SupabaseReader:
         for i in range(0, len(job_ids), IN_BATCH):
             batch = list(job_ids[i : i + IN_BATCH])
             found += [
-                Job.from_dict(r) for r in self._rows(lambda q, b=batch: q.select("*").in_("id", b))
+                Job.from_dict(r)
+                for r in self._rows(
+                    lambda q, b=batch: q.select(self._columns(FEED_FIELDS)).in_("id", b)
+                )
             ]
         return found
 
     def fetch_active(self) -> list[Job]:
+        def cols() -> str:  # at each try: a retry after an unknown column selects *
+            return self._columns(FEED_FIELDS)
+
         active = self._rows(
-            lambda q: q.select("*").in_("status", ["pending", "running"]).limit(MAX_PAGE)
+            lambda q: q.select(cols()).in_("status", ["pending", "running"]).limit(MAX_PAGE)
         )
-        latest = self._rows(lambda q: q.select("*").order("created_at", desc=True).limit(50))
+        latest = self._rows(lambda q: q.select(cols()).order("created_at", desc=True).limit(50))
         merged = {str(r["id"]): Job.from_dict(r) for r in latest}
         merged.update({str(r["id"]): Job.from_dict(r) for r in active})
         return list(merged.values())

@@ -10,6 +10,7 @@ import typer
 from jobctl.commands._shared import JsonlOption, JsonOption, get_ctx, terminal_width
 from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UsageError
+from jobctl.jobshape import JOB_FIELD_NAMES
 from jobctl.models import JobStatus
 
 STATUS_WORDS = [s.value for s in JobStatus]
@@ -37,13 +38,17 @@ def run_list(opts: ListOptions, ctx: Context) -> int:
                 )
     if opts.json_fields is not None and opts.jsonl:
         raise UsageError("give --json or --jsonl, not both")
-    fields, raw = render.parse_job_fields(opts.json_fields)
+    fields, raw = render.parse_job_fields(opts.json_fields, list_fields=True)
+    # The server sends what is printed: --json FIELDS those fields, --json and --jsonl every
+    # field of the job, a table or tab-separated lines the summary (no input, no output).
+    wanted: list[str] | None = None
+    if opts.json_fields is not None or opts.jsonl:
+        wanted = fields or list(JOB_FIELD_NAMES)
     client = ctx.reader()
     if raw and hasattr(client, "want_raw"):
         client.want_raw = True
-    jobs = list(
-        client.iter_jobs(opts.statuses, opts.type, opts.since, None if opts.all else opts.limit)
-    )
+    limit = None if opts.all else opts.limit
+    jobs = list(client.iter_jobs(opts.statuses, opts.type, opts.since, limit, fields=wanted))
     if opts.json_fields is not None:
         ctx.out(render.to_json([render.job_json(j, fields, raw, client) for j in jobs]))
     elif opts.jsonl:

@@ -146,12 +146,13 @@ def parse_fields(spec: str | None, available: Sequence[str]) -> list[str] | None
     return names
 
 
-def parse_job_fields(spec: str | None) -> tuple[list[str] | None, bool]:
-    """A job's `--json` fields, and whether `raw` (the app's row, app profiles) is asked
-    for: `--json raw` is the whole job shape plus `raw`."""
-    from jobctl.jobshape import JOB_FIELD_NAMES
+def parse_job_fields(spec: str | None, list_fields: bool = False) -> tuple[list[str] | None, bool]:
+    """A job's `--json` fields (a listing may also name `input_bytes`), and whether `raw`
+    (the app's row, app profiles) is asked for: `--json raw` is the whole job shape plus
+    `raw`."""
+    from jobctl.jobshape import JOB_FIELD_NAMES, LIST_FIELDS
 
-    fields = parse_fields(spec, (*JOB_FIELD_NAMES, "raw"))
+    fields = parse_fields(spec, (*(LIST_FIELDS if list_fields else JOB_FIELD_NAMES), "raw"))
     if fields is None or "raw" not in fields:
         return fields, False
     rest = [f for f in fields if f != "raw"]
@@ -160,7 +161,12 @@ def parse_job_fields(spec: str | None) -> tuple[list[str] | None, bool]:
 
 def job_json(job: Job, fields: list[str] | None, raw: bool, reader: Any) -> dict[str, Any]:
     """A job in jobctl's shape (these fields), with the app's raw row under `raw`."""
-    data = select(job.to_dict(), fields)
+    from jobctl.jobshape import INPUT_BYTES
+
+    record = job.to_dict()
+    if fields is not None and INPUT_BYTES in fields:
+        record[INPUT_BYTES] = job.input_bytes
+    data = select(record, fields)
     if raw:
         rows = getattr(reader, "raw_rows", None)
         if rows is None:

@@ -21,7 +21,14 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from jobctl import __version__
-from jobctl.jobshape import JOB_FIELDS, JobField, Kind
+from jobctl.jobshape import (
+    HEAVY_FIELDS,
+    JOB_FIELDS,
+    LIST_FIELDS,
+    SUMMARY_FIELDS,
+    JobField,
+    Kind,
+)
 from jobctl.models import parse_since as parse_since_time
 from jobctl.server.auth import AuthFailed, Principal
 from jobctl.server.engine import Engine
@@ -104,8 +111,40 @@ else:
     )
 
 
+# A listed job: the fields `fields=` asked for (by default the summary, SUMMARY_FIELDS:
+# every field but input and output, plus input_bytes); `id` is always there.
+_ROW_DOC = (
+    "A listed job: the fields asked for with `fields=`, by default every field but "
+    "`input` and `output`, plus `input_bytes`. `id` is always present."
+)
+_ROW_RANGES: dict[str, dict[str, int]] = {
+    "progress": {"ge": 0, "le": 100},
+    "attempt": {"ge": 1},
+    "max_attempts": {"ge": 1},
+}
+if TYPE_CHECKING:
+    JobRowOut = BaseModel
+else:
+    JobRowOut = create_model(
+        "JobRowOut",
+        __doc__=_ROW_DOC,
+        **{
+            f.name: (
+                (_out_type(f), ...)
+                if f.name == "id"
+                else (_out_type(f), Field(default=None, **_ROW_RANGES.get(f.name, {})))
+            )
+            for f in JOB_FIELDS
+        },
+        input_bytes=(
+            int | None,
+            Field(default=None, ge=0, description="the size of the stored input (JSON) in bytes"),
+        ),
+    )
+
+
 class JobList(BaseModel):
-    jobs: list[JobOut]
+    jobs: list[JobRowOut]
     next_cursor: str | None
 
 
@@ -310,7 +349,36 @@ async def create_job(body: CreateJob, who: Caller, service: Service, response: R
     return result.job.to_api()
 
 
-@router.get("/api/jobs", response_model=JobList, responses=READ_ERRORS)
+def parse_fields(values: list[str]) -> tuple[str, ...]:
+    """`fields=`: job fields (comma-separated, or repeated), in the API's order; `id` is
+    always one of them. None given: the summary (SUMMARY_FIELDS)."""
+    if not values:
+        return SUMMARY_FIELDS
+    wanted = {"id"}
+    for value in values:
+        for part in value.split(","):
+            name = part.strip()
+            if not name:
+                continue
+            if name not in LIST_FIELDS:
+                raise ApiError(
+                    400,
+                    "invalid_fields",
+                    f"fields: unknown field {name[:40]!r} (one of {', '.join(LIST_FIELDS)})",
+                )
+            wanted.add(name)
+    return tuple(name for name in LIST_FIELDS if name in wanted)
+
+
+FIELDS_DOC = (
+    "The fields of each job, comma-separated (default: every field but input and output, "
+    "plus input_bytes)"
+)
+
+
+@router.get(
+    "/api/jobs", response_model=JobList, response_model_exclude_unset=True, responses=READ_ERRORS
+)
 async def list_jobs(
     who: Caller,
     service: Service,
@@ -332,7 +400,9 @@ async def list_jobs(
     id_prefix: Annotated[
         str | None, Query(max_length=36, json_schema_extra={"pattern": "^[0-9a-fA-F-]{1,36}$"})
     ] = None,
+    fields: Annotated[list[str] | None, Query(max_length=400, description=FIELDS_DOC)] = None,
 ) -> Any:
+    names = parse_fields(fields or [])
     prefix = id_prefix.lower() if id_prefix is not None else None
     if prefix is not None and not PREFIX_RE.fullmatch(prefix):
         raise ApiError(400, "invalid_id", "id_prefix: hex digits and dashes only")
@@ -344,9 +414,11 @@ async def list_jobs(
         limit=limit,
         cursor=check_cursor(cursor) if cursor is not None else None,
         id_prefix=prefix,
+        read_input=HEAVY_FIELDS[0] in names,
+        read_output=HEAVY_FIELDS[1] in names,
     )
     rows, next_cursor = await service.list_jobs(query)
-    return {"jobs": [r.to_api() for r in rows], "next_cursor": next_cursor}
+    return {"jobs": [r.to_api_fields(names) for r in rows], "next_cursor": next_cursor}
 
 
 @router.get("/api/jobs/{job_id}", response_model=JobOut, responses=READ_ERRORS)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -97,6 +97,8 @@ class JobRow:
     # The fencing token: raised by every claim, re-queue and retry, so a worker whose
     # lease was taken from it is refused by every write it makes for the job (0003).
     lease_token: int = 0
+    # Listings only (store/listing.py): the size of the stored input in bytes.
+    input_bytes: int | None = None
 
     @classmethod
     def from_tuple(cls, row: Any) -> JobRow:
@@ -113,10 +115,20 @@ class JobRow:
             for name, to in _TO_API
         }
 
+    def to_api_fields(self, names: Sequence[str]) -> dict[str, Any]:
+        """A listed row in the API's shape with only these fields (of jobshape.LIST_FIELDS)."""
+        out: dict[str, Any] = {}
+        for name in names:
+            to = _TO_API_BY_NAME.get(name)
+            value = getattr(self, name)
+            out[name] = value if to is None else to(value)
+        return out
+
 
 # How each field of the job's shape goes from its stored form (text JSON, microseconds) to JSON.
 _STORED: dict[Kind, Callable[[Any], Any]] = {Kind.OBJECT: shown, Kind.JSON: shown, Kind.TIME: iso}
 _TO_API = tuple((f.name, _STORED.get(f.kind)) for f in JOB_FIELDS)
+_TO_API_BY_NAME = dict(_TO_API)
 
 
 STEP_COLUMNS = (

@@ -64,6 +64,12 @@ if TYPE_CHECKING:
     from jobctl.tui.ports import JobApi, LiveFeed
 
 PAGE = 500
+# What the table shows, filters on and compares snapshots by: a listing asks for these
+# only (the detail view fetches the whole job).
+TABLE_FIELDS = (
+    "id", "type", "status", "progress", "message", "error", "attempt", "max_attempts",
+    "created_at", "updated_at", "started_at", "completed_at",
+)  # fmt: skip
 FRAME = 1 / 60  # live updates are applied at most once per frame
 NOTICE_WINDOW = 0.5  # ended jobs gather this long before their toast
 BURST_WINDOW = 3.0  # ...and this long while a burst goes on
@@ -153,7 +159,7 @@ class JobctlApp(App[int]):
         while loaded < self.settings.max_jobs:
             want = min(PAGE, self.settings.max_jobs - loaded)
             try:
-                page = await self.client.list_jobs(limit=want, cursor=cursor)
+                page = await self.client.list_jobs(limit=want, cursor=cursor, fields=TABLE_FIELDS)
             except JobctlError:
                 return  # the feed reports offline; we load again when it is back
             loaded += len(page.jobs)

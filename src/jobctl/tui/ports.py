@@ -25,6 +25,8 @@ class JobApi(Protocol):
         since: str | None = None,
         limit: int = 50,
         cursor: str | None = None,
+        id_prefix: str | None = None,
+        fields: Sequence[str] | None = None,
     ) -> JobPage: ...
 
     async def get_job(self, job_id: str) -> Job: ...

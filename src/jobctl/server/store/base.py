@@ -42,10 +42,26 @@ def migrations(dialect: str = "sqlite") -> list[tuple[str, str]]:
     return sorted(found.items())
 
 
-def split_sql(script: str) -> list[str]:
-    """Statements of a migration: split on `;`, except inside a `$$`-quoted body
-    (PostgreSQL functions) or a `CREATE TRIGGER ... END` block (SQLite)."""
-    lines = [line for line in script.splitlines() if not line.strip().startswith("--")]
+DIALECT_MARK = "-- dialect:"
+
+
+def split_sql(script: str, dialect: str = "all") -> list[str]:
+    """The statements of a migration for one store ("sqlite" or "postgresql"/"postgres").
+    A line `-- dialect: sqlite` (or `postgresql`, or `all`) starts a part for that store only
+    (or for both again); a migration without such lines is the same for both. Statements
+    split on `;`, except inside a `$$`-quoted body (PostgreSQL functions) or a
+    `CREATE TRIGGER ... END` block (SQLite)."""
+    dialect = "postgresql" if dialect == "postgres" else dialect
+    lines: list[str] = []
+    part = "all"
+    for line in script.splitlines():
+        text = line.strip()
+        if text.startswith(DIALECT_MARK):
+            part = text.removeprefix(DIALECT_MARK).strip()
+            if part not in ("all", "sqlite", "postgresql"):
+                raise ValueError(f"unknown dialect in a migration: {part!r}")
+        elif not text.startswith("--") and (part == "all" or dialect in ("all", part)):
+            lines.append(line)
     out: list[str] = []
     current = ""
     for piece in "\n".join(lines).split(";"):
@@ -136,6 +152,9 @@ class ListQuery:
     limit: int = 50
     cursor: str | None = None
     id_prefix: str | None = None
+    # Summaries leave out the big columns: a row not read for them holds '' and None.
+    read_input: bool = True
+    read_output: bool = True
 
 
 def encode_cursor(created_at: int, job_id: str) -> str:

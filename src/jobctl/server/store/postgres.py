@@ -74,6 +74,7 @@ from jobctl.server.schedule_records import (
     RunRow,
     ScheduleRow,
 )
+from jobctl.server.store import listing
 from jobctl.server.store.base import (
     SWEEP_BATCH,
     Lease,
@@ -463,7 +464,7 @@ class PostgresStore(Store):
             for name, sql in migrations("postgres"):
                 if name in done:
                     continue
-                for stmt in split_sql(sql):
+                for stmt in split_sql(sql, "postgresql"):
                     await conn.execute(stmt)  # type: ignore[arg-type]
                 await conn.execute("INSERT INTO schema_migrations (name) VALUES (%s)", (name,))
             for spec in self._publish:
@@ -723,39 +724,11 @@ class PostgresStore(Store):
             return await self._select_job(conn, job_id, user_id)
 
     async def list_jobs(self, query: ListQuery) -> tuple[list[JobRow], str | None]:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.user_id is not None:
-            where.append("user_id = %s")
-            args.append(query.user_id)
-        if query.statuses:
-            where.append("status = ANY(%s)")
-            args.append(list(query.statuses))
-        if query.type:
-            where.append("type = %s")
-            args.append(query.type)
-        if query.since_us is not None:
-            where.append("created_at >= %s")
-            args.append(query.since_us)
-        if query.id_prefix:
-            where.append("starts_with(id, %s)")
-            args.append(query.id_prefix)
-        if query.cursor:
-            created, last_id = decode_cursor(query.cursor)
-            # byte order on ids, as SQLite compares them, whatever the database's collation
-            where.append('(created_at < %s OR (created_at = %s AND id COLLATE "C" < %s))')
-            args.extend([created, created, last_id])
-        sql = f"SELECT {JOB_SELECT} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += ' ORDER BY created_at DESC, id COLLATE "C" DESC LIMIT %s'
-        args.append(query.limit + 1)
-        rows = await self._fetch_jobs(sql, args)
-        next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return rows, next_cursor
+        sql, args = listing.list_sql(listing.POSTGRES, query)
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+            rows = [JobRow(*r) for r in await cur.fetchall()]
+        return listing.page_of(rows, query)
 
     async def count_running(self, user_id: str, concurrency_key: str | None) -> tuple[int, int]:
         async with self._pool.connection() as conn:

@@ -60,6 +60,7 @@ from jobctl.server.schedule_records import (
     RunRow,
     ScheduleRow,
 )
+from jobctl.server.store import listing
 from jobctl.server.store.base import (
     SWEEP_BATCH,
     Lease,
@@ -241,7 +242,7 @@ class SQLiteStore(Store):
                 continue
             c.execute("BEGIN IMMEDIATE")
             try:
-                for stmt in split_sql(sql):
+                for stmt in split_sql(sql, "sqlite"):
                     c.execute(stmt)
                 c.execute("INSERT INTO schema_migrations (name) VALUES (?)", (name,))
                 c.execute("COMMIT")
@@ -348,38 +349,8 @@ class SQLiteStore(Store):
 
     @staticmethod
     def _list_jobs(conn: sqlite3.Connection, query: ListQuery) -> tuple[list[JobRow], str | None]:
-        where: list[str] = []
-        args: list[Any] = []
-        if query.user_id is not None:
-            where.append("user_id = ?")
-            args.append(query.user_id)
-        if query.statuses:
-            where.append(f"status IN ({_placeholders(len(query.statuses))})")
-            args.extend(query.statuses)
-        if query.type:
-            where.append("type = ?")
-            args.append(query.type)
-        if query.since_us is not None:
-            where.append("created_at >= ?")
-            args.append(query.since_us)
-        if query.id_prefix:
-            where.append("id >= ? AND id < ?")
-            args.extend([query.id_prefix, query.id_prefix + "\uffff"])
-        if query.cursor:
-            created, last_id = decode_cursor(query.cursor)
-            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
-            args.extend([created, created, last_id])
-        sql = f"SELECT {JOB_SELECT} FROM jobs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
-        args.append(query.limit + 1)
-        rows = [JobRow(*r) for r in conn.execute(sql, args)]
-        next_cursor = None
-        if len(rows) > query.limit:
-            rows = rows[: query.limit]
-            next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id)
-        return rows, next_cursor
+        sql, args = listing.list_sql(listing.SQLITE, query)
+        return listing.page_of([JobRow(*r) for r in conn.execute(sql, args)], query)
 
     async def count_running(self, user_id: str, concurrency_key: str | None) -> tuple[int, int]:
         by_user = self.conn.execute(

@@ -231,11 +231,20 @@ class DetailScreen(Screen[None]):
         }[state]
         self.logs_title.update(title)
 
+    def validate_job(self, job: Job | None) -> Job | None:
+        """A snapshot without the input or output (a listing's, a poll's) keeps the ones
+        of the whole job shown, until load_detail fetches it again."""
+        current = self.job
+        if job is None or current is None or not job.missing:
+            return job
+        return job.filled_from(current)
+
     @on(DetailLoaded)
     def detail_loaded(self, message: DetailLoaded) -> None:
         self.steps = message.steps
         self.timeline.show(message.steps)
-        if self.job is None or message.job.updated_at != self.job.updated_at:
+        job = self.job
+        if job is None or job.missing or message.job.updated_at != job.updated_at:
             self.job = message.job
 
     @on(LogsLoaded)
