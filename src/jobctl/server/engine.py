@@ -78,6 +78,11 @@ class EngineSettings:
     slots: int = 8
     lease_seconds: float = 30.0
     poll_interval: float = 0.002  # how often to look for jobs written by other processes
+    # ... while anything happened in the last `poll_hot` seconds; then the look backs off,
+    # doubling, to `poll_idle` (an idle server costs next to nothing: #15). The API's own
+    # writes wake the dispatcher at once through the change bus, whatever the interval.
+    poll_hot: float = 1.0
+    poll_idle: float = 1.0
     backoff: Sequence[float] = DEV_BACKOFF
     suspend_after: float = 30.0  # step.sleep longer than this frees the slot
     limits: Limits = field(default_factory=Limits)
@@ -340,6 +345,8 @@ class Engine:
         settings = self.settings
         lease_us = int(settings.lease_seconds * US)
         data_version = getattr(self.store, "data_version", None)
+        poll = settings.poll_interval
+        active_at = time.monotonic()  # when something last happened (a change, a claim)
         while not self._stopping:
             free = settings.slots - len(self.running)
             now = now_us()
@@ -352,6 +359,7 @@ class Engine:
                 if version != self._version:
                     self._version = version
                     due = True
+                    active_at = time.monotonic()
             if free > 0 and due:
                 try:
                     rows = await self.store.claim_jobs(
@@ -368,6 +376,8 @@ class Engine:
                     await asyncio.sleep(0.5)
                 for row in rows:
                     self._start(row)
+                if rows:
+                    active_at = time.monotonic()
                 self._short = len(rows) < free
                 if not self._short:
                     self._next_due = now  # there may be more: look again once a slot frees
@@ -394,15 +404,27 @@ class Engine:
                     # second, for a missed notification or a job scheduled for later.
                     self._held_back = False
                     self._next_due = now + US
+            if self._wake.is_set():
+                active_at = time.monotonic()
             self._wake.clear()
-            timeout = settings.poll_interval
+            nxt = self._next_due
+            free = settings.slots - len(self.running)
             if data_version is None:
                 # The store announces new work through its change feed (wake): sleep until
                 # the next job is due, or a second, rather than polling.
-                nxt = self._next_due
-                free = settings.slots - len(self.running)
                 timeout = 1.0 if nxt is None or free <= 0 else (nxt - now_us()) / US
                 timeout = min(1.0, max(timeout, settings.poll_interval))
+            else:
+                # Outside writers are seen only by looking: every poll_interval while
+                # anything happened in the last poll_hot seconds, then less and less
+                # often, up to poll_idle (and never later than the next job is due).
+                if time.monotonic() - active_at < settings.poll_hot:
+                    poll = settings.poll_interval
+                else:
+                    poll = min(max(poll * 2, settings.poll_interval), settings.poll_idle)
+                timeout = poll
+                if nxt is not None and free > 0:
+                    timeout = min(timeout, max((nxt - now_us()) / US, settings.poll_interval))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 
