@@ -16,6 +16,9 @@ from jobctl.server.schedule_records import EventRow, FirePlan, RunRow, ScheduleR
 
 # The scheduler's rule for one due schedule, given whether its last job is still active.
 PlanFn = Callable[[ScheduleRow, bool], FirePlan | None]
+# Given the outcome of each create of a batch, (row, created) in order, inside its
+# transaction: the event-history rows to commit with the jobs.
+HistoryFn = Callable[[list[tuple[JobRow, bool]]], list[EventRow]]
 
 
 def migrations() -> list[tuple[str, str]]:
@@ -140,6 +143,18 @@ class Store(abc.ABC):
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
         """Insert a job, or return the existing one for a live idempotency key (created=False)."""
+
+    @abc.abstractmethod
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        """`create_job` for each, in order, in one transaction (a key used twice in the
+        list: the second gets the first's job), with the event rows `history` returns for
+        the outcomes. All or nothing: a storage fault commits none of them."""
 
     @abc.abstractmethod
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None: ...

@@ -75,6 +75,7 @@ from jobctl.server.schedule_records import (
 )
 from jobctl.server.store.base import (
     FinishedJob,
+    HistoryFn,
     Lease,
     LeaseLost,
     ListQuery,
@@ -278,6 +279,10 @@ def _idempotent_create(new: NewJob, now: int, ttl_us: int) -> _Steps:
 
 
 POOL_TIMEOUT = 30.0  # seconds a request waits for a free connection
+
+
+class _KeyRace(Exception):
+    """Another server took an idempotency key between our look and our insert."""
 
 
 class PoolTimeout(psycopg.OperationalError):
@@ -602,6 +607,46 @@ class PostgresStore(Store):
                     if done.value is not None:
                         return done.value  # type: ignore[no-any-return]
         raise RuntimeError("idempotency key kept changing under us; try again")
+
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        for _ in range(5):  # another server took one of the keys meanwhile: all again
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    results: list[tuple[JobRow, bool]] = []
+                    for new in news:
+                        done = await self._create_in(conn, new, now, idempotency_ttl_us)
+                        if done is None:
+                            raise _KeyRace
+                        results.append(done)
+                    events = history(results) if history is not None else []
+                    if events:
+                        await self._insert_events(conn, events)
+                return results
+            except _KeyRace:
+                continue
+        raise RuntimeError("idempotency key kept changing under us; try again")
+
+    async def _create_in(
+        self, conn: AsyncConnection[Any], new: NewJob, now: int, ttl_us: int
+    ) -> tuple[JobRow, bool] | None:
+        if new.idempotency_key is None:
+            cur = await conn.execute(_INSERT_JOB, _insert_args(new, now))
+            return _rows(await cur.fetchall())[0], True
+        steps = _idempotent_create(new, now, ttl_us)
+        rows: list[Any] | None = None  # a generator starts on None
+        try:
+            while True:
+                sql, args = steps.send(rows)  # type: ignore[arg-type]
+                cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+                rows = await cur.fetchall() if cur.description else []
+        except StopIteration as stopped:
+            return stopped.value  # type: ignore[no-any-return]
 
     def create_job_sync(
         self, new: NewJob, now: int, idempotency_ttl_us: int
@@ -1296,13 +1341,13 @@ class PostgresStore(Store):
         if not events:
             return
         # Relaxed: the history of what came in; the jobs it started are durable already.
+        async with self._relaxed.connection() as conn, conn.transaction():
+            await self._insert_events(conn, events)
+
+    async def _insert_events(self, conn: AsyncConnection[Any], events: list[EventRow]) -> None:
         marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
         links = [(e.id, job_id) for e in events for job_id in e.job_ids]
-        async with (
-            self._relaxed.connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cur,
-        ):
+        async with conn.cursor() as cur:
             await cur.executemany(
                 f"INSERT INTO events ({EVENT_SELECT}) VALUES ({marks})",  # type: ignore[arg-type]
                 [e.values() for e in events],

@@ -52,6 +52,7 @@ from jobctl.server.schedule_records import (
 )
 from jobctl.server.store.base import (
     FinishedJob,
+    HistoryFn,
     Lease,
     LeaseLost,
     ListQuery,
@@ -225,55 +226,71 @@ class SQLiteStore(Store):
     def create_job_sync(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
-        c = self.conn
+        return self.create_jobs_sync([new], now, idempotency_ttl_us)[0]
+
+    def create_jobs_sync(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
         with self._write():
-            if new.idempotency_key is not None:
-                hit = c.execute(
-                    "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
-                    (new.user_id, new.idempotency_key),
-                ).fetchone()
-                if hit is not None:
-                    existing = self._select_job(hit[0], new.user_id)
-                    if existing is not None and hit[1] > now:
-                        return existing, False
-                    c.execute(
-                        "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
-                        (new.user_id, new.idempotency_key),
-                    )
+            results = [self._create_one(new, now, idempotency_ttl_us) for new in news]
+            events = history(results) if history is not None else []
+            if events:
+                self._insert_events(events)
+        self._announce("INSERT", [row for row, created in results if created], now)
+        return results
+
+    def _create_one(self, new: NewJob, now: int, idempotency_ttl_us: int) -> tuple[JobRow, bool]:
+        """Inside a write transaction."""
+        c = self.conn
+        if new.idempotency_key is not None:
+            hit = c.execute(
+                "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                (new.user_id, new.idempotency_key),
+            ).fetchone()
+            if hit is not None:
+                existing = self._select_job(hit[0], new.user_id)
+                if existing is not None and hit[1] > now:
+                    return existing, False
                 c.execute(
-                    "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    (new.user_id, new.idempotency_key),
                 )
             c.execute(
-                "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
-                " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
-                " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.id,
-                    new.type,
-                    new.input,
-                    new.max_attempts,
-                    new.user_id,
-                    new.concurrency_key,
-                    new.idempotency_key,
-                    now,
-                    now,
-                    now,
-                ),
+                "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
             )
+        c.execute(
+            "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+            " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
+            " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
+            (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
+             new.idempotency_key, now, now, now),
+        )  # fmt: skip
         row = JobRow(
             new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
             new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, None,
             None, now, None, None,
         )  # fmt: skip
-        self._announce("INSERT", [row], now)
         return row, True
 
     async def create_job(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
         return self.create_job_sync(new, now, idempotency_ttl_us)
+
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        return self.create_jobs_sync(news, now, idempotency_ttl_us, history)
 
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
         return self._select_job(job_id, user_id)
@@ -964,14 +981,17 @@ class SQLiteStore(Store):
         if not events:
             return
         with self._write():
-            self.conn.executemany(
-                f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
-                [e.values() for e in events],
-            )
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
-                [(e.id, job_id) for e in events for job_id in e.job_ids],
-            )
+            self._insert_events(events)
+
+    def _insert_events(self, events: list[EventRow]) -> None:
+        self.conn.executemany(
+            f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
+            [e.values() for e in events],
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
+            [(e.id, job_id) for e in events for job_id in e.job_ids],
+        )
 
     def _with_jobs(self, events: list[EventRow]) -> list[EventRow]:
         if not events:
