@@ -52,7 +52,13 @@ from jobctl.server.records import (
     now_us,
 )
 from jobctl.server.registry import JobType, Registry
-from jobctl.server.store.base import Lease, LeaseLost, StorageUnavailable, Store
+from jobctl.server.store.base import (
+    Lease,
+    LeaseLost,
+    ProgressWrite,
+    StorageUnavailable,
+    Store,
+)
 
 log = logging.getLogger("jobctl.engine")
 T = TypeVar("T")
@@ -66,6 +72,8 @@ RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pend
 RANK_TTL = 0.1  # seconds a computed rank is reused
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
+PROGRESS_TICK = 0.002  # seconds progress reports gather before their one transaction
+PROGRESS_BATCH = 32  # reports per transaction at most: keeps each stamp-to-commit short
 
 
 def _rank_key(owner: str) -> bytes:
@@ -143,6 +151,88 @@ class RunningJob:
             self.lease_until = self.row.lease_expires_at or 0
 
 
+def _push_back(job: RunningJob, delay: float) -> None:
+    """A wait for the store is not held against the job's timeout."""
+    if job.deadline is not None:
+        when = job.deadline.when()
+        if when is not None:
+            job.deadline.reschedule(when + delay)
+
+
+class ProgressWriter:
+    """Every running job's progress reports, written together: the reports made within a
+    tick (PROGRESS_TICK) go in one transaction, each still fenced by its job's lease (the
+    store checks each one's token; a refused one is that job's LeaseLost alone). With
+    thousands of jobs in flight this is one commit per tick, not one per report."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def write(self, job: RunningJob, progress: int | None, message: str | None) -> Any:
+        """The job's row after the write (None: no longer running); LeaseLost if refused."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((job, progress, message, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._flush_loop(), name="jobctl-progress")
+        return await future
+
+    async def _flush_loop(self) -> None:
+        while self._queue:
+            await asyncio.sleep(PROGRESS_TICK if len(self._queue) < PROGRESS_BATCH else 0)
+            batch = self._queue[:PROGRESS_BATCH]
+            del self._queue[:PROGRESS_BATCH]
+            try:
+                await self._flush(batch)
+            except Exception as exc:  # a bug, not the store: each waiter hears of it
+                for _, _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    async def _flush(
+        self, batch: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]]
+    ) -> None:
+        engine = self.engine
+        delay = RETRY_FIRST
+        while True:
+            live = []
+            for item in batch:
+                job, _, _, future = item
+                if future.done():  # the job was cancelled while it waited
+                    continue
+                if job.lost:
+                    future.set_exception(LeaseLost(job.row.id))
+                    continue
+                live.append(item)
+            if not live:
+                return
+            writes = [ProgressWrite(j.row.id, j.lease, p, m) for j, p, m, _ in live]
+            try:
+                results = await engine.store.set_progress_many(writes, now_us())
+            except StorageUnavailable as exc:
+                engine._store_failed(exc, "reporting progress")
+                for job, _, _, _ in live:
+                    _push_back(job, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                batch = live
+                continue
+            engine._store_ok()
+            self.batches += 1
+            for (job, _, _, future), result in zip(live, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, LeaseLost):
+                    engine.lost_lease(job, "reporting progress")
+                    future.set_exception(LeaseLost(job.row.id))
+                else:
+                    future.set_result(result)
+            return
+
+
 class Engine:
     def __init__(
         self,
@@ -184,6 +274,7 @@ class Engine:
         self._outages: list[tuple[int, int]] = []
         self._started_us = now_us() if up_since is None else up_since
         self._recovered = False
+        self.progress_writer = ProgressWriter(self)
         store.changes.add_listener(self._on_change)
 
     @property
@@ -294,10 +385,8 @@ class Engine:
                 result = await write()
             except StorageUnavailable as exc:
                 self._store_failed(exc, doing)
-                if job is not None and job.deadline is not None:
-                    when = job.deadline.when()
-                    if when is not None:
-                        job.deadline.reschedule(when + delay)
+                if job is not None:
+                    _push_back(job, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue

@@ -92,6 +92,16 @@ def guard_storage(
         setattr(cls, method, guarded)
 
 
+@dataclass(frozen=True, slots=True)
+class ProgressWrite:
+    """One job's progress report, written with others in one transaction (fenced)."""
+
+    job_id: str
+    lease: Lease
+    progress: int | None
+    message: str | None
+
+
 @dataclass
 class ListQuery:
     user_id: str | None  # None: every user's jobs (service role)
@@ -193,6 +203,13 @@ class Store(abc.ABC):
     ) -> JobRow | None:
         """None when the job is no longer running (cancelled, expired) though the lease is
         still this worker's; LeaseLost when it is not."""
+
+    @abc.abstractmethod
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        """`set_progress` for each, in one transaction; in each one's place its row, None
+        (no longer running) or the LeaseLost it would have raised (nothing written for it)."""
 
     @abc.abstractmethod
     async def finish_job(

@@ -80,6 +80,7 @@ from jobctl.server.store.base import (
     LeaseLost,
     ListQuery,
     PlanFn,
+    ProgressWrite,
     Store,
     decode_cursor,
     encode_cursor,
@@ -132,6 +133,13 @@ _INSERT_JOB = _announcing(
     "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts, user_id,"
     " concurrency_key, idempotency_key, created_at, updated_at, run_at)"
     " VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
+)
+
+_PROGRESS = _announcing(
+    "U",
+    "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
+    " updated_at = %s WHERE id = %s AND status = 'running'"
+    " AND lease_owner = %s AND lease_token = %s",
 )
 
 # A schedule's tick job (migration 0005): with its schedule, tick and a run_at (jitter).
@@ -844,18 +852,32 @@ class PostgresStore(Store):
     ) -> JobRow | None:
         async with self._relaxed.connection() as conn:
             cur = await conn.execute(
-                _announcing(
-                    "U",
-                    "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
-                    " updated_at = %s WHERE id = %s AND status = 'running'"
-                    " AND lease_owner = %s AND lease_token = %s",
-                ),
-                (progress, message, now, job_id, lease.owner, lease.token),
+                _PROGRESS, (progress, message, now, job_id, lease.owner, lease.token)
             )
             rows = _rows(await cur.fetchall())
             if not rows:
                 await self._check_lease(conn, job_id, lease)
         return rows[0] if rows else None
+
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        results: list[JobRow | LeaseLost | None] = []
+        async with self._relaxed.connection() as conn, conn.transaction():
+            for w in writes:
+                cur = await conn.execute(_PROGRESS, (w.progress, w.message, now, w.job_id,
+                                                     w.lease.owner, w.lease.token))  # fmt: skip
+                rows = _rows(await cur.fetchall())
+                if rows:
+                    results.append(rows[0])
+                    continue
+                try:
+                    await self._check_lease(conn, w.job_id, w.lease)
+                except LeaseLost as exc:
+                    results.append(exc)
+                    continue
+                results.append(None)
+        return results
 
     async def finish_job(
         self,

@@ -57,6 +57,7 @@ from jobctl.server.store.base import (
     LeaseLost,
     ListQuery,
     PlanFn,
+    ProgressWrite,
     Store,
     decode_cursor,
     encode_cursor,
@@ -479,6 +480,26 @@ class SQLiteStore(Store):
             )
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
+
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        results: list[JobRow | LeaseLost | None] = []
+        with self._write():
+            for w in writes:
+                try:
+                    self._check_lease(w.job_id, w.lease)
+                except LeaseLost as exc:
+                    results.append(exc)
+                    continue
+                rows = self._update_returning(
+                    "UPDATE jobs SET progress = COALESCE(?, progress), message = ?,"
+                    " updated_at = ? WHERE id = ? AND status = 'running'",
+                    (w.progress, w.message, now, w.job_id),
+                )
+                results.append(rows[0] if rows else None)
+        self._announce("UPDATE", [r for r in results if isinstance(r, JobRow)], now)
+        return results
 
     def finish_job_sync(
         self,
