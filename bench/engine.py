@@ -17,6 +17,12 @@ jobctl runs as `jobctl server run --slots 2` (at most 2 jobs at once, as the pee
   store  the producer writes the job row with jobctl's store API in its own process,
          as Huey's producer writes to its SQLite file (the like-for-like comparison);
   http   the producer POSTs /api/jobs with a keep-alive httpx client (what apps do).
+
+And the submit rate over HTTP alone (`--modes submit`, in the default set): one keep-alive
+client POSTs `-n` jobs one request each (bar 1,500 jobs/s), then `-n` jobs in lists of
+`--batch` (100; bar 10,000 jobs/s), while the server runs them; printed with the
+server's CPU per job (utime+stime from /proc) and a GET /api/health rate as a measure
+of how fast the machine is at the time.
 """
 
 from __future__ import annotations
@@ -47,7 +53,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lat-m", type=int, default=500)
     ap.add_argument("--lat-warmup", type=int, default=50)
     ap.add_argument("--lat-rate", type=float, default=50.0)
-    ap.add_argument("--modes", default="store,http", help="jobctl enqueue paths: store,http")
+    ap.add_argument("--modes", default="store,http,submit", help="store,http,submit")
+    ap.add_argument("--batch", type=int, default=100, help="jobs per list in submit mode")
     ap.add_argument(
         "--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", DEFAULT_PEERS_DIR))
     )
@@ -148,6 +155,88 @@ def run_jobctl(args: argparse.Namespace, mode: str) -> dict[str, object]:
     )  # fmt: skip
 
 
+SINGLE_BAR, BATCH_BAR = 1500.0, 10000.0
+
+
+def _cpu(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_submit(args: argparse.Namespace) -> dict[str, float]:
+    """Submit rates over HTTP from one keep-alive client: single, then lists."""
+    import httpx
+    from _workers import Workers
+
+    scratch = Path(tempfile.mkdtemp(prefix="jobctl-bench-", dir=args.work))
+    state = scratch / "server.json"
+    env_extra = {
+        "JOBCTL_CONFIG_DIR": str(scratch / "config"),
+        "JOBCTL_DATA_DIR": str(scratch / "data"),
+        "PYTHONPATH": os.pathsep.join(
+            [str(HERE), str(args.peers_dir), os.environ.get("PYTHONPATH", "")]
+        ),
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "BENCH_REC": str(scratch / "rec"),
+    }
+    argv = [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--slots", "2",
+            "--db", str(scratch / "bench.db"), "--functions", "noop_jobs",
+            "--state-file", str(state)]  # fmt: skip
+    workers = Workers(argv, env_extra, "jobctl-submit.log")
+    out: dict[str, float] = {}
+    try:
+        deadline = time.monotonic() + 30
+        while not state.exists():
+            if workers.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("jobctl server did not start")
+            time.sleep(0.01)
+        pid = workers.proc.pid
+        url = json.loads(state.read_text())["url"]
+        token = (scratch / "config" / "server-token").read_text().strip()
+        with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+
+            def job(seq: int) -> dict[str, object]:
+                return {"type": "noop", "input": {"seq": seq, "enq_ts": time.monotonic()}}
+
+            for i in range(200):  # warm-up
+                c.post("/api/jobs", json=job(-1 - i)).raise_for_status()
+            t0, c0 = time.perf_counter(), _cpu(pid)
+            for _ in range(min(args.n, 2000)):
+                c.get("/api/health").raise_for_status()
+            out["health/s"] = min(args.n, 2000) / (time.perf_counter() - t0)
+            out["health server us"] = (_cpu(pid) - c0) / min(args.n, 2000) * 1e6
+            t0, c0 = time.perf_counter(), _cpu(pid)
+            for i in range(args.n):
+                c.post("/api/jobs", json=job(i)).raise_for_status()
+            out["single jobs/s"] = args.n / (time.perf_counter() - t0)
+            out["single server us/job"] = (_cpu(pid) - c0) / args.n * 1e6
+            t0, c0 = time.perf_counter(), _cpu(pid)
+            for i in range(0, args.n, args.batch):
+                items = [job(args.n + j) for j in range(i, min(i + args.batch, args.n))]
+                r = c.post("/api/jobs", json=items)
+                r.raise_for_status()
+                assert r.json()["created"] == len(items), r.text
+            out["batch jobs/s"] = args.n / (time.perf_counter() - t0)
+            out["batch server us/job"] = (_cpu(pid) - c0) / args.n * 1e6
+    finally:
+        workers.stop()
+    return out
+
+
+def print_submit(out: dict[str, float], batch: int) -> None:
+    print(
+        f"\nsubmit over HTTP, one keep-alive client (machine: GET /api/health "
+        f"{out['health/s']:.0f}/s, {out['health server us']:.0f} us server CPU each)"
+    )
+    for what, bar in (("single", SINGLE_BAR), ("batch", BATCH_BAR)):
+        rate = out[f"{what} jobs/s"]
+        label = "single submits" if what == "single" else f"lists of {batch}"
+        print(
+            f"  {label:16} {rate:8.0f} jobs/s ({out[f'{what} server us/job']:.0f} us server"
+            f" CPU per job) bar {bar:,.0f}: {'PASS' if rate >= bar else 'FAIL'}"
+        )
+
+
 def main() -> int:
     if any(a == "--db" or a.startswith("--db=") for a in sys.argv[1:]):
         # The PostgreSQL benchmark has its own options (servers, Procrastinate); it takes
@@ -165,7 +254,9 @@ def main() -> int:
     sys.path.insert(0, str(args.peers_dir))
     sys.path.insert(0, str(HERE))
     results: dict[str, dict[str, object]] = {}
-    for mode in [m for m in args.modes.split(",") if m]:
+    modes = [m for m in args.modes.split(",") if m]
+    submit = run_submit(args) if "submit" in modes else None
+    for mode in [m for m in modes if m != "submit"]:
         results[f"jobctl ({mode} enqueue)"] = run_jobctl(args, mode)
     if not args.skip_huey:
         results[f"Huey SQLite ({args.huey_variant})"] = run_huey(args)
@@ -173,7 +264,10 @@ def main() -> int:
     print(
         f"\n{args.n} no-op jobs, 2 slots; latency at {args.lat_rate:g} jobs/s; median of {args.reps}"
     )
-    print_table(results, 32)
+    if results:
+        print_table(results, 32)
+    if submit is not None:
+        print_submit(submit, args.batch)
     huey = next((r for n, r in results.items() if n.startswith("Huey")), None)
     ours = results.get("jobctl (store enqueue)")
     if huey and ours:

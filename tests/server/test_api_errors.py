@@ -40,7 +40,9 @@ def test_bad_requests(server: ServerProcess) -> None:
         assert "unknown field 'colour'" in body["error"]["message"]
         assert_error(c.post("/api/jobs", json={"input": {}}), 422)
         assert_error(c.post("/api/jobs", json={"type": "demo", "input": [1]}), 422)
-        assert_error(c.post("/api/jobs", json=[1, 2]), 422)
+        listed = c.post("/api/jobs", json=[1, 2])  # a list: each item answered on its own
+        assert listed.status_code == 207, listed.text
+        assert [r["status"] for r in listed.json()["results"]] == [422, 422]
         missing = assert_error(c.post("/api/jobs", json={"type": "journal_extraction"}), 422)
         assert "input.text is required" in missing["error"]["message"]
         assert_error(

@@ -48,6 +48,10 @@ class FlakyStore(SQLiteStore):
         self._check("create_job")
         return await super().create_job(*args)
 
+    async def create_jobs(self, *args: Any) -> list[tuple[JobRow, bool]]:  # the API's path
+        self._check("create_job")
+        return await super().create_jobs(*args)
+
     async def list_jobs(self, *args: Any) -> Any:
         self._check("list_jobs")
         return await super().list_jobs(*args)
@@ -63,6 +67,10 @@ class FlakyStore(SQLiteStore):
     async def set_progress(self, *args: Any) -> JobRow | None:
         self._check("set_progress")
         return await super().set_progress(*args)
+
+    async def set_progress_many(self, *args: Any) -> list[Any]:  # the engine's path
+        self._check("set_progress")
+        return await super().set_progress_many(*args)
 
     async def finish_job(self, *args: Any) -> JobRow | None:
         self._check("finish_job")

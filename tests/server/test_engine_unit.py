@@ -179,3 +179,62 @@ async def test_graceful_stop_puts_running_jobs_back(store: SQLiteStore) -> None:
     assert row.message == "Interrupted by a server shutdown"
     steps = {s.name: s.status for s in await store.load_steps(job.id)}
     assert steps["quick"] == "completed"
+
+
+async def test_idle_dispatcher_backs_off_its_poll_and_still_sees_every_writer(
+    store: SQLiteStore, tmp_path: Path
+) -> None:
+    """Idle, the look for outside writers (data_version) backs off to poll_idle; a job
+    created through this store (the API's path) wakes the dispatcher at once, one written
+    by another connection is seen at the next (backed-off) look."""
+    registry = Registry()
+    ran: list[str] = []
+
+    @registry.job("t", retries=0)
+    async def t(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    looks = 0
+    real = store.data_version
+
+    def counted() -> int:
+        nonlocal looks
+        looks += 1
+        return real()
+
+    store.data_version = counted  # type: ignore[method-assign]
+    settings = EngineSettings(slots=2, poll_interval=0.001, poll_hot=0.0, poll_idle=60.0)
+    engine = Engine(store, registry, settings)
+    await engine.start()
+    try:
+        await asyncio.sleep(0.5)
+        # Without the back-off: one look a millisecond, hundreds here; with it, a dozen
+        # doublings from 1 ms reach far past the half second (a slow machine looks less).
+        assert 1 <= looks < 30
+        own = new_job()
+        await store.create_job(own, now_us(), DAY)  # announced on the change bus: at once
+        for _ in range(500):  # the next look would be a minute or more away
+            if own.id in ran:
+                break
+            await asyncio.sleep(0.01)
+        assert own.id in ran
+    finally:
+        await engine.stop()
+
+    settings = EngineSettings(slots=2, poll_interval=0.001, poll_hot=0.0, poll_idle=0.05)
+    engine = Engine(store, registry, settings)
+    await engine.start()
+    other = SQLiteStore(store.path)
+    other.open_sync(lock=False)
+    try:
+        await asyncio.sleep(0.3)  # backed off to poll_idle by now
+        outside = new_job()
+        other.create_job_sync(outside, now_us(), DAY)  # no announcement reaches the engine
+        for _ in range(500):
+            if outside.id in ran:
+                break
+            await asyncio.sleep(0.01)
+        assert outside.id in ran
+    finally:
+        other.close_sync()
+        await engine.stop()

@@ -33,7 +33,15 @@ from jobctl.server.records import (
 )
 from jobctl.server.stats import bucket_of
 from jobctl.server.store import open_store
-from jobctl.server.store.base import MINUTE_US, Lease, LeaseLost, ListQuery, StatsWindow, Store
+from jobctl.server.store.base import (
+    MINUTE_US,
+    Lease,
+    LeaseLost,
+    ListQuery,
+    ProgressWrite,
+    StatsWindow,
+    Store,
+)
 from tests.pgfixtures import _stores
 
 US = 1_000_000
@@ -449,3 +457,34 @@ async def test_log_lines_are_announced_in_their_order(store: Store) -> None:
     assert [c.row for c in got] == lines
     assert [c.user_id for c in got] == ["alice"] * 40
     await assert_quiet(queue)
+
+
+async def test_progress_of_many_jobs_in_one_transaction_is_fenced_job_by_job(
+    store: Store,
+) -> None:
+    """set_progress_many: each write checks its own lease; a refused one is its own
+    LeaseLost (nothing written for it), a job no longer running is None, the rest land."""
+    rows = await make(store, 4)
+    claimed = await store.claim_jobs("w1", 4, T0 + 10, 10 * US, NO_LIMITS)
+    assert len(claimed) == 4
+    leases = {r.id: Lease.of(r) for r in claimed}
+    await store.cancel_job(rows[2].id, "alice", T0 + 11)  # no longer running, still w1's
+    stale = Lease("w1", leases[rows[1].id].token - 1)  # an earlier claim's token
+    writes = [
+        ProgressWrite(rows[0].id, leases[rows[0].id], 30, "a"),
+        ProgressWrite(rows[1].id, stale, 40, "b"),
+        ProgressWrite(rows[2].id, leases[rows[2].id], 50, "c"),
+        ProgressWrite(rows[3].id, Lease("w2", leases[rows[3].id].token), 60, "d"),
+    ]
+    results = await store.set_progress_many(writes, T0 + 12)
+    assert isinstance(results[0], JobRow) and (results[0].progress, results[0].message) == (
+        30, "a"
+    )  # fmt: skip
+    assert isinstance(results[1], LeaseLost) and results[1].job_id == rows[1].id
+    assert results[2] is None
+    assert isinstance(results[3], LeaseLost)
+    after = {r.id: await store.get_job(r.id, None) for r in rows}
+    assert [(after[r.id].progress, after[r.id].message) for r in rows[:2]] == [  # type: ignore[union-attr]
+        (30, "a"), (0, None)
+    ]  # fmt: skip
+    assert after[rows[3].id].progress == 0  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
@@ -197,6 +198,25 @@ def http_error(exc: DomainError) -> ApiError:
     return ApiError(status, exc.code, exc.message, headers)
 
 
+def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    errors = exc.errors()
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            return 400, "malformed_json", "request body is not valid JSON"
+    parts = []
+    for err in errors[:3]:
+        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
+        kind = err.get("type", "")
+        if kind == "extra_forbidden":
+            parts.append(f"unknown field {loc!r}")
+        elif kind == "missing":
+            parts.append(f"{loc} is required")
+        else:
+            msg = err.get("msg", "invalid")
+            parts.append(f"{loc}: {msg}" if loc else msg)
+    return 422, "invalid_request", "; ".join(parts) or "invalid request"
+
+
 class _CheckedRequest(Request):
     """A request whose JSON body is parsed once, by `inputs.load_json`."""
 
@@ -243,17 +263,21 @@ async def check_query(request: Request) -> None:
             raise ApiError(400, exc.code, exc.message) from None
 
 
-def service_of(request: Request) -> JobService:
+# Dependencies are coroutines: FastAPI runs a plain `def` dependency in a worker thread,
+# a thread hop per dependency per request (most of a submit's time on a busy machine).
+async def service_of(request: Request) -> JobService:
     service: JobService = request.app.state.service
     return service
 
 
-def engine_of(request: Request) -> Engine:
+async def engine_of(request: Request) -> Engine:
     engine: Engine = request.app.state.engine
     return engine
 
 
-def principal(request: Request, authorization: Annotated[str | None, Header()] = None) -> Principal:
+async def principal(
+    request: Request, authorization: Annotated[str | None, Header()] = None
+) -> Principal:
     token = None
     if authorization:
         scheme, _, value = authorization.partition(" ")
@@ -340,13 +364,127 @@ def parse_statuses(values: list[str]) -> list[str]:
     return statuses
 
 
-@router.post("/api/jobs", status_code=201, response_model=JobOut, responses=WRITE_ERRORS)
-async def create_job(body: CreateJob, who: Caller, service: Service, response: Response) -> Any:
-    sub = Submission(body.type, body.input, body.idempotency_key, body.concurrency_key)
-    result = await service.submit(sub, owner(who))
-    if not result.created:
-        response.status_code = 200
-    return result.job.to_api()
+MAX_BATCH = 1000  # jobs in one POST /api/jobs list
+
+
+class BatchItem(BaseModel):
+    """One job of a list: `status` is what a single submit of it would have answered
+    (201 created, 200 an earlier job with the same idempotency key, else the error's)."""
+
+    status: int
+    job: JobOut | None = None
+    error: ErrorBody | None = None
+
+
+class BatchOut(BaseModel):
+    results: list[BatchItem]
+    created: int
+    existing: int
+    refused: int
+
+
+CREATE_SCHEMA = CreateJob.model_json_schema()
+CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "anyOf": [
+                        CREATE_SCHEMA,
+                        {
+                            "type": "array",
+                            "minItems": 1,
+                            "maxItems": MAX_BATCH,
+                            "description": "Jobs, each as the single form; each is checked on"
+                            " its own, and one that does not fit gets its own error in"
+                            " `results` (the others are still created).",
+                            "items": {},
+                        },
+                    ]
+                }
+            }
+        },
+    }
+}
+CREATE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **WRITE_ERRORS,
+    200: {"model": JobOut | BatchOut, "description": "the job an earlier submit with this"
+          " idempotency key created; for a list: every job accepted (see each result)"},
+    201: {"model": JobOut, "description": "the job, created"},
+    207: {"model": BatchOut, "description": "a list of which some jobs were refused: each"
+          " result has its own status and error; the others were created"},
+}  # fmt: skip
+
+
+def _body_error(exc: ValidationError, where: tuple[str | int, ...]) -> RequestValidationError:
+    errors = [{**err, "loc": ("body", *where, *err.get("loc", ()))} for err in exc.errors()]
+    return RequestValidationError(errors)
+
+
+def _submission(item: Any) -> Submission:
+    body = CreateJob.model_validate(item)
+    return Submission(body.type, body.input, body.idempotency_key, body.concurrency_key)
+
+
+@router.post("/api/jobs", status_code=201, response_model=JobOut, responses=CREATE_RESPONSES,
+             openapi_extra=CREATE_BODY)  # fmt: skip
+async def create_job(request: Request, who: Caller, service: Service) -> Any:
+    """One job (an object), or a list of up to MAX_BATCH jobs (an array), each with its
+    own idempotency key and its own result, created in one commit."""
+    payload = await _json_body(request)
+    if not isinstance(payload, list):
+        try:
+            sub = _submission(payload)
+        except ValidationError as exc:
+            raise _body_error(exc, ()) from None
+        result = await service.submit(sub, owner(who))
+        return JSONResponse(result.job.to_api(), status_code=201 if result.created else 200)
+    if not payload:
+        raise ApiError(422, "invalid_request", "a list of jobs needs at least one")
+    if len(payload) > MAX_BATCH:
+        raise ApiError(413, "too_large", f"at most {MAX_BATCH} jobs in one request")
+    user = owner(who)
+    subs: list[Submission | DomainError] = []
+    for item in payload:
+        try:
+            subs.append(_submission(item))
+        except ValidationError as exc:
+            _, code, message = validation_message(_body_error(exc, ()))
+            subs.append(InvalidInput(message, code=code))
+    wanted = [s for s in subs if isinstance(s, Submission)]
+    created = iter(await service.submit_many(wanted, user))
+    results: list[dict[str, Any]] = []
+    counts = {"created": 0, "existing": 0, "refused": 0}
+    for asked in subs:
+        outcome = next(created) if isinstance(asked, Submission) else asked
+        if isinstance(outcome, Submitted):
+            counts["created" if outcome.created else "existing"] += 1
+            results.append({"status": 201 if outcome.created else 200,
+                            "job": outcome.job.to_api()})  # fmt: skip
+        else:
+            counts["refused"] += 1
+            err = http_error(outcome)
+            results.append({"status": err.status,
+                            "error": {"code": err.code, "message": err.message}})  # fmt: skip
+    return JSONResponse({"results": results, **counts},
+                        status_code=207 if counts["refused"] else 200)  # fmt: skip
+
+
+async def _json_body(request: Request) -> Any:
+    """The body as JSON, parsed by `inputs.load_json` (depth, NUL and Unicode checks)."""
+    kind = request.headers.get("content-type", "")
+    raw = await request.body()
+    if kind and "json" not in kind:
+        raise ApiError(422, "invalid_request", "send JSON (Content-Type: application/json)")
+    if not raw:
+        raise ApiError(422, "invalid_request", "body is required: a job or a list of jobs")
+    try:
+        return load_json(raw, BODY_DEPTH)
+    except json.JSONDecodeError:
+        raise ApiError(400, "malformed_json", "request body is not valid JSON") from None
+    except UnsafeJson as exc:
+        raise ApiError(400, exc.code, exc.message) from None
 
 
 def parse_fields(values: list[str]) -> tuple[str, ...]:

@@ -128,24 +128,6 @@ class _StorageLog:
 _STORAGE_LOG = _StorageLog()
 
 
-def _validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
-    errors = exc.errors()
-    for err in errors:
-        if err.get("type") == "json_invalid":
-            return 400, "malformed_json", "request body is not valid JSON"
-    parts = []
-    for err in errors[:3]:
-        loc = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-        kind = err.get("type", "")
-        if kind == "extra_forbidden":
-            parts.append(f"unknown field {loc!r}")
-        elif kind == "missing":
-            parts.append(f"{loc} is required")
-        else:
-            parts.append(f"{loc}: {err.get('msg', 'invalid')}")
-    return 422, "invalid_request", "; ".join(parts) or "invalid request"
-
-
 def create_app(
     store: Store,
     registry: Registry,
@@ -217,7 +199,7 @@ def create_app(
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        status, code, message = _validation_message(exc)
+        status, code, message = api.validation_message(exc)
         return error_response(status, code, message)
 
     @app.exception_handler(StarletteHTTPException)

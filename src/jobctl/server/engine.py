@@ -52,7 +52,14 @@ from jobctl.server.records import (
     now_us,
 )
 from jobctl.server.registry import JobType, Registry
-from jobctl.server.store.base import SWEEP_BATCH, Lease, LeaseLost, StorageUnavailable, Store
+from jobctl.server.store.base import (
+    SWEEP_BATCH,
+    Lease,
+    LeaseLost,
+    ProgressWrite,
+    StorageUnavailable,
+    Store,
+)
 
 log = logging.getLogger("jobctl.engine")
 T = TypeVar("T")
@@ -70,6 +77,8 @@ SWEEP_FIRST = 50  # rows in the sweep's first batch (then adapted, up to SWEEP_B
 SWEEP_TARGET = 0.005  # seconds a sweep batch should take
 EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
+PROGRESS_TICK = 0.002  # seconds progress reports gather before their one transaction
+PROGRESS_BATCH = 32  # reports per transaction at most: keeps each stamp-to-commit short
 
 
 def _rank_key(owner: str) -> bytes:
@@ -85,6 +94,12 @@ class EngineSettings:
     # A store with a change feed (PostgreSQL) wakes the dispatcher for new work; it looks
     # anyway this often, for a missed notification or a job scheduled for later.
     fallback_lookup: float = 1.0
+    # A store without one (SQLite) is looked at every poll_interval while anything happened
+    # in the last `poll_hot` seconds; then the look backs off, doubling, to `poll_idle` (an
+    # idle server costs next to nothing: #15). The API's own writes wake the dispatcher at
+    # once through the change bus, whatever the interval.
+    poll_hot: float = 1.0
+    poll_idle: float = 1.0
     backoff: Sequence[float] = DEV_BACKOFF
     suspend_after: float = 30.0  # step.sleep longer than this frees the slot
     limits: Limits = field(default_factory=Limits)
@@ -145,6 +160,88 @@ class RunningJob:
             self.lease_until = self.row.lease_expires_at or 0
 
 
+def _push_back(job: RunningJob, delay: float) -> None:
+    """A wait for the store is not held against the job's timeout."""
+    if job.deadline is not None:
+        when = job.deadline.when()
+        if when is not None:
+            job.deadline.reschedule(when + delay)
+
+
+class ProgressWriter:
+    """Every running job's progress reports, written together: the reports made within a
+    tick (PROGRESS_TICK) go in one transaction, each still fenced by its job's lease (the
+    store checks each one's token; a refused one is that job's LeaseLost alone). With
+    thousands of jobs in flight this is one commit per tick, not one per report."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._queue: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.batches = 0
+
+    async def write(self, job: RunningJob, progress: int | None, message: str | None) -> Any:
+        """The job's row after the write (None: no longer running); LeaseLost if refused."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((job, progress, message, future))
+        if self._task is None or self._task.done():
+            self._task = loop.create_task(self._flush_loop(), name="jobctl-progress")
+        return await future
+
+    async def _flush_loop(self) -> None:
+        while self._queue:
+            await asyncio.sleep(PROGRESS_TICK if len(self._queue) < PROGRESS_BATCH else 0)
+            batch = self._queue[:PROGRESS_BATCH]
+            del self._queue[:PROGRESS_BATCH]
+            try:
+                await self._flush(batch)
+            except Exception as exc:  # a bug, not the store: each waiter hears of it
+                for _, _, _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+
+    async def _flush(
+        self, batch: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]]
+    ) -> None:
+        engine = self.engine
+        delay = RETRY_FIRST
+        while True:
+            live = []
+            for item in batch:
+                job, _, _, future = item
+                if future.done():  # the job was cancelled while it waited
+                    continue
+                if job.lost:
+                    future.set_exception(LeaseLost(job.row.id))
+                    continue
+                live.append(item)
+            if not live:
+                return
+            writes = [ProgressWrite(j.row.id, j.lease, p, m) for j, p, m, _ in live]
+            try:
+                results = await engine.store.set_progress_many(writes, now_us())
+            except StorageUnavailable as exc:
+                engine._store_failed(exc, "reporting progress")
+                for job, _, _, _ in live:
+                    _push_back(job, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX)
+                batch = live
+                continue
+            engine._store_ok()
+            self.batches += 1
+            for (job, _, _, future), result in zip(live, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, LeaseLost):
+                    engine.lost_lease(job, "reporting progress")
+                    future.set_exception(LeaseLost(job.row.id))
+                else:
+                    future.set_result(result)
+            return
+
+
 class Engine:
     def __init__(
         self,
@@ -186,6 +283,7 @@ class Engine:
         self._outages: list[tuple[int, int]] = []
         self._started_us = now_us() if up_since is None else up_since
         self._recovered = False
+        self.progress_writer = ProgressWriter(self)
         store.changes.add_listener(self._on_change)
 
     @property
@@ -296,10 +394,8 @@ class Engine:
                 result = await write()
             except StorageUnavailable as exc:
                 self._store_failed(exc, doing)
-                if job is not None and job.deadline is not None:
-                    when = job.deadline.when()
-                    if when is not None:
-                        job.deadline.reschedule(when + delay)
+                if job is not None:
+                    _push_back(job, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
                 continue
@@ -348,6 +444,8 @@ class Engine:
         lease_us = int(settings.lease_seconds * US)
         fallback_us = int(settings.fallback_lookup * US)
         data_version = getattr(self.store, "data_version", None)
+        poll = settings.poll_interval
+        active_at = time.monotonic()  # when something last happened (a change, a claim)
         while not self._stopping:
             free = settings.slots - len(self.running)
             now = now_us()
@@ -360,6 +458,7 @@ class Engine:
                 if version != self._version:
                     self._version = version
                     due = True
+                    active_at = time.monotonic()
             if free > 0 and due:
                 try:
                     rows = await self.store.claim_jobs(
@@ -376,6 +475,8 @@ class Engine:
                     await asyncio.sleep(0.5)
                 for row in rows:
                     self._start(row)
+                if rows:
+                    active_at = time.monotonic()
                 self._short = len(rows) < free
                 if not self._short:
                     self._next_due = now  # there may be more: look again once a slot frees
@@ -402,16 +503,28 @@ class Engine:
                     # second, for a missed notification or a job scheduled for later.
                     self._held_back = False
                     self._next_due = now + fallback_us
+            if self._wake.is_set():
+                active_at = time.monotonic()
             self._wake.clear()
-            timeout = settings.poll_interval
+            nxt = self._next_due
+            free = settings.slots - len(self.running)
             if data_version is None:
                 # The store announces new work through its change feed (wake): sleep until
                 # the next job is due, or a second, rather than polling.
-                nxt = self._next_due
-                free = settings.slots - len(self.running)
                 cap = settings.fallback_lookup
                 timeout = cap if nxt is None or free <= 0 else (nxt - now_us()) / US
                 timeout = min(cap, max(timeout, settings.poll_interval))
+            else:
+                # Outside writers are seen only by looking: every poll_interval while
+                # anything happened in the last poll_hot seconds, then less and less
+                # often, up to poll_idle (and never later than the next job is due).
+                if time.monotonic() - active_at < settings.poll_hot:
+                    poll = settings.poll_interval
+                else:
+                    poll = min(max(poll * 2, settings.poll_interval), settings.poll_idle)
+                timeout = poll
+                if nxt is not None and free > 0:
+                    timeout = min(timeout, max((nxt - now_us()) / US, settings.poll_interval))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=timeout)
 

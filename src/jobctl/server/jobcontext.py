@@ -236,18 +236,19 @@ class JobContext:
         """Sleep, waking early (without raising) if the job is cancelled."""
         if seconds <= 0 or math.isnan(seconds):
             return
+        # asyncio.timeout, not wait_for: no task per sleep (thousands of jobs sleep at once)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.cancelled.wait(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                await self.cancelled.wait()
 
     async def progress(self, pct: float | None, message: str | None = None) -> None:
         """Report progress (0-100) and a short message; committed, then announced."""
         value = None if pct is None else max(0, min(100, int(pct)))
         await self.flush_logs()
-        engine, job = self._engine, self._job
-        row = await engine.durable(
-            job, "reporting progress",
-            lambda: engine.store.set_progress(job.row.id, job.lease, value, message, now_us()),
-        )  # fmt: skip
+        if self._job.lost:
+            raise LeaseLost(self.job_id)
+        # With the other jobs' reports of this tick, in one transaction (ProgressWriter).
+        row = await self._engine.progress_writer.write(self._job, value, message)
         if row is None and not self.cancelled.is_set():
             # No longer running under us: cancelled, or expired by the sweeper.
             self.cancelled.set()

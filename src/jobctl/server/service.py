@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobctl.server.engine import EngineSettings
-from jobctl.server.events import SOURCE_API, SOURCE_REPLAY, new_event, record_events
+from jobctl.server.events import SOURCE_API, SOURCE_REPLAY, new_event
 from jobctl.server.inputs import MAX_DEPTH, canonical, check_text
 from jobctl.server.joberrors import (
     DomainError,
@@ -63,6 +63,9 @@ class Submission:
 class Submitted:
     job: JobRow
     created: bool  # False: the job an earlier submission with the same key made
+
+
+_PENDING = DomainError("not yet created")  # a placeholder, replaced before anyone sees it
 
 
 class JobService:
@@ -108,56 +111,76 @@ class JobService:
 
     async def submit(self, sub: Submission, user_id: str) -> Submitted:
         """Create the job, or return the one a live idempotency key already made."""
-        new = self.prepare(sub, user_id)
-        done = await self._create(sub, new)
-        await self._record([(sub, done)], user_id)
-        return done
+        (result,), _ = await self._submit_prepared([sub], [self.prepare(sub, user_id)], user_id)
+        if isinstance(result, DomainError):
+            raise result
+        return result
 
     async def submit_many(
         self, subs: Sequence[Submission], user_id: str
     ) -> list[Submitted | DomainError]:
         """Each submission on its own: the jobs of the acceptable ones are created (in
-        order), and each refused one gets its error in its place."""
+        order, in one transaction), and each refused one gets its error in its place."""
         prepared: list[NewJob | DomainError] = []
         for sub in subs:
             try:
                 prepared.append(self.prepare(sub, user_id))
             except DomainError as exc:
                 prepared.append(exc)
-        results: list[Submitted | DomainError] = []
-        for sub, new in zip(subs, prepared, strict=True):
-            if isinstance(new, DomainError):
-                results.append(new)
-                continue
-            try:
-                results.append(await self._create(sub, new))
-            except DomainError as exc:
-                results.append(exc)
-        done = [(sub, r) for sub, r in zip(subs, results, strict=True) if isinstance(r, Submitted)]
-        await self._record(done, user_id)
+        results, _ = await self._submit_prepared(subs, prepared, user_id)
         return results
 
-    async def _record(
-        self, done: list[tuple[Submission, Submitted]], user_id: str
-    ) -> list[EventRow]:
-        """The event history: one row per accepted submission, naming the job it started.
-        An API submit that only found an earlier job is not a new event; an /e/ event is
-        kept either way (a repeat of an event id is linked to no new job)."""
-        rows = [
-            new_event(
-                user_id=user_id,
-                name=sub.event_name or sub.type,
-                data=sub.input,
-                source=sub.source,
-                job_ids=[r.job.id] if r.created else [],
-                event_id=sub.event_id,
-                replay_of=sub.replay_of,
-            )
-            for sub, r in done
-            if r.created or sub.event_name is not None
-        ]
-        await record_events(self.store, rows)
-        return rows
+    async def _submit_prepared(
+        self, subs: Sequence[Submission], prepared: list[NewJob | DomainError], user_id: str
+    ) -> tuple[list[Submitted | DomainError], list[EventRow]]:
+        """Create the prepared jobs and their event history in one store call (one
+        commit); -> a result per submission, and the history rows recorded."""
+        results: list[Submitted | DomainError] = []
+        todo: list[tuple[int, Submission, NewJob]] = []
+        for i, (sub, new) in enumerate(zip(subs, prepared, strict=True)):
+            if not isinstance(new, DomainError):
+                try:
+                    await self._check_limited(new)
+                except DomainError as exc:
+                    new = exc
+            results.append(new if isinstance(new, DomainError) else _PENDING)
+            if not isinstance(new, DomainError):
+                todo.append((i, sub, new))
+        recorded: list[EventRow] = []
+        if not todo:
+            return results, recorded
+
+        def history(outcomes: list[tuple[JobRow, bool]]) -> list[EventRow]:
+            """Inside the store's transaction (so no I/O): each outcome checked, and the
+            event history of the accepted ones. An API submit that only found an earlier
+            job is not a new event; an /e/ event is kept either way (a repeat of an event
+            id is linked to no new job)."""
+            recorded.clear()
+            for (i, sub, new), (row, created) in zip(todo, outcomes, strict=True):
+                if not created:
+                    try:
+                        self._same_request(sub, new, row)
+                    except DomainError as exc:
+                        results[i] = exc
+                        continue
+                results[i] = Submitted(row, created)
+                if created or sub.event_name is not None:
+                    recorded.append(
+                        new_event(
+                            user_id=user_id,
+                            name=sub.event_name or sub.type,
+                            data=sub.input,
+                            source=sub.source,
+                            job_ids=[row.id] if created else [],
+                            event_id=sub.event_id,
+                            replay_of=sub.replay_of,
+                        )
+                    )
+            return recorded
+
+        ttl = int(self.settings.idempotency_hours * 3600 * US)
+        await self.store.create_jobs([new for _, _, new in todo], now_us(), ttl, history)
+        return results, recorded
 
     async def replay(self, event_id: str, scope: str | None) -> tuple[EventRow, list[str]]:
         """The same event again: a new job (no de-duplication) through the same checks
@@ -176,20 +199,17 @@ class JobService:
             event_id=original.event_id,
             replay_of=original.id,
         )
-        done = await self._create(sub, self.prepare(sub, original.user_id))
-        (event,) = await self._record([(sub, done)], original.user_id)
-        return event, [done.job.id]
+        new = self.prepare(sub, original.user_id)
+        (result,), (event,) = await self._submit_prepared([sub], [new], original.user_id)
+        if isinstance(result, DomainError):
+            raise result
+        return event, [result.job.id]
 
-    async def _create(self, sub: Submission, new: NewJob) -> Submitted:
+    async def _check_limited(self, new: NewJob) -> None:
         job_type = self.registry.get(new.type)
         assert job_type is not None  # prepare() found it
         if job_type.reject_when_limited:
             await self._reject_if_limited(new.user_id, new.concurrency_key)
-        ttl = int(self.settings.idempotency_hours * 3600 * US)
-        row, created = await self.store.create_job(new, now_us(), ttl)
-        if not created:
-            self._same_request(sub, new, row)
-        return Submitted(row, created)
 
     def _same_request(self, sub: Submission, new: NewJob, row: JobRow) -> None:
         """A key's second use must ask for what the first did (as payment APIs require)."""

@@ -17,6 +17,9 @@ from jobctl.server.schedule_records import EventRow, FirePlan, RunRow, ScheduleR
 
 # The scheduler's rule for one due schedule, given whether its last job is still active.
 PlanFn = Callable[[ScheduleRow, bool], FirePlan | None]
+# Given the outcome of each create of a batch, (row, created) in order, inside its
+# transaction: the event-history rows to commit with the jobs.
+HistoryFn = Callable[[list[tuple[JobRow, bool]]], list[EventRow]]
 
 
 DIALECTS = ("sqlite", "postgres")
@@ -141,6 +144,16 @@ def guard_storage(
                 raise StorageUnavailable(f"{name}: {message}") from exc
 
         setattr(cls, method, guarded)
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressWrite:
+    """One job's progress report, written with others in one transaction (fenced)."""
+
+    job_id: str
+    lease: Lease
+    progress: int | None
+    message: str | None
 
 
 @dataclass
@@ -342,6 +355,18 @@ class Store(abc.ABC):
         """Insert a job, or return the existing one for a live idempotency key (created=False)."""
 
     @abc.abstractmethod
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        """`create_job` for each, in order, in one transaction (a key used twice in the
+        list: the second gets the first's job), with the event rows `history` returns for
+        the outcomes. All or nothing: a storage fault commits none of them."""
+
+    @abc.abstractmethod
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None: ...
 
     @abc.abstractmethod
@@ -378,6 +403,13 @@ class Store(abc.ABC):
     ) -> JobRow | None:
         """None when the job is no longer running (cancelled, expired) though the lease is
         still this worker's; LeaseLost when it is not."""
+
+    @abc.abstractmethod
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        """`set_progress` for each, in one transaction; in each one's place its row, None
+        (no longer running) or the LeaseLost it would have raised (nothing written for it)."""
 
     @abc.abstractmethod
     async def finish_job(

@@ -77,10 +77,12 @@ from jobctl.server.schedule_records import (
 from jobctl.server.store import listing
 from jobctl.server.store.base import (
     SWEEP_BATCH,
+    HistoryFn,
     Lease,
     LeaseLost,
     ListQuery,
     PlanFn,
+    ProgressWrite,
     StatsFigures,
     StatsWindow,
     StorageUnavailable,
@@ -154,6 +156,13 @@ _INSERT_JOB = _announcing(
     "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts, user_id,"
     " concurrency_key, idempotency_key, created_at, updated_at, run_at)"
     " VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
+)
+
+_PROGRESS = _announcing(
+    "U",
+    "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
+    " updated_at = %s WHERE id = %s AND status = 'running'"
+    " AND lease_owner = %s AND lease_token = %s",
 )
 
 # A schedule's tick job (migration 0005): with its schedule, tick and a run_at (jitter).
@@ -301,6 +310,10 @@ def _idempotent_create(new: NewJob, now: int, ttl_us: int) -> _Steps:
 
 
 POOL_TIMEOUT = 30.0  # seconds a request waits for a free connection
+
+
+class _KeyRace(Exception):
+    """Another server took an idempotency key between our look and our insert."""
 
 
 class PoolTimeout(psycopg.OperationalError):
@@ -690,6 +703,46 @@ class PostgresStore(Store):
                         return done.value  # type: ignore[no-any-return]
         raise RuntimeError("idempotency key kept changing under us; try again")
 
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        for _ in range(5):  # another server took one of the keys meanwhile: all again
+            try:
+                async with self._pool.connection() as conn, conn.transaction():
+                    results: list[tuple[JobRow, bool]] = []
+                    for new in news:
+                        done = await self._create_in(conn, new, now, idempotency_ttl_us)
+                        if done is None:
+                            raise _KeyRace
+                        results.append(done)
+                    events = history(results) if history is not None else []
+                    if events:
+                        await self._insert_events(conn, events)
+                return results
+            except _KeyRace:
+                continue
+        raise RuntimeError("idempotency key kept changing under us; try again")
+
+    async def _create_in(
+        self, conn: AsyncConnection[Any], new: NewJob, now: int, ttl_us: int
+    ) -> tuple[JobRow, bool] | None:
+        if new.idempotency_key is None:
+            cur = await conn.execute(_INSERT_JOB, _insert_args(new, now))
+            return _rows(await cur.fetchall())[0], True
+        steps = _idempotent_create(new, now, ttl_us)
+        rows: list[Any] | None = None  # a generator starts on None
+        try:
+            while True:
+                sql, args = steps.send(rows)  # type: ignore[arg-type]
+                cur = await conn.execute(sql, args)  # type: ignore[arg-type]
+                rows = await cur.fetchall() if cur.description else []
+        except StopIteration as stopped:
+            return stopped.value  # type: ignore[no-any-return]
+
     def create_job_sync(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
@@ -858,18 +911,32 @@ class PostgresStore(Store):
     ) -> JobRow | None:
         async with self._relaxed.connection() as conn:
             cur = await conn.execute(
-                _announcing(
-                    "U",
-                    "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
-                    " updated_at = %s WHERE id = %s AND status = 'running'"
-                    " AND lease_owner = %s AND lease_token = %s",
-                ),
-                (progress, message, now, job_id, lease.owner, lease.token),
+                _PROGRESS, (progress, message, now, job_id, lease.owner, lease.token)
             )
             rows = _rows(await cur.fetchall())
             if not rows:
                 await self._check_lease(conn, job_id, lease)
         return rows[0] if rows else None
+
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        results: list[JobRow | LeaseLost | None] = []
+        async with self._relaxed.connection() as conn, conn.transaction():
+            for w in writes:
+                cur = await conn.execute(_PROGRESS, (w.progress, w.message, now, w.job_id,
+                                                     w.lease.owner, w.lease.token))  # fmt: skip
+                rows = _rows(await cur.fetchall())
+                if rows:
+                    results.append(rows[0])
+                    continue
+                try:
+                    await self._check_lease(conn, w.job_id, w.lease)
+                except LeaseLost as exc:
+                    results.append(exc)
+                    continue
+                results.append(None)
+        return results
 
     async def finish_job(
         self,
@@ -1335,13 +1402,13 @@ class PostgresStore(Store):
         if not events:
             return
         # Relaxed: the history of what came in; the jobs it started are durable already.
+        async with self._relaxed.connection() as conn, conn.transaction():
+            await self._insert_events(conn, events)
+
+    async def _insert_events(self, conn: AsyncConnection[Any], events: list[EventRow]) -> None:
         marks = ", ".join(["%s"] * len(EVENT_COLUMNS))
         links = [(e.id, job_id) for e in events for job_id in e.job_ids]
-        async with (
-            self._relaxed.connection() as conn,
-            conn.transaction(),
-            conn.cursor() as cur,
-        ):
+        async with conn.cursor() as cur:
             await cur.executemany(
                 f"INSERT INTO events ({EVENT_SELECT}) VALUES ({marks})",  # type: ignore[arg-type]
                 [e.values() for e in events],

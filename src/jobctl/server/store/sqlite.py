@@ -63,10 +63,12 @@ from jobctl.server.schedule_records import (
 from jobctl.server.store import listing
 from jobctl.server.store.base import (
     SWEEP_BATCH,
+    HistoryFn,
     Lease,
     LeaseLost,
     ListQuery,
     PlanFn,
+    ProgressWrite,
     StatsFigures,
     StatsWindow,
     Store,
@@ -291,55 +293,71 @@ class SQLiteStore(Store):
     def create_job_sync(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
-        c = self.conn
+        return self.create_jobs_sync([new], now, idempotency_ttl_us)[0]
+
+    def create_jobs_sync(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
         with self._write():
-            if new.idempotency_key is not None:
-                hit = c.execute(
-                    "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
-                    (new.user_id, new.idempotency_key),
-                ).fetchone()
-                if hit is not None:
-                    existing = self._select_job(hit[0], new.user_id)
-                    if existing is not None and hit[1] > now:
-                        return existing, False
-                    c.execute(
-                        "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
-                        (new.user_id, new.idempotency_key),
-                    )
+            results = [self._create_one(new, now, idempotency_ttl_us) for new in news]
+            events = history(results) if history is not None else []
+            if events:
+                self._insert_events(events)
+        self._announce("INSERT", [row for row, created in results if created], now)
+        return results
+
+    def _create_one(self, new: NewJob, now: int, idempotency_ttl_us: int) -> tuple[JobRow, bool]:
+        """Inside a write transaction."""
+        c = self.conn
+        if new.idempotency_key is not None:
+            hit = c.execute(
+                "SELECT job_id, expires_at FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                (new.user_id, new.idempotency_key),
+            ).fetchone()
+            if hit is not None:
+                existing = self._select_job(hit[0], new.user_id)
+                if existing is not None and hit[1] > now:
+                    return existing, False
                 c.execute(
-                    "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
-                    " VALUES (?, ?, ?, ?)",
-                    (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
+                    "DELETE FROM idempotency_keys WHERE user_id = ? AND key = ?",
+                    (new.user_id, new.idempotency_key),
                 )
             c.execute(
-                "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
-                " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
-                " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.id,
-                    new.type,
-                    new.input,
-                    new.max_attempts,
-                    new.user_id,
-                    new.concurrency_key,
-                    new.idempotency_key,
-                    now,
-                    now,
-                    now,
-                ),
+                "INSERT INTO idempotency_keys (user_id, key, job_id, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
             )
+        c.execute(
+            "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+            " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
+            " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
+            (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
+             new.idempotency_key, now, now, now),
+        )  # fmt: skip
         row = JobRow(
             new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
             new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, None,
             None, now, None, None,
         )  # fmt: skip
-        self._announce("INSERT", [row], now)
         return row, True
 
     async def create_job(
         self, new: NewJob, now: int, idempotency_ttl_us: int
     ) -> tuple[JobRow, bool]:
         return self.create_job_sync(new, now, idempotency_ttl_us)
+
+    async def create_jobs(
+        self,
+        news: list[NewJob],
+        now: int,
+        idempotency_ttl_us: int,
+        history: HistoryFn | None = None,
+    ) -> list[tuple[JobRow, bool]]:
+        return self.create_jobs_sync(news, now, idempotency_ttl_us, history)
 
     async def get_job(self, job_id: str, user_id: str | None) -> JobRow | None:
         return await self._read(lambda conn: self._select_job(job_id, user_id, conn))
@@ -502,6 +520,26 @@ class SQLiteStore(Store):
             )
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
+
+    async def set_progress_many(
+        self, writes: list[ProgressWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        results: list[JobRow | LeaseLost | None] = []
+        with self._write():
+            for w in writes:
+                try:
+                    self._check_lease(w.job_id, w.lease)
+                except LeaseLost as exc:
+                    results.append(exc)
+                    continue
+                rows = self._update_returning(
+                    "UPDATE jobs SET progress = COALESCE(?, progress), message = ?,"
+                    " updated_at = ? WHERE id = ? AND status = 'running'",
+                    (w.progress, w.message, now, w.job_id),
+                )
+                results.append(rows[0] if rows else None)
+        self._announce("UPDATE", [r for r in results if isinstance(r, JobRow)], now)
+        return results
 
     def finish_job_sync(
         self,
@@ -987,14 +1025,17 @@ class SQLiteStore(Store):
         if not events:
             return
         with self._write():
-            self.conn.executemany(
-                f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
-                [e.values() for e in events],
-            )
-            self.conn.executemany(
-                "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
-                [(e.id, job_id) for e in events for job_id in e.job_ids],
-            )
+            self._insert_events(events)
+
+    def _insert_events(self, events: list[EventRow]) -> None:
+        self.conn.executemany(
+            f"INSERT INTO events ({EVENT_SELECT}) VALUES ({_placeholders(len(EVENT_COLUMNS))})",
+            [e.values() for e in events],
+        )
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO event_jobs (event_id, job_id) VALUES (?, ?)",
+            [(e.id, job_id) for e in events for job_id in e.job_ids],
+        )
 
     @staticmethod
     def _with_jobs(conn: sqlite3.Connection, events: list[EventRow]) -> list[EventRow]:
