@@ -63,7 +63,7 @@ async def test_the_dashboard_follows_an_apps_job_and_toasts_its_result(stack: An
             statuses = [st for i, st in rendered if i == job_id]
             assert statuses[0] == JobStatus.PENDING and statuses[-1] == JobStatus.COMPLETED
             assert JobStatus.RUNNING in statuses, "the app's `processing`, drawn as running"
-            assert feed.mode == FeedMode.REALTIME and feed.realtime_events >= 2
+            assert feed.mode == FeedMode.REALTIME and live.realtime_events >= 2
             assert app.main_screen.table.jobs[job_id].output["events_created"] == 5
     finally:
         await client.aclose()

@@ -23,9 +23,10 @@ import pytest
 
 from jobctl.server.records import STATUSES
 from jobctl.server.store import listing
-from jobctl.server.store.base import ListQuery, encode_cursor
-from jobctl.server.store.postgres import PostgresStore
+from jobctl.server.store.base import ListQuery, encode_cursor, expiry_queries
+from jobctl.server.store.postgres import PostgresStore, _pg
 from jobctl.server.store.sqlite import SQLiteStore
+from tests.history_rows import rollup_rebuild
 from tests.pgfixtures import _stores, new_database
 
 ROWS = 200_000
@@ -187,8 +188,13 @@ def fill_sqlite(path: Path) -> Big:
     store.close_sync()
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA cache_size=-262144")
+    drop, backfill, create = rollup_rebuild("sqlite")  # no per-row rollup triggers (0006)
+    for stmt in drop:
+        conn.execute(stmt)
     conn.execute("BEGIN")
     conn.execute(SQLITE_FILL)
+    for stmt in backfill + create:
+        conn.execute(stmt)
     conn.execute("COMMIT")
     return Big("sqlite", str(path), conn)
 
@@ -202,7 +208,13 @@ def fill_postgres(url: str) -> Big:
         ).fetchall()
         for name, _ in indexes:
             conn.execute(f"DROP INDEX {name}")  # type: ignore[arg-type]
+        drop, backfill, create = rollup_rebuild("postgres")  # no per-row rollup triggers
+        for stmt in drop:
+            conn.execute(stmt)  # type: ignore[arg-type]
         conn.execute(PG_FILL)  # type: ignore[arg-type]
+        with conn.transaction():
+            for stmt in backfill + create:
+                conn.execute(stmt)  # type: ignore[arg-type]
         conn.execute("SET maintenance_work_mem = '256MB'")
         for _, definition in indexes:
             conn.execute(definition)
@@ -324,17 +336,20 @@ async def test_stuck_job_detection_is_an_index_lookup(big: Big) -> None:
     await store.open()
     try:
         if isinstance(store, SQLiteStore):
+            # reads run on the store's reader connections, in its threads (#15)
+            opened = store._reader
+
+            def traced() -> sqlite3.Connection:
+                conn = opened()
+                conn.set_trace_callback(lambda sql: ran.append((sql, [])))
+                return conn
+
             store.conn.set_trace_callback(lambda sql: ran.append((sql, [])))
-        else:
-            fetch = store._fetch_jobs
-
-            async def spy(sql: str, args: Any, **kw: Any) -> Any:
-                ran.append((sql, list(args)))
-                return await fetch(sql, args, **kw)
-
-            store._fetch_jobs = spy  # type: ignore[method-assign]
+            store._reader = traced  # type: ignore[method-assign]
         end = T0 + ROWS * STEP_US
         rows = await store.active_jobs_older_than(end, end)
+        if not isinstance(store, SQLiteStore):  # the statements it runs, as it runs them
+            ran += [(_pg(sql), list(args)) for sql, args in expiry_queries(end, end, 10_000)]
     finally:
         await store.close()
     assert {r.status for r in rows} == {"pending", "running"} and len(rows) == 300
