@@ -273,3 +273,47 @@ async def test_only_worker_bookkeeping_skips_the_wal_flush(pg_url: str) -> None:
             assert await (await conn.execute("SHOW synchronous_commit")).fetchone() == ("off",)
     finally:
         await store.close()
+
+
+async def test_a_server_stalled_inside_a_transaction_blocks_no_requeue(
+    stores: list[PostgresStore], pg_url: str
+) -> None:
+    """A server stopped (SIGSTOP) between two statements of a transaction still holds its
+    row locks: the other servers' re-queue of expired leases skips those rows rather than
+    wait for them, and PostgreSQL ends the stalled session after a bound, so they follow."""
+    a, b = stores[0], stores[1]
+    ids = await create(a, 3, now=T0)
+    claimed = await a.claim_jobs("a", 3, T0 + US, US, NO_LIMITS)  # a 1 s lease
+    assert {r.id for r in claimed} == set(ids)
+    stalled = claimed[0]
+    async with a._relaxed.connection() as conn:
+        timeout = await (await conn.execute("SHOW idle_in_transaction_session_timeout")).fetchone()
+    assert timeout == ("5s",)
+    # The stalled server: a transaction of its own session settings, left open mid-way.
+    held = psycopg.connect(a._conninfo, autocommit=True)
+    try:
+        held.execute("BEGIN")
+        held.execute("UPDATE jobs SET progress = 50 WHERE id = %s", (stalled.id,))
+        later = T0 + 10 * US
+        requeued = await asyncio.wait_for(b.requeue_orphans(later, "b"), timeout=3)
+        assert {r.id for r in requeued} == set(ids) - {stalled.id}
+        # PostgreSQL ends the idle transaction; then its row is re-queued too.
+        pid = held.info.backend_pid
+        with psycopg.connect(pg_url, autocommit=True) as watch:
+            for _ in range(200):  # bounded: up to 20 s
+                if not watch.execute(
+                    "SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchall():
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise AssertionError("the idle transaction was never ended")
+        rows = await asyncio.wait_for(b.requeue_orphans(later, "b"), timeout=3)
+        # The stalled server, resumed, finds its session gone.
+        with pytest.raises(psycopg.errors.IdleInTransactionSessionTimeout):
+            held.execute("COMMIT")
+    finally:
+        held.close()
+    assert [r.id for r in rows] == [stalled.id]
+    job = await b.get_job(stalled.id, None)
+    assert job is not None and job.status == "pending"

@@ -42,7 +42,7 @@ from typing import Any
 import psycopg
 import psycopg.sql
 from psycopg import AsyncConnection
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.pq import ConnStatus, TransactionStatus
 
 from jobctl.server.changes import ChangeBus
@@ -113,6 +113,12 @@ CHANNEL = "jobctl_changes"
 PAYLOAD_MAX = 7900  # NOTIFY payloads must stay under 8000 bytes
 CLAIM_LOCK = 0x6A6F6263746C01  # advisory lock keys (any bigint; ours are "jobctl" + n)
 MIGRATE_LOCK = 0x6A6F6263746C02
+# A server stopped (SIGSTOP, a VM paused, a GC pause) inside a transaction keeps its row
+# locks, and a statement of another server that touches those rows would wait for it for
+# good: the re-queue of its expired leases first of all. PostgreSQL ends such a session
+# after this long idle in its transaction (ours last milliseconds), which releases them;
+# the stalled server, resumed, finds its connection gone and its leases taken.
+IDLE_IN_TRANSACTION_MS = 5000
 LINGER, LINGER_AFTER = 0.002, 0.004  # seconds (see _read_notifications)
 BIG_JOB_FIELDS = ("message", "input", "output", "error")
 N_JOB = len(JOB_COLUMNS)
@@ -259,11 +265,14 @@ _SAVE_STEP_FENCED = (
 
 def is_storage_error(exc: BaseException) -> bool:
     """Connection trouble (refused, dropped, the server shutting down), a full disk, a
-    read-only or recovering server, a statement cancelled by a timeout: not the query's
-    fault, so the API answers 503 and the engine tries again."""
+    read-only or recovering server, a statement cancelled by a timeout, a session ended
+    after standing idle in its transaction (a stalled server): not the query's fault, so
+    the API answers 503 and the engine tries again."""
     if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
         return True
-    if isinstance(exc, psycopg.errors.ReadOnlySqlTransaction):
+    if isinstance(
+        exc, psycopg.errors.ReadOnlySqlTransaction | psycopg.errors.IdleInTransactionSessionTimeout
+    ):
         return True
     return isinstance(exc, OSError | TimeoutError)
 
@@ -318,6 +327,17 @@ class _KeyRace(Exception):
 
 class PoolTimeout(psycopg.OperationalError):
     """Every connection stayed busy for POOL_TIMEOUT: a storage fault (503), not a hang."""
+
+
+def _store_conninfo(url: str, schema: str | None) -> str:
+    """The store's connection string: the caller's, plus its session settings (the
+    search_path of its own schema, the idle-in-transaction bound) after any options the
+    caller's URL gives."""
+    opts = [str(conninfo_to_dict(url).get("options") or "")]
+    if schema:
+        opts.append(f"-c search_path={schema}")
+    opts.append(f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}")
+    return make_conninfo(url, options=" ".join(o for o in opts if o))
 
 
 class _Pool:
@@ -406,7 +426,7 @@ class PostgresStore(Store):
         self.description = "postgresql:" + _redact(url)
         self.changes = ChangeBus()
         # The store's own connections find its tables by search_path (the SQL names them bare).
-        self._conninfo = make_conninfo(url, options=f"-c search_path={schema}") if schema else url
+        self._conninfo = _store_conninfo(url, schema)
         self._pool = _Pool(self._conninfo, pool_size)
         # Relaxed writes commit without waiting for the WAL flush: claims, progress, logs,
         # finishing, suspending and re-queueing jobs. Only a crash of PostgreSQL itself
@@ -900,7 +920,8 @@ class PostgresStore(Store):
                 "UPDATE jobs SET status = 'pending', lease_owner = NULL,"
                 " lease_expires_at = NULL, updated_at = %s, run_at = %s,"
                 " lease_token = lease_token + 1, message = 'Resuming after a lost worker'"
-                " WHERE status = 'running' AND lease_expires_at < %s",
+                " WHERE id IN (SELECT id FROM jobs WHERE status = 'running'"
+                " AND lease_expires_at < %s FOR UPDATE SKIP LOCKED)",
             ),
             (now, now, now),
             relaxed=True,
