@@ -52,13 +52,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, JobFeed
 from jobctl.backends.feedthread import FeedThread
-from jobctl.backends.jobapi import LogPage
+from jobctl.backends.jobapi import ListParams, LogPage
 from jobctl.models import Job, JobPage, JobStatus, Step
 from jobctl.tui.app import JobctlApp, make_app
 from jobctl.tui.settings import TuiSettings
@@ -120,17 +120,8 @@ class BenchClient:
     def __init__(self, jobs: list[Job]) -> None:
         self.newest_first = sorted(jobs, key=lambda j: j.created_at or T0, reverse=True)
 
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        id_prefix: str | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> JobPage:
-        start = int(cursor or 0)
+    async def list_jobs(self, **query: Unpack[ListParams]) -> JobPage:
+        start, limit = int(query.get("cursor") or 0), query.get("limit", 50)
         more = start + limit < len(self.newest_first)
         return JobPage(
             self.newest_first[start : start + limit], str(start + limit) if more else None

@@ -12,11 +12,11 @@ import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Unpack
 
 from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, ModeChanged
 from jobctl.backends.feedthread import Batcher, FeedBatch
-from jobctl.backends.jobapi import LogPage
+from jobctl.backends.jobapi import ListParams, LogPage
 from jobctl.errors import ConflictError, JobctlError, NotFoundError
 from jobctl.jobshape import HEAVY_FIELDS, SUMMARY_FIELDS
 from jobctl.models import Job, JobPage, JobStatus, LogLine, Step
@@ -148,16 +148,8 @@ class FakeClient(JobApi):
         if self.fail is not None:
             raise self.fail
 
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        id_prefix: str | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> JobPage:
+    async def list_jobs(self, **query: Unpack[ListParams]) -> JobPage:
+        cursor, limit, fields = query.get("cursor"), query.get("limit", 50), query.get("fields")
         self._check("list_jobs", cursor)
         self.listed_fields.append(tuple(fields) if fields is not None else None)
         if not cursor:  # a listing is read as of its first page, as the server's cursor is

@@ -15,14 +15,14 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, Unpack
 from urllib.parse import quote
 
 from jobctl import __version__
 from jobctl.backends._httpx import httpx
 from jobctl.backends.appprofile import AppProfile, Call, dig, fill_template
 from jobctl.backends.apptokens import TokenSession
-from jobctl.backends.jobapi import MAX_PAGE, UUID_RE, LogPage, check_ref
+from jobctl.backends.jobapi import MAX_PAGE, UUID_RE, ListParams, LogPage, check_ref
 from jobctl.backends.supabase_reader import AUTH_CODES, IN_BATCH, PREFIX_SCAN, since_time
 from jobctl.errors import (
     AuthError,
@@ -460,20 +460,13 @@ class AsyncAppApi:
         jobs: list[Job] = await self._run(self.backend.fetch_active)
         return jobs
 
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        id_prefix: str | None = None,
-        fields: Sequence[str] | None = None,  # the mapped columns are read anyway
-    ) -> JobPage:
+    async def list_jobs(self, **query: Unpack[ListParams]) -> JobPage:
+        # `fields` is not needed: the mapped columns are read anyway.
         page: JobPage = await self._run(
-            self.backend.list_page, statuses, type, since, limit, cursor
-        )
-        if id_prefix:  # the dashboard's `id:` filter, within the page
+            self.backend.list_page, query.get("statuses"), query.get("type"),
+            query.get("since"), query.get("limit", 50), query.get("cursor"),
+        )  # fmt: skip
+        if id_prefix := query.get("id_prefix"):  # the dashboard's `id:` filter, within the page
             page = replace(page, jobs=[j for j in page.jobs if j.id.startswith(id_prefix)])
         return page
 

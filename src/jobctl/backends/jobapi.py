@@ -270,26 +270,31 @@ def create_call(
     return Call("POST", "/api/jobs", body=body, retry_safe=True)
 
 
-def list_call(
-    statuses: list[str] | None = None,
-    type: str | None = None,
-    since: str | None = None,
-    limit: int = 50,
-    cursor: str | None = None,
-    id_prefix: str | None = None,
-    fields: Sequence[str] | None = None,
-) -> Call:
+class ListParams(TypedDict, total=False):
+    """What a page of jobs is asked for with, declared once for every `list_jobs` (the
+    clients here, the dashboard's port, an app profile's API): keyword arguments."""
+
+    statuses: list[str] | None  # any of these (none: all)
+    type: str | None
+    since: str | None  # a duration ("2h") or a date, as the API takes it
+    limit: int  # 50 when not given
+    cursor: str | None
+    id_prefix: str | None
+    fields: Sequence[str] | None  # none: the summary fields
+
+
+def list_call(**query: Unpack[ListParams]) -> Call:
     """One page of jobs, newest first: the summary of each (no input, no output, the
     input's size in bytes), or the `fields` named."""
     params: list[tuple[str, str | int | float | bool | None]]
-    params = [("status", s) for s in statuses or []]
-    params += [("limit", str(max(1, min(limit, MAX_PAGE))))]
+    params = [("status", s) for s in query.get("statuses") or []]
+    params += [("limit", str(max(1, min(query.get("limit", 50), MAX_PAGE))))]
     for name, value in (
-        ("type", type),
-        ("since", since),
-        ("cursor", cursor),
-        ("id_prefix", id_prefix),
-        ("fields", ",".join(fields or ())),
+        ("type", query.get("type")),
+        ("since", query.get("since")),
+        ("cursor", query.get("cursor")),
+        ("id_prefix", query.get("id_prefix")),
+        ("fields", ",".join(query.get("fields") or ())),
     ):
         if value:
             params.append((name, value))
@@ -567,7 +572,10 @@ class JobClient:
         seen = 0
         for _ in range(max_pages):
             want = MAX_PAGE if limit is None else min(MAX_PAGE, limit - seen)
-            page = self.list_jobs(statuses, type, since, want, cursor, fields=fields)
+            page = self.list_jobs(
+                statuses=statuses, type=type, since=since, limit=want, cursor=cursor,
+                fields=fields,
+            )  # fmt: skip
             for job in page.jobs:
                 yield job
                 seen += 1
@@ -698,8 +706,9 @@ class AsyncJobClient:
             cursor: str | None = None
             for _ in range(MAX_ACTIVE_PAGES):
                 page = await self.list_jobs(
-                    ["pending", "running"], limit=MAX_PAGE, cursor=cursor, fields=FEED_FIELDS
-                )
+                    statuses=["pending", "running"], limit=MAX_PAGE, cursor=cursor,
+                    fields=FEED_FIELDS,
+                )  # fmt: skip
                 found.update((j.id, j) for j in page.jobs if j.id in wanted)
                 cursor = page.next_cursor
                 if not cursor or not page.jobs:
@@ -726,7 +735,9 @@ class AsyncJobClient:
 
     async def fetch_active(self) -> list[Job]:
         """Pending and running jobs, plus the latest ones (which include recent changes)."""
-        active = await self.list_jobs(["pending", "running"], limit=MAX_PAGE, fields=FEED_FIELDS)
+        active = await self.list_jobs(
+            statuses=["pending", "running"], limit=MAX_PAGE, fields=FEED_FIELDS
+        )
         latest = await self.list_jobs(limit=50, fields=FEED_FIELDS)
         merged = {j.id: j for j in latest.jobs}
         merged.update({j.id: j for j in active.jobs})

@@ -9,25 +9,16 @@ subclass the protocols so that mypy checks them too.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Unpack
 
 from jobctl.backends.feed import FeedMode
 from jobctl.backends.feedthread import FeedBatch
-from jobctl.backends.jobapi import LogPage
+from jobctl.backends.jobapi import ListParams, LogPage
 from jobctl.models import Job, JobPage, Step
 
 
 class JobApi(Protocol):
-    async def list_jobs(
-        self,
-        statuses: list[str] | None = None,
-        type: str | None = None,
-        since: str | None = None,
-        limit: int = 50,
-        cursor: str | None = None,
-        id_prefix: str | None = None,
-        fields: Sequence[str] | None = None,
-    ) -> JobPage: ...
+    async def list_jobs(self, **query: Unpack[ListParams]) -> JobPage: ...
 
     async def get_job(self, job_id: str) -> Job: ...
 
