@@ -71,6 +71,7 @@ from jobctl.server.store.base import (
     ProgressWrite,
     StatsFigures,
     StatsWindow,
+    StepWrite,
     Store,
     decode_cursor,
     encode_cursor,
@@ -471,6 +472,19 @@ class SQLiteStore(Store):
                     kept.add(job_id)
         return kept
 
+    def _leases(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        """Inside a write transaction: job id -> (lease owner, token), for a batch of
+        fenced writes (one statement, not one per write)."""
+        ids = list(dict.fromkeys(job_ids))
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT id, lease_owner, lease_token FROM jobs"
+                f" WHERE id IN ({_placeholders(len(ids))})",
+                ids,
+            )
+        }
+
     def _check_lease(self, job_id: str, lease: Lease, *, released_ok: bool = False) -> None:
         """Inside a write transaction: raise LeaseLost unless `lease` still holds the job
         (or, with released_ok, held it last and let go: its own finish)."""
@@ -526,11 +540,10 @@ class SQLiteStore(Store):
     ) -> list[JobRow | LeaseLost | None]:
         results: list[JobRow | LeaseLost | None] = []
         with self._write():
+            held = self._leases(w.job_id for w in writes)
             for w in writes:
-                try:
-                    self._check_lease(w.job_id, w.lease)
-                except LeaseLost as exc:
-                    results.append(exc)
+                if held.get(w.job_id) != (w.lease.owner, w.lease.token):
+                    results.append(LeaseLost(w.job_id))
                     continue
                 rows = self._update_returning(
                     "UPDATE jobs SET progress = COALESCE(?, progress), message = ?,"
@@ -700,21 +713,24 @@ class SQLiteStore(Store):
         with self._write():
             if lease is not None:
                 self._check_lease(step.job_id, lease)
-            self.conn.execute(
-                f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})",
-                (
-                    step.job_id,
-                    step.step_id,
-                    step.name,
-                    step.position,
-                    step.status,
-                    step.attempt,
-                    step.output,
-                    step.error,
-                    step.started_at,
-                    step.completed_at,
-                ),
-            )
+            self.conn.execute(_SAVE_STEP, _step_values(step))
+
+    async def save_steps_many(self, writes: list[StepWrite]) -> list[LeaseLost | None]:
+        if not writes:
+            return []
+        results: list[LeaseLost | None] = []
+        rows: list[tuple[Any, ...]] = []
+        with self._write():
+            held = self._leases(w.step.job_id for w in writes)
+            for w in writes:
+                if held.get(w.step.job_id) != (w.lease.owner, w.lease.token):
+                    results.append(LeaseLost(w.step.job_id))
+                    continue
+                rows.append(_step_values(w.step))
+                results.append(None)
+            if rows:
+                self.conn.executemany(_SAVE_STEP, rows)
+        return results
 
     # logs -----------------------------------------------------------------
     async def append_logs(self, lines: list[LogRow], lease: Lease | None) -> None:
@@ -1108,6 +1124,14 @@ class SQLiteStore(Store):
         return await self._read(
             lambda conn: self._with_jobs(conn, [EventRow(*r) for r in conn.execute(sql, (job_id,))])
         )
+
+
+_SAVE_STEP = f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})"
+
+
+def _step_values(step: StepRow) -> tuple[Any, ...]:
+    return (step.job_id, step.step_id, step.name, step.position, step.status, step.attempt,
+            step.output, step.error, step.started_at, step.completed_at)  # fmt: skip
 
 
 def _full(count: int, limit: int | None) -> bool:
