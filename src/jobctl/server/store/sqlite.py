@@ -21,10 +21,12 @@ import collections
 import concurrent.futures
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -86,8 +88,22 @@ from jobctl.server.store.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("jobctl.store")
 
 READERS = 2  # threads (each with its own connection) for reads off the event loop
+# Checkpoints run in a thread of their own, not in the commit that happens to fill the WAL
+# (SQLite's wal_autocheckpoint, on the writer, on the event loop): a checkpoint copies the
+# WAL into the database and syncs it, tens of ms on a busy disk, which with 5,000 jobs in
+# flight was a stall of the whole server several times a second (#15). After a commit,
+# once CHECKPOINT_ROWS rows were written since the last one began and CHECKPOINT_PAUSE
+# passed: a PASSIVE checkpoint (it never waits for, nor holds up, the writer); past
+# WAL_RESTART_BYTES (writes kept landing while one ran, so the WAL never started over)
+# a TRUNCATE, which holds the writer off while it finishes and starts the WAL over, empty:
+# one short stall per 64 MB written, where SQLite's own checkpoints stall every 4 MB.
+CHECKPOINT_ROWS = 1000
+CHECKPOINT_PAUSE = 0.1  # seconds
+WAL_RESTART_BYTES = 64 * 1024 * 1024
+PAGE_BYTES = 4096  # SQLite's default page size (a WAL frame holds one page)
 
 
 class DatabaseLocked(RuntimeError):
@@ -149,6 +165,13 @@ class SQLiteStore(Store):
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._local = threading.local()
+        self._checkpointer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpointing: concurrent.futures.Future[None] | None = None
+        self._checkpoint_rows = 0  # total_changes when the last checkpoint began
+        self._checkpoint_at = 0.0  # time.monotonic() then
+        self._wal_frames = 0  # in the WAL at the last checkpoint (since it last began)
+        self.checkpoints = 0  # run so far (a counter for tests and operators)
 
     # lifecycle ------------------------------------------------------------
     def open_sync(self, *, lock: bool = True) -> None:
@@ -164,10 +187,12 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # our checkpoint thread does it
         self._conn = conn
         self._migrate()
         _owner_only(self.path)
         self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
+        self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-checkpoint")
 
     async def open(self) -> None:
         self.open_sync()
@@ -191,6 +216,12 @@ class SQLiteStore(Store):
         if self._readers is not None:
             self._readers.shutdown(wait=True, cancel_futures=True)
             self._readers = None
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True, cancel_futures=True)
+            self._checkpointer = None
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         with self._reader_lock:
             conns, self._reader_conns = self._reader_conns, []
         for reader in conns:
@@ -207,6 +238,43 @@ class SQLiteStore(Store):
         if self._conn is None:
             raise RuntimeError("store is not open")
         return self._conn
+
+    # checkpoints off the loop ----------------------------------------------
+    def _committed(self) -> None:
+        """After each commit of the writer: start a checkpoint in its thread when due."""
+        if self._checkpointer is None or self._checkpointing is not None:
+            return
+        rows = self.conn.total_changes
+        if rows - self._checkpoint_rows < CHECKPOINT_ROWS:
+            return
+        now = time.monotonic()
+        if now - self._checkpoint_at < CHECKPOINT_PAUSE:
+            return
+        self._checkpoint_rows, self._checkpoint_at = rows, now
+        try:
+            self._checkpointing = self._checkpointer.submit(self._checkpoint)
+        except RuntimeError:  # shutting down
+            return
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint(self) -> None:
+        """In the checkpoint thread, on its own connection."""
+        conn = self._checkpoint_conn
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # A RESTART holds the writer off while it waits for readers: this long at most.
+            conn.execute("PRAGMA busy_timeout=100")
+            self._checkpoint_conn = conn
+        mode = "TRUNCATE" if self._wal_frames * PAGE_BYTES >= WAL_RESTART_BYTES else "PASSIVE"
+        _, frames, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        self._wal_frames = 0 if mode == "TRUNCATE" else frames  # its size since it began
+        self.checkpoints += 1
+
+    def _checkpoint_done(self, future: concurrent.futures.Future[None]) -> None:
+        self._checkpointing = None
+        exc = future.exception() if not future.cancelled() else None
+        if exc is not None:  # the writer's own next commit says what is wrong, if anything
+            log.debug("sqlite: checkpoint failed: %s", exc)
 
     # reads off the loop ----------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -1147,6 +1215,7 @@ class _Txn:
     """
 
     def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
         self.conn = store.conn
 
     def __enter__(self) -> None:
@@ -1159,6 +1228,7 @@ class _Txn:
             except BaseException:
                 self._rollback()
                 raise
+            self.store._committed()
         else:
             self._rollback()
 
