@@ -113,6 +113,9 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="the waits are not steps")
     ap.add_argument("--procs", type=int, default=2, help="subscriber processes")
     ap.add_argument("--timeout", type=float, default=300.0, help="give up after this long")
+    ap.add_argument("--profile", metavar="FILE",
+                    help="run the server under cProfile timed by CPU, its stats written to FILE"
+                    " at the end (read with: python -m pstats FILE)")  # fmt: skip
     ap.add_argument("--subscriber", action="store_true", help=argparse.SUPPRESS)
     for name in ("url", "tokens", "ready", "done", "out"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -133,7 +136,11 @@ def drive(args: argparse.Namespace) -> int:
     env = dict(os.environ, JOBCTL_CONFIG_DIR=str(scratch / "config"),
                JOBCTL_DATA_DIR=str(scratch / "data"),
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    argv = [sys.executable, "-m", "jobctl", "server", "run", "--port", "0",
+    if args.profile:  # CPU-timed cProfile of the server (bench/_profiled.py)
+        start = [sys.executable, str(HERE / "_profiled.py"), str(Path(args.profile).resolve())]
+    else:
+        start = [sys.executable, "-m", "jobctl"]
+    argv = [*start, "server", "run", "--port", "0",
             "--slots", str(args.jobs), "--db", str(scratch / "inflight.db"),
             "--functions", "inflight_jobs", "--state-file", str(state), *NO_LIMITS]  # fmt: skip
     log = open(scratch / "server.log", "wb")  # noqa: SIM115 - closed at the end

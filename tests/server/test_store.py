@@ -208,6 +208,22 @@ async def test_claim_respects_user_and_key_limits(store: Store) -> None:
     ]
 
 
+async def test_many_leases_renew_in_batches_and_lost_ones_are_told(store: Store) -> None:
+    """More leases than one renewal batch (SQLite: RENEW_BATCH), a few of them lost."""
+    news = [new_job() for _ in range(1200)]
+    await store.create_jobs(news, T0 - 10, 3600 * US)
+    claimed = await store.claim_jobs("w1", 1200, T0, 10 * US, NO_LIMITS)
+    assert len(claimed) == 1200
+    tokens = {r.id: r.lease_token for r in claimed}
+    lost = {claimed[3].id, claimed[700].id, claimed[1199].id}
+    for job_id in lost:
+        tokens[job_id] += 1  # a later claim's token: not ours
+    kept = await store.renew_leases("w1", tokens, T0 + 100 * US)
+    assert kept == set(tokens) - lost
+    back = {r.id for r in await store.requeue_orphans(T0 + 50 * US, "w2")}
+    assert back == lost  # only the leases not renewed ran out
+
+
 async def test_leases_renew_and_expired_ones_are_requeued(store: Store) -> None:
     rows = await make(store, 2, now=T0 - 10)
     claimed = await store.claim_jobs("w1", 2, T0, 10 * US, NO_LIMITS)
