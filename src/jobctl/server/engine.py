@@ -81,6 +81,12 @@ EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 PROGRESS_TICK = 0.002  # seconds progress reports and step rows gather before a transaction
 PROGRESS_BATCH = 32  # writes per transaction at most: keeps each stamp-to-commit short
+# Batches of one writer being written at once. A SQLite write does not wait (it holds the
+# loop), so there it is always one; a PostgreSQL batch waits for a round trip per write
+# and its commit, and one at a time could not keep up with 5,000 jobs in flight (#15).
+# Batches in flight never share a job (a job waits for its write) and each takes its
+# rows' locks in job-id order, so they neither reorder a job's writes nor deadlock.
+FLUSHES_IN_FLIGHT = 2
 
 
 def _rank_key(owner: str) -> bytes:
@@ -172,11 +178,12 @@ def _push_back(job: RunningJob, delay: float) -> None:
 
 class _GroupWriter(Generic[W]):
     """Writes many jobs make, gathered into one transaction: the writes queued within a
-    tick (PROGRESS_TICK) go in one store call, each still fenced by its job's lease (the
-    store checks each one's token; a refused one is that job's LeaseLost alone), kept and
-    tried again through an outage, the jobs waiting in their slots. With thousands of
-    jobs in flight this is one commit per tick, not one per write. A job waits for its
-    write, so it has at most one queued here and does not change it meanwhile."""
+    tick (PROGRESS_TICK) go in one store call (FLUSHES_IN_FLIGHT of them at once at most),
+    each still fenced by its job's lease (the store checks each one's token; a refused
+    one is that job's LeaseLost alone), kept and tried again through an outage, the jobs
+    waiting in their slots. With thousands of jobs in flight this is one commit per
+    tick, not one per write. A job waits for its write, so it has at most one queued
+    here and does not change it meanwhile."""
 
     doing = "writing"
 
@@ -184,6 +191,7 @@ class _GroupWriter(Generic[W]):
         self.engine = engine
         self._queue: list[tuple[RunningJob, W, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()  # batches being written
         self.batches = 0
 
     async def _store_many(self, writes: list[W]) -> Sequence[Any]:
@@ -199,16 +207,25 @@ class _GroupWriter(Generic[W]):
         return await future
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
             await asyncio.sleep(PROGRESS_TICK if len(self._queue) < PROGRESS_BATCH else 0)
+            if len(self._flushing) >= FLUSHES_IN_FLIGHT:
+                await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
+                continue
             batch = self._queue[:PROGRESS_BATCH]
             del self._queue[:PROGRESS_BATCH]
-            try:
-                await self._flush(batch)
-            except Exception as exc:  # a bug, not the store: each waiter hears of it
-                for _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            task = loop.create_task(self._flush_one(batch), name=f"jobctl-{self.doing}-batch")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
+
+    async def _flush_one(self, batch: list[tuple[RunningJob, W, asyncio.Future[Any]]]) -> None:
+        try:
+            await self._flush(batch)
+        except Exception as exc:  # a bug, not the store: each waiter hears of it
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
 
     async def _flush(self, batch: list[tuple[RunningJob, W, asyncio.Future[Any]]]) -> None:
         engine = self.engine
