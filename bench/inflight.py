@@ -4,6 +4,8 @@ network and report progress once a second, with 100 Realtime subscribers.
     python bench/inflight.py                         # 5,000 jobs x 10 calls of 1 s
     python bench/inflight.py --jobs 1000 --calls 5   # a quicker look
     python bench/inflight.py --plain                 # the waits not as steps
+    python bench/inflight.py --db pg                 # on PostgreSQL (a throwaway cluster)
+    python bench/inflight.py --profile server.prof   # the server under a CPU-timed cProfile
 
 100 users (JWTs signed with the server's secret) own 50 jobs each, submitted over HTTP
 in one list per user; each user's subscriber is a bare WebSocket (no client library)
@@ -113,6 +115,12 @@ def main() -> int:
     ap.add_argument("--plain", action="store_true", help="the waits are not steps")
     ap.add_argument("--procs", type=int, default=2, help="subscriber processes")
     ap.add_argument("--timeout", type=float, default=300.0, help="give up after this long")
+    ap.add_argument("--db", metavar="URL",
+                    help="a PostgreSQL database (postgresql://...) instead of SQLite;"
+                    " 'pg' starts a throwaway cluster (tests/pgcluster.py)")  # fmt: skip
+    ap.add_argument("--profile", metavar="FILE",
+                    help="run the server under cProfile timed by CPU, its stats written to FILE"
+                    " at the end (read with: python -m pstats FILE)")  # fmt: skip
     ap.add_argument("--subscriber", action="store_true", help=argparse.SUPPRESS)
     for name in ("url", "tokens", "ready", "done", "out"):
         ap.add_argument(f"--{name}", help=argparse.SUPPRESS)
@@ -125,6 +133,24 @@ def main() -> int:
 
 
 def drive(args: argparse.Namespace) -> int:
+    if args.db != "pg":
+        return run(args, args.db or None)
+    sys.path.insert(0, str(HERE.parent))
+    from tests.pgcluster import PgCluster, find_bindir
+
+    bindir = find_bindir()
+    if bindir is None:
+        print("no PostgreSQL found (/usr/lib/postgresql/*/bin)", file=sys.stderr)
+        return 1
+    cluster = PgCluster(bindir, durable=True).start()
+    try:
+        print(f"PostgreSQL {bindir.parent.name}, a throwaway cluster (durable commits)")
+        return run(args, cluster.url())
+    finally:
+        cluster.stop()
+
+
+def run(args: argparse.Namespace, db_url: str | None) -> int:
     import httpx
     import jwt
 
@@ -133,8 +159,12 @@ def drive(args: argparse.Namespace) -> int:
     env = dict(os.environ, JOBCTL_CONFIG_DIR=str(scratch / "config"),
                JOBCTL_DATA_DIR=str(scratch / "data"),
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
-    argv = [sys.executable, "-m", "jobctl", "server", "run", "--port", "0",
-            "--slots", str(args.jobs), "--db", str(scratch / "inflight.db"),
+    if args.profile:  # CPU-timed cProfile of the server (bench/_profiled.py)
+        start = [sys.executable, str(HERE / "_profiled.py"), str(Path(args.profile).resolve())]
+    else:
+        start = [sys.executable, "-m", "jobctl"]
+    argv = [*start, "server", "run", "--port", "0",
+            "--slots", str(args.jobs), "--db", db_url or str(scratch / "inflight.db"),
             "--functions", "inflight_jobs", "--state-file", str(state), *NO_LIMITS]  # fmt: skip
     log = open(scratch / "server.log", "wb")  # noqa: SIM115 - closed at the end
     server = subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)

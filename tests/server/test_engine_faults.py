@@ -64,6 +64,10 @@ class FlakyStore(SQLiteStore):
         self._check("save_step")
         await super().save_step(*args)
 
+    async def save_steps_many(self, *args: Any) -> list[Any]:  # the engine's path
+        self._check("save_step")
+        return await super().save_steps_many(*args)
+
     async def set_progress(self, *args: Any) -> JobRow | None:
         self._check("set_progress")
         return await super().set_progress(*args)

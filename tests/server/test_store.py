@@ -40,6 +40,7 @@ from jobctl.server.store.base import (
     ListQuery,
     ProgressWrite,
     StatsWindow,
+    StepWrite,
     Store,
 )
 from tests.pgfixtures import _stores
@@ -205,6 +206,22 @@ async def test_claim_respects_user_and_key_limits(store: Store) -> None:
     assert [r.id for r in await store.claim_jobs("w", 20, T0 + 3 * US, 30 * US, limits)] == [
         a[2].id
     ]
+
+
+async def test_many_leases_renew_in_batches_and_lost_ones_are_told(store: Store) -> None:
+    """More leases than one renewal batch (SQLite: RENEW_BATCH), a few of them lost."""
+    news = [new_job() for _ in range(1200)]
+    await store.create_jobs(news, T0 - 10, 3600 * US)
+    claimed = await store.claim_jobs("w1", 1200, T0, 10 * US, NO_LIMITS)
+    assert len(claimed) == 1200
+    tokens = {r.id: r.lease_token for r in claimed}
+    lost = {claimed[3].id, claimed[700].id, claimed[1199].id}
+    for job_id in lost:
+        tokens[job_id] += 1  # a later claim's token: not ours
+    kept = await store.renew_leases("w1", tokens, T0 + 100 * US)
+    assert kept == set(tokens) - lost
+    back = {r.id for r in await store.requeue_orphans(T0 + 50 * US, "w2")}
+    assert back == lost  # only the leases not renewed ran out
 
 
 async def test_leases_renew_and_expired_ones_are_requeued(store: Store) -> None:
@@ -488,3 +505,35 @@ async def test_progress_of_many_jobs_in_one_transaction_is_fenced_job_by_job(
         (30, "a"), (0, None)
     ]  # fmt: skip
     assert after[rows[3].id].progress == 0  # type: ignore[union-attr]
+
+
+async def test_steps_of_many_jobs_in_one_transaction_are_fenced_job_by_job(
+    store: Store,
+) -> None:
+    """save_steps_many: each row checks its own job's lease; a refused one is its own
+    LeaseLost (nothing written for it); a cancelled job's worker still holds its lease, so
+    its step is recorded; two rows of one step (its start, then its result) both land."""
+    rows = await make(store, 4)
+    claimed = await store.claim_jobs("w1", 4, T0 + 10, 10 * US, NO_LIMITS)
+    leases = {r.id: Lease.of(r) for r in claimed}
+    await store.cancel_job(rows[2].id, "alice", T0 + 11)
+    stale = Lease("w1", leases[rows[1].id].token - 1)
+
+    def step(i: int, status: str = COMPLETED) -> StepRow:
+        return StepRow(rows[i].id, f"s{i}", f"step {i}", 0, status, 1, f"{i}", None, T0, T0 + 1)
+
+    results = await store.save_steps_many([
+        StepWrite(step(0, RUNNING), leases[rows[0].id]),
+        StepWrite(step(1), stale),
+        StepWrite(step(2), leases[rows[2].id]),
+        StepWrite(step(3), Lease("w2", leases[rows[3].id].token)),
+    ])  # fmt: skip
+    assert results[0] is None and results[2] is None
+    assert isinstance(results[1], LeaseLost) and results[1].job_id == rows[1].id
+    assert isinstance(results[3], LeaseLost) and results[3].job_id == rows[3].id
+    assert await store.save_steps_many([StepWrite(step(0), leases[rows[0].id])]) == [None]
+    saved = {r.id: await store.load_steps(r.id) for r in rows}
+    assert [(s.status, s.output) for s in saved[rows[0].id]] == [(COMPLETED, "0")]
+    assert [s.name for s in saved[rows[2].id]] == ["step 2"]
+    assert saved[rows[1].id] == [] and saved[rows[3].id] == []
+    assert await store.save_steps_many([]) == []

@@ -32,7 +32,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from jobctl.server.changes import ChangeBus
 from jobctl.server.jobcontext import JobCancelled, JobContext, JobSuspended
@@ -57,12 +57,14 @@ from jobctl.server.store.base import (
     Lease,
     LeaseLost,
     ProgressWrite,
+    StepWrite,
     StorageUnavailable,
     Store,
 )
 
 log = logging.getLogger("jobctl.engine")
 T = TypeVar("T")
+W = TypeVar("W")
 
 DEV_BACKOFF = (0.2, 0.5, 1.0, 2.0, 5.0)
 INNGEST_BACKOFF = (15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 2400.0, 3600.0, 7200.0)
@@ -77,8 +79,14 @@ SWEEP_FIRST = 50  # rows in the sweep's first batch (then adapted, up to SWEEP_B
 SWEEP_TARGET = 0.005  # seconds a sweep batch should take
 EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
-PROGRESS_TICK = 0.002  # seconds progress reports gather before their one transaction
-PROGRESS_BATCH = 32  # reports per transaction at most: keeps each stamp-to-commit short
+PROGRESS_TICK = 0.002  # seconds progress reports and step rows gather before a transaction
+PROGRESS_BATCH = 32  # writes per transaction at most: keeps each stamp-to-commit short
+# Batches of one writer being written at once. A SQLite write does not wait (it holds the
+# loop), so there it is always one; a PostgreSQL batch waits for a round trip per write
+# and its commit, and one at a time could not keep up with 5,000 jobs in flight (#15).
+# Batches in flight never share a job (a job waits for its write) and each takes its
+# rows' locks in job-id order, so they neither reorder a job's writes nor deadlock.
+FLUSHES_IN_FLIGHT = 2
 
 
 def _rank_key(owner: str) -> bytes:
@@ -168,48 +176,64 @@ def _push_back(job: RunningJob, delay: float) -> None:
             job.deadline.reschedule(when + delay)
 
 
-class ProgressWriter:
-    """Every running job's progress reports, written together: the reports made within a
-    tick (PROGRESS_TICK) go in one transaction, each still fenced by its job's lease (the
-    store checks each one's token; a refused one is that job's LeaseLost alone). With
-    thousands of jobs in flight this is one commit per tick, not one per report."""
+class _GroupWriter(Generic[W]):
+    """Writes many jobs make, gathered into one transaction: the writes queued within a
+    tick (PROGRESS_TICK) go in one store call (FLUSHES_IN_FLIGHT of them at once at most),
+    each still fenced by its job's lease (the store checks each one's token; a refused
+    one is that job's LeaseLost alone), kept and tried again through an outage, the jobs
+    waiting in their slots. With thousands of jobs in flight this is one commit per
+    tick, not one per write. A job waits for its write, so it has at most one queued
+    here and does not change it meanwhile."""
+
+    doing = "writing"
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._queue: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]] = []
+        self._queue: list[tuple[RunningJob, W, asyncio.Future[Any]]] = []
         self._task: asyncio.Task[None] | None = None
+        self._flushing: set[asyncio.Task[None]] = set()  # batches being written
         self.batches = 0
 
-    async def write(self, job: RunningJob, progress: int | None, message: str | None) -> Any:
-        """The job's row after the write (None: no longer running); LeaseLost if refused."""
+    async def _store_many(self, writes: list[W]) -> Sequence[Any]:
+        """One store call for the batch: in each write's place its result or LeaseLost."""
+        raise NotImplementedError
+
+    async def _put(self, job: RunningJob, write: W) -> Any:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._queue.append((job, progress, message, future))
+        self._queue.append((job, write, future))
         if self._task is None or self._task.done():
-            self._task = loop.create_task(self._flush_loop(), name="jobctl-progress")
+            self._task = loop.create_task(self._flush_loop(), name=f"jobctl-{self.doing}")
         return await future
 
     async def _flush_loop(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._queue:
             await asyncio.sleep(PROGRESS_TICK if len(self._queue) < PROGRESS_BATCH else 0)
+            if len(self._flushing) >= FLUSHES_IN_FLIGHT:
+                await asyncio.wait(self._flushing, return_when=asyncio.FIRST_COMPLETED)
+                continue
             batch = self._queue[:PROGRESS_BATCH]
             del self._queue[:PROGRESS_BATCH]
-            try:
-                await self._flush(batch)
-            except Exception as exc:  # a bug, not the store: each waiter hears of it
-                for _, _, _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
+            task = loop.create_task(self._flush_one(batch), name=f"jobctl-{self.doing}-batch")
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
 
-    async def _flush(
-        self, batch: list[tuple[RunningJob, int | None, str | None, asyncio.Future[Any]]]
-    ) -> None:
+    async def _flush_one(self, batch: list[tuple[RunningJob, W, asyncio.Future[Any]]]) -> None:
+        try:
+            await self._flush(batch)
+        except Exception as exc:  # a bug, not the store: each waiter hears of it
+            for _, _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+
+    async def _flush(self, batch: list[tuple[RunningJob, W, asyncio.Future[Any]]]) -> None:
         engine = self.engine
         delay = RETRY_FIRST
         while True:
             live = []
             for item in batch:
-                job, _, _, future = item
+                job, _, future = item
                 if future.done():  # the job was cancelled while it waited
                     continue
                 if job.lost:
@@ -218,12 +242,11 @@ class ProgressWriter:
                 live.append(item)
             if not live:
                 return
-            writes = [ProgressWrite(j.row.id, j.lease, p, m) for j, p, m, _ in live]
             try:
-                results = await engine.store.set_progress_many(writes, now_us())
+                results = await self._store_many([w for _, w, _ in live])
             except StorageUnavailable as exc:
-                engine._store_failed(exc, "reporting progress")
-                for job, _, _, _ in live:
+                engine._store_failed(exc, self.doing)
+                for job, _, _ in live:
                     _push_back(job, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX)
@@ -231,15 +254,42 @@ class ProgressWriter:
                 continue
             engine._store_ok()
             self.batches += 1
-            for (job, _, _, future), result in zip(live, results, strict=True):
+            for (job, _, future), result in zip(live, results, strict=True):
                 if future.done():
                     continue
                 if isinstance(result, LeaseLost):
-                    engine.lost_lease(job, "reporting progress")
+                    engine.lost_lease(job, self.doing)
                     future.set_exception(LeaseLost(job.row.id))
                 else:
                     future.set_result(result)
             return
+
+
+class ProgressWriter(_GroupWriter[ProgressWrite]):
+    """Every running job's progress reports (Store.set_progress_many)."""
+
+    doing = "reporting progress"
+
+    async def write(self, job: RunningJob, progress: int | None, message: str | None) -> Any:
+        """The job's row after the write (None: no longer running); LeaseLost if refused."""
+        return await self._put(job, ProgressWrite(job.row.id, job.lease, progress, message))
+
+    async def _store_many(self, writes: list[ProgressWrite]) -> Sequence[Any]:
+        return await self.engine.store.set_progress_many(writes, now_us())
+
+
+class StepWriter(_GroupWriter[StepWrite]):
+    """Every running job's step rows (Store.save_steps_many): a step's start and its
+    result, two writes per step, were two commits each (#15)."""
+
+    doing = "saving a step"
+
+    async def write(self, job: RunningJob, step: StepRow) -> None:
+        """Stored (or LeaseLost) when this returns; `step` must not change meanwhile."""
+        await self._put(job, StepWrite(step, job.lease))
+
+    async def _store_many(self, writes: list[StepWrite]) -> Sequence[Any]:
+        return await self.engine.store.save_steps_many(writes)
 
 
 class Engine:
@@ -284,6 +334,7 @@ class Engine:
         self._started_us = now_us() if up_since is None else up_since
         self._recovered = False
         self.progress_writer = ProgressWriter(self)
+        self.step_writer = StepWriter(self)
         store.changes.add_listener(self._on_change)
 
     @property

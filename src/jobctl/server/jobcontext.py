@@ -80,9 +80,8 @@ class Steps:
                 job.row.id, step_id, name, position, RUNNING, attempt, None, None, now_us(), None
             )
             job.steps[step_id] = step
-            await engine.durable(
-                job, "starting a step", functools.partial(engine.store.save_step, step, job.lease)
-            )
+            # With the other jobs' step rows of this tick, in one transaction (StepWriter).
+            await engine.step_writer.write(job, step)
             # After a stall (the renewal is overdue), make sure the job is still ours
             # before doing the work: someone else may have done it already.
             await engine.check_lease(job)
@@ -123,9 +122,7 @@ class Steps:
             await ctx.flush_logs()  # a step's log lines are stored before the step is done
             if job.lost:
                 raise LeaseLost(job.row.id)
-            await engine.durable(
-                job, "saving a step", functools.partial(engine.store.save_step, step, job.lease)
-            )
+            await engine.step_writer.write(job, step)
             return json.loads(output)
 
     async def _save_failure(self, step: StepRow, message: str) -> None:
@@ -133,9 +130,7 @@ class Steps:
         step.error = message
         step.completed_at = now_us()
         engine, job = self._ctx._engine, self._ctx._job
-        await engine.durable(
-            job, "saving a failed step", lambda: engine.store.save_step(step, job.lease)
-        )
+        await engine.step_writer.write(job, step)
 
     async def _failed_try(
         self,
@@ -177,10 +172,7 @@ class Steps:
                 job.row.id, step_id, name, position, COMPLETED, 1, None, None, start, wake
             )
             job.steps[step_id] = step
-            engine = ctx._engine
-            await engine.durable(
-                job, "saving a sleep", lambda: engine.store.save_step(step, job.lease)
-            )
+            await ctx._engine.step_writer.write(job, step)
         remaining = (wake - now_us()) / 1_000_000
         if remaining <= 0:
             return

@@ -27,15 +27,24 @@ def now_us() -> int:
     return time.time_ns() // 1000
 
 
+_SECONDS: dict[int, str] = {}  # second since the epoch -> "YYYY-MM-DDTHH:MM:SS"
+
+
 def iso(us: int | None) -> str | None:
-    """Microseconds since the epoch -> ISO-8601 UTC with a Z, as the API shows time."""
+    """Microseconds since the epoch -> ISO-8601 UTC with a Z, as the API shows time.
+
+    Every change the server publishes carries four or five of these, mostly of the same
+    few seconds (thousands of jobs in flight, #15): the date and time of a second are
+    formatted once, and kept (a few thousand seconds at most)."""
     if us is None:
         return None
-    return (
-        datetime.fromtimestamp(us / 1_000_000, UTC)
-        .isoformat(timespec="microseconds")
-        .replace("+00:00", "Z")
-    )
+    second, micro = divmod(us, 1_000_000)
+    head = _SECONDS.get(second)
+    if head is None:
+        if len(_SECONDS) >= 4096:
+            _SECONDS.clear()
+        head = _SECONDS[second] = datetime.fromtimestamp(second, UTC).isoformat()[:19]
+    return f"{head}.{micro:06d}Z"
 
 
 def loads(text: str | None) -> Any:

@@ -130,3 +130,53 @@ async def test_a_burst_arrives_in_commit_order(served: Served) -> None:
         ]
     finally:
         await ws.close()
+
+
+async def _reply_to_heartbeat(ws: websockets.ClientConnection) -> dict[str, Any]:
+    """The next frame after a heartbeat sent now: its reply, unless something came first."""
+    await ws.send(
+        json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"})
+    )
+    return json.loads(await asyncio.wait_for(ws.recv(), 10))
+
+
+async def test_changes_go_to_the_sockets_that_may_read_them(served: Served) -> None:
+    """The hub files channels by the rows they may read (#15): a user's channel gets that
+    user's rows, service_role every row, anon none, and a refreshed token moves the channel
+    to its new user's rows."""
+    auth = served.auth
+    alice = await served.connect(auth.make_jwt("alice"))
+    service = await served.connect(auth.make_jwt(None, "service_role"))
+    anon = await served.connect(auth.make_jwt(None, "anon"))
+    every_job = [{"event": "*", "schema": "public", "table": "jobs"}]
+    bus = served.bus
+
+    def publish(user: str, progress: int) -> None:
+        row = job(user_id=user, progress=progress)
+        bus.publish(Change(bus.next_seq(), "jobs", "UPDATE", row, {"id": row.id}, T0, user))
+
+    def progress(frame: dict[str, Any]) -> int:
+        assert frame["event"] == "postgres_changes", frame
+        return int(frame["payload"]["data"]["record"]["progress"])
+
+    try:
+        for ws in (alice, service, anon):
+            await join(ws, "realtime:jobs", every_job)
+        publish("bob", 1)
+        publish("alice", 2)
+        assert progress((await frames(alice, 1))[0]) == 2
+        assert [progress(f) for f in await frames(service, 2)] == [1, 2]
+        assert (await _reply_to_heartbeat(anon))["event"] == "phx_reply"  # nothing before it
+        await alice.send(json.dumps({"topic": "realtime:jobs", "event": "access_token",
+                                     "payload": {"access_token": auth.make_jwt("bob")},
+                                     "ref": "2"}))  # fmt: skip
+        assert (await _reply_to_heartbeat(alice))["event"] == "phx_reply"  # token taken
+        publish("alice", 3)
+        publish("bob", 4)
+        assert progress((await frames(alice, 1))[0]) == 4  # bob's now, not alice's
+        assert [progress(f) for f in await frames(service, 2)] == [3, 4]
+        for ws in (alice, anon):
+            assert (await _reply_to_heartbeat(ws))["event"] == "phx_reply"
+    finally:
+        for ws in (alice, service, anon):
+            await ws.close()

@@ -365,6 +365,7 @@ class Connection:
                 self.shut_down(channel, message)
                 return
         channel.principal, channel.token = who, token
+        self.hub.reindex(channel)  # the rows it may read follow the new principal
         self._arm_expiry(channel)
 
     def shut_down(self, channel: Channel, message: str) -> None:

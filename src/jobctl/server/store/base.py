@@ -156,6 +156,14 @@ class ProgressWrite:
     message: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class StepWrite:
+    """One job's step row, written with others in one transaction (fenced by `lease`)."""
+
+    step: StepRow
+    lease: Lease
+
+
 @dataclass
 class ListQuery:
     user_id: str | None  # None: every user's jobs (service role)
@@ -477,6 +485,11 @@ class Store(abc.ABC):
     async def save_step(self, step: StepRow, lease: Lease | None) -> None:
         """Insert or replace one step's row, if `lease` still holds the job (LeaseLost if
         not; a cancelled job's worker still holds it). None: unfenced, for tools and tests."""
+
+    @abc.abstractmethod
+    async def save_steps_many(self, writes: list[StepWrite]) -> list[LeaseLost | None]:
+        """`save_step` for each, in one transaction; in each one's place None (written) or
+        the LeaseLost it would have raised (nothing written for it)."""
 
     # logs -----------------------------------------------------------------
     @abc.abstractmethod

@@ -21,10 +21,12 @@ import collections
 import concurrent.futures
 import contextlib
 import fcntl
+import logging
 import os
 import sqlite3
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -71,6 +73,7 @@ from jobctl.server.store.base import (
     ProgressWrite,
     StatsFigures,
     StatsWindow,
+    StepWrite,
     Store,
     decode_cursor,
     encode_cursor,
@@ -85,8 +88,22 @@ from jobctl.server.store.base import (
 )
 
 T = TypeVar("T")
+log = logging.getLogger("jobctl.store")
 
 READERS = 2  # threads (each with its own connection) for reads off the event loop
+# Checkpoints run in a thread of their own, not in the commit that happens to fill the WAL
+# (SQLite's wal_autocheckpoint, on the writer, on the event loop): a checkpoint copies the
+# WAL into the database and syncs it, tens of ms on a busy disk, which with 5,000 jobs in
+# flight was a stall of the whole server several times a second (#15). After a commit,
+# once CHECKPOINT_ROWS rows were written since the last one began and CHECKPOINT_PAUSE
+# passed: a PASSIVE checkpoint (it never waits for, nor holds up, the writer); past
+# WAL_RESTART_BYTES (writes kept landing while one ran, so the WAL never started over)
+# a TRUNCATE, which holds the writer off while it finishes and starts the WAL over, empty:
+# one short stall per 64 MB written, where SQLite's own checkpoints stall every 4 MB.
+CHECKPOINT_ROWS = 1000
+CHECKPOINT_PAUSE = 0.1  # seconds
+WAL_RESTART_BYTES = 64 * 1024 * 1024
+PAGE_BYTES = 4096  # SQLite's default page size (a WAL frame holds one page)
 
 
 class DatabaseLocked(RuntimeError):
@@ -148,6 +165,13 @@ class SQLiteStore(Store):
         self._reader_conns: list[sqlite3.Connection] = []
         self._reader_lock = threading.Lock()
         self._local = threading.local()
+        self._checkpointer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None
+        self._checkpointing: concurrent.futures.Future[None] | None = None
+        self._checkpoint_rows = 0  # total_changes when the last checkpoint began
+        self._checkpoint_at = 0.0  # time.monotonic() then
+        self._wal_frames = 0  # in the WAL at the last checkpoint (since it last began)
+        self.checkpoints = 0  # run so far (a counter for tests and operators)
 
     # lifecycle ------------------------------------------------------------
     def open_sync(self, *, lock: bool = True) -> None:
@@ -163,10 +187,12 @@ class SQLiteStore(Store):
         conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA wal_autocheckpoint=0")  # our checkpoint thread does it
         self._conn = conn
         self._migrate()
         _owner_only(self.path)
         self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
+        self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-checkpoint")
 
     async def open(self) -> None:
         self.open_sync()
@@ -190,6 +216,12 @@ class SQLiteStore(Store):
         if self._readers is not None:
             self._readers.shutdown(wait=True, cancel_futures=True)
             self._readers = None
+        if self._checkpointer is not None:
+            self._checkpointer.shutdown(wait=True, cancel_futures=True)
+            self._checkpointer = None
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
         with self._reader_lock:
             conns, self._reader_conns = self._reader_conns, []
         for reader in conns:
@@ -206,6 +238,43 @@ class SQLiteStore(Store):
         if self._conn is None:
             raise RuntimeError("store is not open")
         return self._conn
+
+    # checkpoints off the loop ----------------------------------------------
+    def _committed(self) -> None:
+        """After each commit of the writer: start a checkpoint in its thread when due."""
+        if self._checkpointer is None or self._checkpointing is not None:
+            return
+        rows = self.conn.total_changes
+        if rows - self._checkpoint_rows < CHECKPOINT_ROWS:
+            return
+        now = time.monotonic()
+        if now - self._checkpoint_at < CHECKPOINT_PAUSE:
+            return
+        self._checkpoint_rows, self._checkpoint_at = rows, now
+        try:
+            self._checkpointing = self._checkpointer.submit(self._checkpoint)
+        except RuntimeError:  # shutting down
+            return
+        self._checkpointing.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint(self) -> None:
+        """In the checkpoint thread, on its own connection."""
+        conn = self._checkpoint_conn
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            # A RESTART holds the writer off while it waits for readers: this long at most.
+            conn.execute("PRAGMA busy_timeout=100")
+            self._checkpoint_conn = conn
+        mode = "TRUNCATE" if self._wal_frames * PAGE_BYTES >= WAL_RESTART_BYTES else "PASSIVE"
+        _, frames, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+        self._wal_frames = 0 if mode == "TRUNCATE" else frames  # its size since it began
+        self.checkpoints += 1
+
+    def _checkpoint_done(self, future: concurrent.futures.Future[None]) -> None:
+        self._checkpointing = None
+        exc = future.exception() if not future.cancelled() else None
+        if exc is not None:  # the writer's own next commit says what is wrong, if anything
+            log.debug("sqlite: checkpoint failed: %s", exc)
 
     # reads off the loop ----------------------------------------------------
     def _reader(self) -> sqlite3.Connection:
@@ -389,9 +458,14 @@ class SQLiteStore(Store):
         with self._write():
             users: collections.Counter[str] = collections.Counter()
             keys: collections.Counter[str] = collections.Counter()
-            for user_id, key in c.execute(
-                "SELECT user_id, concurrency_key FROM jobs WHERE status = 'running'"
-            ):
+            # The running jobs are counted only when some limit needs the counts: with
+            # --slots 5000 that is a walk over 5,000 rows per claim otherwise (#15).
+            running = (
+                c.execute("SELECT user_id, concurrency_key FROM jobs WHERE status = 'running'")
+                if limits.active
+                else ()
+            )
+            for user_id, key in running:
                 users[user_id] += 1
                 if key is not None:
                     keys[key] += 1
@@ -457,19 +531,38 @@ class SQLiteStore(Store):
         return None if row[0] is None else int(row[0])
 
     async def renew_leases(self, owner: str, held: dict[str, int], until: int) -> set[str]:
-        if not held:
-            return set()
+        """A transaction per RENEW_BATCH leases, yielding between them: with 5,000 jobs in
+        flight one transaction of all of them held the loop for tens of ms (#15). A batch
+        whose every lease held (the usual case) is one executemany."""
         kept: set[str] = set()
-        with self._write():
-            for job_id, token in held.items():
-                cur = self.conn.execute(
-                    "UPDATE jobs SET lease_expires_at = ?"
-                    " WHERE id = ? AND lease_owner = ? AND lease_token = ?",
-                    (until, job_id, owner, token),
-                )
-                if cur.rowcount:
-                    kept.add(job_id)
+        items = list(held.items())
+        for start in range(0, len(items), RENEW_BATCH):
+            if start:
+                await asyncio.sleep(0)
+            batch = items[start : start + RENEW_BATCH]
+            args = [(until, job_id, owner, token) for job_id, token in batch]
+            with self._write():
+                cur = self.conn.executemany(_RENEW, args)
+                if cur.rowcount == len(batch):
+                    kept.update(job_id for job_id, _ in batch)
+                    continue
+                for one in args:  # some lease was lost: which ones (this changes nothing)
+                    if self.conn.execute(_RENEW, one).rowcount:
+                        kept.add(one[1])
         return kept
+
+    def _leases(self, job_ids: Iterable[str]) -> dict[str, tuple[str | None, int]]:
+        """Inside a write transaction: job id -> (lease owner, token), for a batch of
+        fenced writes (one statement, not one per write)."""
+        ids = list(dict.fromkeys(job_ids))
+        return {
+            r[0]: (r[1], r[2])
+            for r in self.conn.execute(
+                "SELECT id, lease_owner, lease_token FROM jobs"
+                f" WHERE id IN ({_placeholders(len(ids))})",
+                ids,
+            )
+        }
 
     def _check_lease(self, job_id: str, lease: Lease, *, released_ok: bool = False) -> None:
         """Inside a write transaction: raise LeaseLost unless `lease` still holds the job
@@ -526,11 +619,10 @@ class SQLiteStore(Store):
     ) -> list[JobRow | LeaseLost | None]:
         results: list[JobRow | LeaseLost | None] = []
         with self._write():
+            held = self._leases(w.job_id for w in writes)
             for w in writes:
-                try:
-                    self._check_lease(w.job_id, w.lease)
-                except LeaseLost as exc:
-                    results.append(exc)
+                if held.get(w.job_id) != (w.lease.owner, w.lease.token):
+                    results.append(LeaseLost(w.job_id))
                     continue
                 rows = self._update_returning(
                     "UPDATE jobs SET progress = COALESCE(?, progress), message = ?,"
@@ -700,21 +792,24 @@ class SQLiteStore(Store):
         with self._write():
             if lease is not None:
                 self._check_lease(step.job_id, lease)
-            self.conn.execute(
-                f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})",
-                (
-                    step.job_id,
-                    step.step_id,
-                    step.name,
-                    step.position,
-                    step.status,
-                    step.attempt,
-                    step.output,
-                    step.error,
-                    step.started_at,
-                    step.completed_at,
-                ),
-            )
+            self.conn.execute(_SAVE_STEP, _step_values(step))
+
+    async def save_steps_many(self, writes: list[StepWrite]) -> list[LeaseLost | None]:
+        if not writes:
+            return []
+        results: list[LeaseLost | None] = []
+        rows: list[tuple[Any, ...]] = []
+        with self._write():
+            held = self._leases(w.step.job_id for w in writes)
+            for w in writes:
+                if held.get(w.step.job_id) != (w.lease.owner, w.lease.token):
+                    results.append(LeaseLost(w.step.job_id))
+                    continue
+                rows.append(_step_values(w.step))
+                results.append(None)
+            if rows:
+                self.conn.executemany(_SAVE_STEP, rows)
+        return results
 
     # logs -----------------------------------------------------------------
     async def append_logs(self, lines: list[LogRow], lease: Lease | None) -> None:
@@ -1110,6 +1205,16 @@ class SQLiteStore(Store):
         )
 
 
+RENEW_BATCH = 500  # leases renewed per transaction
+_RENEW = "UPDATE jobs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_token = ?"
+_SAVE_STEP = f"INSERT OR REPLACE INTO steps ({STEP_SELECT}) VALUES ({_placeholders(10)})"
+
+
+def _step_values(step: StepRow) -> tuple[Any, ...]:
+    return (step.job_id, step.step_id, step.name, step.position, step.status, step.attempt,
+            step.output, step.error, step.started_at, step.completed_at)  # fmt: skip
+
+
 def _full(count: int, limit: int | None) -> bool:
     return limit is not None and count >= limit
 
@@ -1123,6 +1228,7 @@ class _Txn:
     """
 
     def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
         self.conn = store.conn
 
     def __enter__(self) -> None:
@@ -1135,6 +1241,7 @@ class _Txn:
             except BaseException:
                 self._rollback()
                 raise
+            self.store._committed()
         else:
             self._rollback()
 

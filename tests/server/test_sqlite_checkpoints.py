@@ -1,0 +1,105 @@
+"""SQLite checkpoints run in the store's own thread, not in the commit that fills the WAL
+(#15: on the event loop, each one stalled the whole server while it synced the file)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+
+import pytest
+
+from jobctl.server.records import Limits, NewJob, StepRow, now_us
+from jobctl.server.store import sqlite as sqlite_store
+from jobctl.server.store.base import Lease, ProgressWrite, StepWrite
+from jobctl.server.store.sqlite import SQLiteStore
+
+DAY = 86_400 * 1_000_000
+NO_LIMITS = Limits(None, (), None)
+
+
+async def _busy(store: SQLiteStore, rounds: int) -> list[str]:
+    """Jobs in flight writing progress and steps, a batch per commit, as the engine does."""
+    news = [NewJob(str(uuid.uuid4()), "t", "{}", f"u{i % 7}", 1) for i in range(64)]
+    await store.create_jobs(news, now_us(), DAY)
+    rows = await store.claim_jobs("w", 64, now_us(), 60_000_000, NO_LIMITS)
+    for r in range(rounds):
+        await store.set_progress_many(
+            [ProgressWrite(row.id, Lease.of(row), r % 100, f"round {r}") for row in rows],
+            now_us(),
+        )
+        steps = [
+            StepWrite(StepRow(row.id, f"s{r}", f"s{r}", r, "completed", 1, "1", None, 1, 2),
+                      Lease.of(row))
+            for row in rows
+        ]  # fmt: skip
+        await store.save_steps_many(steps)
+        await asyncio.sleep(0.002)
+    return [row.id for row in rows]
+
+
+async def test_checkpoints_run_off_the_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAUSE", 0.0)
+    threads: set[str] = set()
+    real = SQLiteStore._checkpoint
+
+    def spy(self: SQLiteStore) -> None:
+        threads.add(threading.current_thread().name)
+        real(self)
+
+    monkeypatch.setattr(SQLiteStore, "_checkpoint", spy)
+    store = SQLiteStore(str(tmp_path / "c.db"))
+    await store.open()
+    try:
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+        ids = await _busy(store, 60)
+        async with asyncio.timeout(10):
+            while store.checkpoints < 2 or store._checkpointing is not None:
+                await asyncio.sleep(0.01)
+        assert threads and all(t.startswith("jobctl-sqlite-checkpoint") for t in threads)
+    finally:
+        await store.close()
+    # Everything written is there, read back by a fresh connection.
+    conn = sqlite3.connect(str(tmp_path / "c.db"))
+    try:
+        got = conn.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+        assert got == 60 * len(ids)
+        marks = {r[0] for r in conn.execute("SELECT message FROM jobs")}
+        assert marks == {"round 59"}
+    finally:
+        conn.close()
+
+
+async def test_a_wal_that_never_started_over_is_truncated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes landing during every passive checkpoint keep the WAL from starting over;
+    past WAL_RESTART_BYTES the checkpoint thread truncates it."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAUSE", 0.0)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 256 * 1024)
+    store = SQLiteStore(str(tmp_path / "t.db"))
+    await store.open()
+    wal = str(tmp_path / "t.db") + "-wal"
+    truncated = 0
+    try:
+        news = [NewJob(str(uuid.uuid4()), "t", "{}", "u", 1) for _ in range(64)]
+        await store.create_jobs(news, now_us(), DAY)
+        rows = await store.claim_jobs("w", 64, now_us(), 60_000_000, NO_LIMITS)
+        biggest = 0
+        for r in range(400):
+            await store.set_progress_many(
+                [ProgressWrite(row.id, Lease.of(row), r % 100, None) for row in rows], now_us()
+            )
+            size = os.path.getsize(wal)
+            if size < biggest:
+                truncated += 1
+            biggest = max(biggest, size) if size >= biggest else size
+            await asyncio.sleep(0.001)
+    finally:
+        await store.close()
+    assert truncated >= 1
