@@ -29,13 +29,18 @@ TICK = 0.005
 NOTE_MS = 2.0
 
 
-def _run_queue_ns() -> int:
-    """ns that the process's threads have waited on the run queue, all together."""
-    total = 0
+def _run_queue_ns() -> dict[str, int]:
+    """ns that each of the process's threads has waited on the run queue."""
+    waits = {}
     for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int((task / "schedstat").read_text().split()[1])
-    return total
+            waits[task.name] = int((task / "schedstat").read_text().split()[1])
+    return waits
+
+
+def _waited(before: dict[str, int], after: dict[str, int]) -> int:
+    """ns waited on the run queue between two looks, by the threads seen at both."""
+    return sum(max(after[t] - before[t], 0) for t in after.keys() & before.keys())
 
 
 async def _watch(out: Path) -> None:
@@ -50,7 +55,7 @@ async def _watch(out: Path) -> None:
             c1, wait1 = time.thread_time(), _run_queue_ns()
             lag = (t1 - t0 - TICK) * 1000
             if lag > NOTE_MS:
-                own = max(lag - (wait1 - wait0) / 1e6, 0.0)
+                own = min(max(lag - _waited(wait0, wait1) / 1e6, 0.0), lag)
                 pending.append([t0, round(lag, 2), round(own, 2), round((c1 - c0) * 1000, 2)])
             if pending and t1 - flushed > 1.0:
                 f.write("".join(json.dumps(p) + "\n" for p in pending))

@@ -9,8 +9,9 @@ For each size: builds the table in SQL (tests/history_rows.py: 78% completed, 15
 5% cancelled, 2% pending/running, over 8 days; plus `--sweep` rows past retention, 5% of
 the table by default, at most 1,000,000), starts the server on it and
 
-1. measures the retention sweep the server starts with (the expired rows, plus the
-   failed jobs older than 7 days): its time and the worst /api/health latency during it;
+1. measures the retention sweep the server starts with (the failed jobs older than 7
+   days, and with --sweep-in-build the rows past retention): its time and the worst
+   /api/health latency and loop stall during it;
 2. then each read `--repeat` times from one client: p50/p99 ms, and the worst
    /api/health latency seen during it (a second client asks for /api/health every
    10 ms all along, on its own connection).
@@ -157,13 +158,14 @@ class Server:
         self.service_token = jwt.encode(claims, SECRET, algorithm="HS256")
 
     def loop_notes(self) -> list[tuple[float, float]]:
-        """(monotonic time, ms) of each lag of the server's own loop over 2 ms, less the
-        time its thread waited for a CPU (bench/_loopwatch.py)."""
+        """(monotonic time it ended, ms) of each lag of the server's own loop over 2 ms,
+        less the time its threads waited for a CPU (bench/_loopwatch.py)."""
         time.sleep(1.5)  # its notes are flushed every second
         if not self.loop_file.exists():
             return []
         notes = [json.loads(line) for line in self.loop_file.read_text().splitlines()]
-        return [(t, own) for t, _lag, own, _cpu in notes]
+        # when the stall ended (the watch woke): what held the loop ran just before
+        return [(t + 0.005 + lag / 1000, own) for t, lag, own, _cpu in notes]
 
     def client(self, token: str) -> httpx.Client:
         return httpx.Client(base_url=self.url, headers={"Authorization": f"Bearer {token}"},
@@ -205,7 +207,7 @@ class HealthProbe(threading.Thread):
 
 
 def worst_own(notes: list[tuple[float, float]], start: float, end: float) -> float:
-    """The worst of the loop's own lags (ms) that began in [start, end]; 0: none over 2 ms."""
+    """The worst of the loop's own lags (ms) that ended in [start, end]; 0: none over 2 ms."""
     return max((own for t, own in notes if start <= t <= end), default=0.0)
 
 
@@ -217,7 +219,8 @@ def run_size(rows: int, args: argparse.Namespace, folder: Path) -> bool:
         now = now_us()
         t = time.monotonic()
         took: dict[str, float] = {}
-        fill(db, rows, now, bulk=True, timings=took)
+        expired = expired_rows(rows, args) if args.sweep_in_build else 0
+        fill(db, rows, now, bulk=True, timings=took, expired=expired)
         parts = ", ".join(f"{what} {s:.0f} s" for what, s in took.items())
         print(f"\n== {rows:,} rows on {db.split('@')[-1]}: built in {time.monotonic() - t:.1f} s"
               f" ({parts}; load average {os.getloadavg()[0]:.1f})")  # fmt: skip
@@ -225,6 +228,10 @@ def run_size(rows: int, args: argparse.Namespace, folder: Path) -> bool:
     finally:
         if not args.keep:
             drop_db(args.db, db)
+
+
+def expired_rows(rows: int, args: argparse.Namespace) -> int:
+    return args.sweep if args.sweep is not None else min(rows // 20, 1_000_000)
 
 
 def expired_sql(now: int) -> str:
@@ -278,7 +285,7 @@ def measure(db: str, rows: int, now: int, args: argparse.Namespace, folder: Path
               f" (the machine's own noise floor for the health figures), loop stall {own:.1f} ms;"
               f" load average {os.getloadavg()[0]:.1f}")  # fmt: skip
         ok &= run_reads(db, server, probe, rows, args)
-        sweep_rows = args.sweep if args.sweep is not None else min(rows // 20, 1_000_000)
+        sweep_rows = 0 if args.sweep_in_build else expired_rows(rows, args)
         if sweep_rows:
             # the same shapes 32+ days ago, added beside the running server (10,000 per
             # transaction); its next retention pass (every 60 s) deletes them
@@ -338,6 +345,7 @@ def run_reads(
                     break
             spans.append((name, times, start, time.monotonic()))
     notes = server.loop_notes()
+    (server.folder / "spans.json").write_text(json.dumps(spans))  # with the loop's notes
     for name, times, start, end in spans:
         stall = probe.worst(start, end)
         own = worst_own(notes, start, end)
@@ -357,6 +365,11 @@ def main() -> int:
                         " cluster (tests/pgcluster.py); default: SQLite files")  # fmt: skip
     parser.add_argument("--sweep", type=int, default=None,
                         help="rows past retention (default: 5%% of the table, at most 1M)")  # fmt: skip
+    parser.add_argument("--sweep-in-build", action="store_true",
+                        help="build the rows past retention with the table (in bulk, fast),"
+                        " so that the server's start-up sweep deletes them before the reads;"
+                        " default: added beside the running server after the reads"
+                        " (10,000 a transaction)")  # fmt: skip
     parser.add_argument("--repeat", type=int, default=30, help="requests per read")
     parser.add_argument("--max-seconds", type=float, default=600, help="bound per phase")
     parser.add_argument("--keep", action="store_true", help="keep the databases")

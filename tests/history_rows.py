@@ -120,6 +120,7 @@ def fill_sqlite(
     bulk: bool = False,
     analyze: bool = True,
     timings: dict[str, float] | None = None,
+    expired: int = 0,
 ) -> None:
     """Add `rows` jobs to a migrated SQLite database (no server may hold it). `bulk`:
     without the triggers, then rebuild the rollups (an empty table's backfill)."""
@@ -144,10 +145,11 @@ def fill_sqlite(
             for stmt in drop:
                 conn.execute(stmt)
         t = time.monotonic()
-        for start in range(first, first + rows, batch):
-            conn.execute("BEGIN")
-            conn.execute(insert_sql("sqlite", start, min(batch, first + rows - start), now))
-            conn.execute("COMMIT")
+        for lo, count, at in _segments(first, rows, now, expired):
+            for start in range(lo, lo + count, batch):
+                conn.execute("BEGIN")
+                conn.execute(insert_sql("sqlite", start, min(batch, lo + count - start), at))
+                conn.execute("COMMIT")
         t = _took(timings, "insert", t)
         if bulk:
             for _, sql in indexes:
@@ -175,6 +177,7 @@ def fill_postgres(
     bulk: bool = False,
     analyze: bool = True,
     timings: dict[str, float] | None = None,
+    expired: int = 0,
 ) -> None:
     import psycopg
 
@@ -196,8 +199,9 @@ def fill_postgres(
             for stmt in drop:
                 conn.execute(stmt)  # type: ignore[arg-type]
         t = time.monotonic()
-        for start in range(first, first + rows, batch):
-            conn.execute(insert_sql("postgres", start, min(batch, first + rows - start), now))  # type: ignore[arg-type]
+        for lo, count, at in _segments(first, rows, now, expired):
+            for start in range(lo, lo + count, batch):
+                conn.execute(insert_sql("postgres", start, min(batch, lo + count - start), at))  # type: ignore[arg-type]
         t = _took(timings, "insert", t)
         if bulk:
             conn.execute("ALTER TABLE jobs ADD CONSTRAINT jobs_pkey PRIMARY KEY (id)")
@@ -211,6 +215,12 @@ def fill_postgres(
         if analyze:
             conn.execute("VACUUM ANALYZE")
             _took(timings, "vacuum analyze", t)
+
+
+def _segments(first: int, rows: int, now: int, expired: int) -> list[tuple[int, int, int]]:
+    """(first row, count, now) to insert: the rows, then `expired` more with the same
+    shapes 32 days earlier (past every retention: what a sweep deletes)."""
+    return [(first, rows, now), (first + rows, expired, now - 32 * DAY)]
 
 
 def _took(timings: dict[str, float] | None, what: str, since: float) -> float:

@@ -488,3 +488,34 @@ async def test_progress_of_many_jobs_in_one_transaction_is_fenced_job_by_job(
         (30, "a"), (0, None)
     ]  # fmt: skip
     assert after[rows[3].id].progress == 0  # type: ignore[union-attr]
+
+
+async def test_sqlite_checkpoints_off_the_writer(tmp_path: Path) -> None:
+    """The writer (on the event loop) never checkpoints the WAL itself; the store's
+    checkpointer thread copies each commit into the database file on its own."""
+    import sqlite3
+    import time
+
+    path = tmp_path / "jobs.db"
+    store = open_store(str(path))
+    await store.open()
+    try:
+        assert store.conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0  # type: ignore[attr-defined]
+        rows = await make(store, 30)
+
+        def in_the_file() -> int:
+            # immutable=1: the database file alone, without its WAL
+            conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
+            try:
+                return int(conn.execute("SELECT COUNT(*) FROM jobs").fetchone()[0])
+            except sqlite3.OperationalError:  # not even the schema there yet
+                return -1
+            finally:
+                conn.close()
+
+        deadline = time.monotonic() + 20
+        while in_the_file() < len(rows) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert in_the_file() == len(rows)
+    finally:
+        await store.close()
