@@ -12,8 +12,9 @@ the table by default, at most 1,000,000), starts the server on it and
 1. measures the retention sweep the server starts with (the failed jobs older than 7
    days, and with --sweep-in-build the rows past retention): its time and the worst
    /api/health latency and loop stall during it;
-2. then each read `--repeat` times from one client: p50/p99 ms, and the worst
-   /api/health latency seen during it (a second client asks for /api/health every
+2. then each read `--repeat` times from one client: p50/p99 ms, the server process's
+   CPU per request (all its threads, less what the health probe costs it; not
+   PostgreSQL's own), and the worst /api/health latency seen during it (a second client asks for /api/health every
    10 ms all along, on its own connection).
 
 Reads: /api/jobs first page (all users, service role; one user, the server token), each
@@ -157,6 +158,11 @@ class Server:
         claims = {"role": "service_role", "exp": int(time.time() + 86_400)}
         self.service_token = jwt.encode(claims, SECRET, algorithm="HS256")
 
+    def cpu(self) -> float:
+        """CPU seconds the server process has used (every thread; not PostgreSQL's)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
     def loop_notes(self) -> list[tuple[float, float]]:
         """(monotonic time it ended, ms) of each lag of the server's own loop over 2 ms,
         less the time its threads waited for a CPU (bench/_loopwatch.py)."""
@@ -277,8 +283,10 @@ def measure(db: str, rows: int, now: int, args: argparse.Namespace, folder: Path
         probe.start()
         # the sweep the server starts with: failed jobs 7-8 days old
         ok &= wait_swept(db, probe, "start-up sweep", args.max_seconds, settle=2)
-        idle_from = time.monotonic()
+        idle_from, idle_cpu = time.monotonic(), server.cpu()
         time.sleep(3)
+        # the CPU the health probe alone costs, taken off each read's CPU figure
+        args.idle_cpu_rate = (server.cpu() - idle_cpu) / (time.monotonic() - idle_from)
         idle = [lat * 1000 for t, lat in probe.samples if t >= idle_from]
         own = worst_own(server.loop_notes(), idle_from, idle_from + 3)
         print(f"idle server: /api/health p50 {pct(idle, 50):.1f} ms, max {max(idle, default=0):.1f} ms"
@@ -326,14 +334,16 @@ def run_reads(
         ("rest type=eq.hist_b", "svc", "/rest/v1/jobs?select=*&type=eq.hist_b&limit=50"),
         ("rest id=eq.<id>", "svc", f"/rest/v1/jobs?select=*&id=eq.{row_id(middle)}"),
     ]  # fmt: skip
-    print(f"{'read':32} {'p50 ms':>8} {'p99 ms':>8} {'health max':>11} {'loop stall':>11}  bar")
+    print(f"{'read':32} {'p50 ms':>8} {'p99 ms':>8} {'CPU ms':>7} {'health max':>11}"
+          f" {'loop stall':>11}  bar")  # fmt: skip
     ok = True
     spans: list[tuple[str, list[float], float, float]] = []
+    cpu_ms: dict[str, float] = {}
     with server.client(server.service_token) as svc, server.client(server.local_token) as local:
         clients = {"svc": svc, "local": local}
         for name, who, path in reads:
             times = []
-            start = time.monotonic()
+            start, cpu0 = time.monotonic(), server.cpu()
             for _ in range(args.repeat):
                 t = time.perf_counter()
                 answer = clients[who].get(path)
@@ -343,7 +353,10 @@ def run_reads(
                     break
                 if time.monotonic() - start > args.max_seconds:
                     break
-            spans.append((name, times, start, time.monotonic()))
+            end = time.monotonic()
+            busy = server.cpu() - cpu0 - args.idle_cpu_rate * (end - start)
+            cpu_ms[name] = max(busy, 0.0) * 1000 / max(len(times), 1)
+            spans.append((name, times, start, end))
     notes = server.loop_notes()
     (server.folder / "spans.json").write_text(json.dumps(spans))  # with the loop's notes
     for name, times, start, end in spans:
@@ -352,8 +365,8 @@ def run_reads(
         bar = STATS_BAR_MS if name.startswith("stats") else READ_BAR_MS
         passed = pct(times, 99) < bar and own <= STALL_BAR_MS
         ok &= passed
-        print(f"{name:32} {pct(times, 50):8.1f} {pct(times, 99):8.1f} {stall:9.1f}ms {own:9.1f}ms"
-              f"  {'ok' if passed else 'FAIL'}")  # fmt: skip
+        print(f"{name:32} {pct(times, 50):8.1f} {pct(times, 99):8.1f} {cpu_ms[name]:7.1f}"
+              f" {stall:9.1f}ms {own:9.1f}ms  {'ok' if passed else 'FAIL'}")  # fmt: skip
     return ok
 
 
