@@ -237,6 +237,9 @@ def _statements(now: int, *, pin: bool = False) -> list[tuple[str, str, list[Any
             out.append((f"stats {name} user={user}", sql, args))
     for i, (sql, args) in enumerate(expiry_queries(now - 600 * US, now - 300 * US, 500)):
         out.append((f"expiry {i}", sql, args))
+    of_types = expiry_queries(now - 600 * US, now - 300 * US, 500, ["hist_a", "hist_c"])
+    for i, (sql, args) in enumerate(of_types):  # a server's: of the types it runs
+        out.append((f"expiry of types {i}", sql, args))
     for i, (sql, args) in enumerate(sweep_queries(now - 7 * DAY, now - 30 * DAY)):
         out.append((f"sweep {i}", sql, [*args, SWEEP_BATCH]))
     sql, args = sweep_events_query(now - 7 * DAY, now - 30 * DAY, SWEEP_BATCH)

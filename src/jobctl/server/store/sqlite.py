@@ -679,12 +679,16 @@ class SQLiteStore(Store):
         return rows
 
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int, limit: int = 10_000
+        self,
+        started_before: int,
+        created_before: int,
+        limit: int = 10_000,
+        types: Sequence[str] | None = None,
     ) -> list[JobRow]:
         def read(conn: sqlite3.Connection) -> list[JobRow]:
             return [
                 JobRow(*r)
-                for sql, args in expiry_queries(started_before, created_before, limit)
+                for sql, args in expiry_queries(started_before, created_before, limit, types)
                 for r in conn.execute(sql, args)
             ]
 

@@ -38,13 +38,16 @@ INSERT INTO job_finish_days (day, user_id, type, status, bucket, n, total_us)
 SELECT hour / 24, user_id, type, status, bucket, SUM(n), SUM(total_us)
 FROM job_finish_hours GROUP BY hour / 24, user_id, type, status, bucket;
 
--- Stuck jobs of one user: the partial indexes carry the user, so the count is read from
--- the index alone.
+-- Stuck jobs and expiry: the partial indexes carry the type, the user and every column
+-- the statements name, so that a count (of all users or one) or expiry's filter on the
+-- types a server runs is read from the index alone, never from the rows (SQLite does
+-- not take a partial index's WHERE for its columns).
 DROP INDEX IF EXISTS jobs_running_started;
-CREATE INDEX IF NOT EXISTS jobs_running_started ON jobs (started_at, user_id)
+CREATE INDEX IF NOT EXISTS jobs_running_started ON jobs (started_at, type, user_id, status)
     WHERE status = 'running';
 DROP INDEX IF EXISTS jobs_unstarted;
-CREATE INDEX IF NOT EXISTS jobs_unstarted ON jobs (created_at, user_id)
+CREATE INDEX IF NOT EXISTS jobs_unstarted
+    ON jobs (created_at, type, user_id, status, started_at)
     WHERE status = 'pending' AND started_at IS NULL;
 
 -- The same triggers as 0006's, for the two tiers (0006's keep the totals, minutes and hours).
