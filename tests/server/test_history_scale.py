@@ -62,7 +62,7 @@ def naive_stats(rows: Sequence[Sequence[Any]], now: int, user: str | None) -> di
     """What /api/stats should say, from every row, the plain way."""
     mine = [r for r in rows if user is None or r[2] == user]
     hour_from = (now - HOUR) // MINUTE_US * MINUTE_US
-    week_from = (now - WEEK) // MINUTE_US * MINUTE_US
+    week_from = (now - WEEK) // HOUR * HOUR  # whole hours
     counts = Counter(r[1] for r in mine)
     by_type: dict[str, Counter[str]] = defaultdict(Counter)
     durations: dict[str, list[float]] = defaultdict(list)
@@ -142,8 +142,8 @@ async def test_stats_on_100k_finished_jobs_equal_the_naive_figures(
 async def test_the_backfill_builds_the_rollups_the_triggers_keep(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    """Migration 0006 on a table that has jobs already: the same rollups as triggers
-    kept through every insert, retry and sweep."""
+    """Migrations 0006 and 0008 on a table that has jobs already: the same rollups (and
+    tiers) as triggers kept through every insert, retry and sweep."""
     db = _new_db(kind, tmp_path, request)
     await _migrated(db)
     now = now_us()
@@ -202,6 +202,10 @@ def _rollups(db: str) -> dict[str, list[tuple[Any, ...]]]:
         " FROM job_finish_minutes WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
         "job_finish_hours": "SELECT hour, user_id, type, status, bucket, n, total_us"
         " FROM job_finish_hours WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+        "job_finish_tens": "SELECT ten, user_id, type, status, bucket, n, total_us"
+        " FROM job_finish_tens WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
+        "job_finish_days": "SELECT day, user_id, type, status, bucket, n, total_us"
+        " FROM job_finish_days WHERE n <> 0 ORDER BY 1, 2, 3, 4, 5",
     }
     results = _execute(db, list(tables.values()))
     return {name: [tuple(r) for r in rows] for name, rows in zip(tables, results, strict=True)}
@@ -222,16 +226,20 @@ def history_200k(
     yield db, now
 
 
-def _statements(now: int) -> list[tuple[str, str, list[Any]]]:
-    """(name, sql with ? placeholders, args) of every stats, expiry and sweep read."""
+def _statements(now: int, *, pin: bool = False) -> list[tuple[str, str, list[Any]]]:
+    """(name, sql with ? placeholders, args) of every stats, expiry and sweep read (`pin`:
+    SQLite's stats, which name their partial indexes)."""
     out: list[tuple[str, str, list[Any]]] = []
     for user in (None, "local"):
-        window = StatsWindow(user, (now - HOUR) // MINUTE_US, (now - WEEK) // MINUTE_US,
+        window = StatsWindow(user, (now - HOUR) // MINUTE_US, (now - WEEK) // HOUR * 60,
                              now - HOUR, now - STUCK_AFTER_US, now - UNSTARTED_AFTER_US)  # fmt: skip
-        for name, (sql, args) in stats_queries(window).items():
+        for name, (sql, args) in stats_queries(window, pin=pin).items():
             out.append((f"stats {name} user={user}", sql, args))
     for i, (sql, args) in enumerate(expiry_queries(now - 600 * US, now - 300 * US, 500)):
         out.append((f"expiry {i}", sql, args))
+    of_types = expiry_queries(now - 600 * US, now - 300 * US, 500, ["hist_a", "hist_c"])
+    for i, (sql, args) in enumerate(of_types):  # a server's: of the types it runs
+        out.append((f"expiry of types {i}", sql, args))
     for i, (sql, args) in enumerate(sweep_queries(now - 7 * DAY, now - 30 * DAY)):
         out.append((f"sweep {i}", sql, [*args, SWEEP_BATCH]))
     sql, args = sweep_events_query(now - 7 * DAY, now - 30 * DAY, SWEEP_BATCH)
@@ -259,7 +267,7 @@ def test_stats_expiry_and_sweeps_read_index_ranges(history_200k: tuple[str, int]
 
         conn = sqlite3.connect(db)
         try:
-            for name, sql, args in _statements(now):
+            for name, sql, args in _statements(now, pin=True):
                 details = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + sql, args)]
                 for d in details:
                     m = re.match(r"SCAN (\w+)(?: AS \w+)?(?: USING (?:COVERING )?INDEX (\w+))?", d)

@@ -338,6 +338,9 @@ async def test_expiry_candidates_and_sweep(store: Store) -> None:
     (claimed,) = await store.claim_jobs("w", 1, T0 + US, 30 * US, NO_LIMITS)
     found = await store.active_jobs_older_than(T0 + 50 * US, T0 + 50 * US)
     assert {r.id for r in found} == {old[0].id, old[1].id}
+    assert await store.active_jobs_older_than(T0 + 50 * US, T0 + 50 * US, types=["other"]) == []
+    found = await store.active_jobs_older_than(T0 + 50 * US, T0 + 50 * US, types=["other", "demo"])
+    assert {r.id for r in found} == {old[0].id, old[1].id}
     await store.finish_job(old[0].id, Lease.of(claimed), COMPLETED, "{}", None, None, T0 + 2 * US)
     await store.fail_jobs([old[1].id], "x", T0 + 2 * US)
     await store.append_logs([LogRow(old[0].id, 1, T0, "info", None, "hi")], None)

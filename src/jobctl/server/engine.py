@@ -847,7 +847,7 @@ class Engine:
         min_run = min(t.timeout for t in types)
         min_pending = min(t.pending_timeout for t in types)
         rows = await self.store.active_jobs_older_than(
-            now - int(min_run * US), now - int(min_pending * US)
+            now - int(min_run * US), now - int(min_pending * US), types=[t.name for t in types]
         )
         # Fail them a batch at a time (one statement each), yielding between batches.
         by_message: dict[str, list[str]] = {}

@@ -4,8 +4,11 @@ Every figure comes from a few index ranges and rollup rows (store.stats, migrati
 0006), so a stats request costs the same with a thousand jobs of history or ten million.
 Counts are exact. Duration percentiles are estimates, read from per-minute and per-hour
 histograms of durations in buckets ~10% wide (the response says so: `estimate: true`);
-a job's count and average duration are exact. "The last hour" and "the last 7 days"
-are whole minutes of completion time: from the start of the minute an hour (7 days) ago.
+a job's count and average duration are exact. "The last hour" is whole minutes of
+completion time, from the start of the minute an hour ago; "the last 7 days" whole
+hours, from the start of the hour 7 days ago (the response gives both: `windows`), so
+that each is read from a few coarse periods (minutes then tens of minutes; hours then
+days: migration 0008), not from one row per minute or hour.
 """
 
 from __future__ import annotations
@@ -85,7 +88,7 @@ async def compute_stats(store: Store, user_id: str | None) -> dict[str, Any]:
     window = StatsWindow(
         user_id=user_id,
         hour_minute=(now - HOUR) // MINUTE_US,
-        week_minute=(now - WEEK) // MINUTE_US,
+        week_minute=(now - WEEK) // HOUR * HOUR // MINUTE_US,
         created_since=now - HOUR,
         stuck_started_before=now - STUCK_AFTER_US,
         stuck_created_before=now - UNSTARTED_AFTER_US,

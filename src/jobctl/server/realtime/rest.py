@@ -77,7 +77,10 @@ def _narrow(query: TableQuery, scope: str | None) -> ListQuery | None:
     return narrowed
 
 
-async def _scan(store: Store, narrowed: ListQuery) -> AsyncIterator[JobRow]:
+async def _scan(store: Store, narrowed: ListQuery, first: int = PAGE) -> AsyncIterator[JobRow]:
+    """The narrowed jobs, newest first: a first page of `first` rows (what the request
+    asks for, when the store's order is the request's), then pages of PAGE."""
+    narrowed.limit = max(1, min(first, PAGE))
     while True:
         rows, cursor = await store.list_jobs(narrowed)
         for row in rows:
@@ -85,6 +88,7 @@ async def _scan(store: Store, narrowed: ListQuery) -> AsyncIterator[JobRow]:
         if cursor is None:
             return
         narrowed.cursor = cursor
+        narrowed.limit = PAGE
 
 
 def _sort(rows: list[tuple[Any, RowView]], orders: list[Order]) -> list[tuple[Any, RowView]]:
@@ -123,7 +127,7 @@ async def run_query(
     ]
     enough = None if count or not natural or query.limit is None else query.offset + query.limit
     matched: list[tuple[Any, RowView]] = []
-    async for row in _scan(store, narrowed):
+    async for row in _scan(store, narrowed, PAGE if enough is None else enough):
         view = RowView(JOBS, row, None)
         if all(cond.matches(view.get) for cond in query.conditions):
             matched.append((row, view))

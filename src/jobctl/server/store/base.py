@@ -197,11 +197,11 @@ SWEEP_BATCH = 500  # rows a retention or expiry statement touches at most
 @dataclass(frozen=True)
 class StatsWindow:
     """What /api/stats reads: whole minutes of completed_at (rollup rows) for the last
-    hour and the week, microseconds for the rest."""
+    hour, whole hours for the week, microseconds for the rest."""
 
     user_id: str | None
     hour_minute: int  # the first minute of "the last hour" (completed_at // MINUTE_US)
-    week_minute: int  # the first minute of "the last 7 days"
+    week_minute: int  # "the last 7 days": from the start of the hour of this minute
     created_since: int
     stuck_started_before: int  # running since before this
     stuck_created_before: int  # or pending, never started, created before this
@@ -218,17 +218,25 @@ class StatsFigures:
     stuck_ids: list[str]  # running ones first
 
 
-def stats_queries(w: StatsWindow) -> dict[str, tuple[str, list[Any]]]:
+def stats_queries(w: StatsWindow, *, pin: bool = False) -> dict[str, tuple[str, list[Any]]]:
     """The statements behind StatsFigures, with `?` placeholders (PostgreSQL: `%s`).
     Each reads an index range or rollup rows, never the history of jobs: finished jobs
-    are counted in job_totals and job_finish_minutes/hours (migration 0006); pending and
-    running ones live, over the partial index jobs_active."""
+    are counted in job_totals and the rollups of migrations 0006 and 0008 (the last hour
+    in minutes and tens of minutes, the week in hours and days); pending and running ones
+    live, over the partial index jobs_active. `pin` (SQLite): the stuck-job counts name
+    their partial index (`INDEXED BY`); SQLite's planner takes the (status, created_at)
+    one instead, and reads the table row of every pending job to check started_at."""
     by_user = "" if w.user_id is None else " AND user_id = ?"
     # stuck jobs of one user: `user_id || ''` keeps the planner off the user's index
     # (jobs_user_created would read the user's whole history), on the partial index
-    by_user_late = "" if w.user_id is None else " AND user_id || '' = ?"
+    # (which holds the user: migration 0008); a pinned index needs no such trick.
+    by_user_late = "" if w.user_id is None else (by_user if pin else " AND user_id || '' = ?")
+    running_from = "jobs INDEXED BY jobs_running_started" if pin else "jobs"
+    pending_from = "jobs INDEXED BY jobs_unstarted" if pin else "jobs"
     u: list[Any] = [] if w.user_id is None else [w.user_id]
-    first_hour = -(-w.week_minute // 60)  # the week's first whole hour
+    first_ten = -(-w.hour_minute // 10)  # the last hour's first whole ten minutes
+    week_hour = w.week_minute // 60  # the week starts at the start of its first hour
+    first_day = -(-week_hour // 24)  # the week's first whole (UTC) day
     return {
         "totals": (
             "SELECT type, status, SUM(n) FROM job_totals WHERE n <> 0"
@@ -241,39 +249,45 @@ def stats_queries(w: StatsWindow) -> dict[str, tuple[str, list[Any]]]:
             u,
         ),
         "last_hour": (
-            "SELECT type, status, bucket, SUM(n), SUM(total_us) FROM job_finish_minutes"
-            f" WHERE minute >= ?{by_user} GROUP BY type, status, bucket",
-            [w.hour_minute, *u],
+            # the minutes up to the first whole ten, then tens (migration 0008)
+            "SELECT type, status, bucket, SUM(n), SUM(total_us) FROM ("
+            "SELECT type, status, bucket, n, total_us FROM job_finish_minutes"
+            f" WHERE minute >= ? AND minute < ?{by_user}"
+            " UNION ALL SELECT type, status, bucket, n, total_us FROM job_finish_tens"
+            f" WHERE ten >= ?{by_user}) h GROUP BY type, status, bucket",
+            [w.hour_minute, first_ten * 10, *u, first_ten, *u],
         ),
         "week": (
+            # whole hours: the hours up to the first whole day, then days (0008)
             "SELECT type, bucket, SUM(n), SUM(total_us) FROM ("
-            "SELECT type, bucket, n, total_us FROM job_finish_minutes WHERE minute >= ?"
-            f" AND minute < ? AND status = 'completed' AND bucket >= 0{by_user}"
-            " UNION ALL SELECT type, bucket, n, total_us FROM job_finish_hours"
-            f" WHERE hour >= ? AND status = 'completed' AND bucket >= 0{by_user}"
+            "SELECT type, bucket, n, total_us FROM job_finish_hours WHERE hour >= ?"
+            f" AND hour < ? AND status = 'completed' AND bucket >= 0{by_user}"
+            " UNION ALL SELECT type, bucket, n, total_us FROM job_finish_days"
+            f" WHERE day >= ? AND status = 'completed' AND bucket >= 0{by_user}"
             ") w GROUP BY type, bucket",
-            [w.week_minute, first_hour * 60, *u, first_hour, *u],
+            [week_hour, first_day * 24, *u, first_day, *u],
         ),
         "created": (
             f"SELECT COUNT(*) FROM jobs WHERE created_at >= ?{by_user}",
             [w.created_since, *u],
         ),
         "stuck_running": (
-            f"SELECT COUNT(*) FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}",
+            f"SELECT COUNT(*) FROM {running_from} WHERE status = 'running'"
+            f" AND started_at < ?{by_user_late}",
             [w.stuck_started_before, *u],
         ),
         "stuck_pending": (
-            "SELECT COUNT(*) FROM jobs WHERE status = 'pending' AND started_at IS NULL"
+            f"SELECT COUNT(*) FROM {pending_from} WHERE status = 'pending' AND started_at IS NULL"
             f" AND created_at < ?{by_user_late}",
             [w.stuck_created_before, *u],
         ),
         "stuck_running_ids": (
-            f"SELECT id FROM jobs WHERE status = 'running' AND started_at < ?{by_user_late}"
+            f"SELECT id FROM {running_from} WHERE status = 'running' AND started_at < ?{by_user_late}"
             " ORDER BY started_at LIMIT ?",
             [w.stuck_started_before, *u, w.stuck_ids],
         ),
         "stuck_pending_ids": (
-            "SELECT id FROM jobs WHERE status = 'pending' AND started_at IS NULL"
+            f"SELECT id FROM {pending_from} WHERE status = 'pending' AND started_at IS NULL"
             f" AND created_at < ?{by_user_late} ORDER BY created_at LIMIT ?",
             [w.stuck_created_before, *u, w.stuck_ids],
         ),
@@ -303,15 +317,22 @@ def stats_figures(results: dict[str, list[Sequence[Any]]], w: StatsWindow) -> St
 
 
 def expiry_queries(
-    started_before: int, created_before: int, limit: int
+    started_before: int, created_before: int, limit: int, types: Sequence[str] | None = None
 ) -> list[tuple[str, list[Any]]]:
     """Running jobs started before, then never-started pending jobs created before: each
-    a range of a partial index (jobs_running_started, jobs_unstarted; migration 0006)."""
+    a range of a partial index (jobs_running_started, jobs_unstarted; migrations 0006,
+    0008). `types`: of these types only (the ones a server runs: it would fetch the jobs
+    of every other type only to pass over them, up to `limit` full rows each time), a
+    filter that the partial indexes answer on their own (they hold the type)."""
+    of_types = "" if types is None else f" AND type IN ({', '.join('?' * len(types))})"
+    t: list[Any] = [] if types is None else list(types)
+    if types is not None and not types:
+        return []
     return [
-        (f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'running' AND started_at < ?"
-         " ORDER BY started_at LIMIT ?", [started_before, limit]),
+        (f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'running' AND started_at < ?{of_types}"
+         " ORDER BY started_at LIMIT ?", [started_before, *t, limit]),
         (f"SELECT {JOB_SELECT} FROM jobs WHERE status = 'pending' AND started_at IS NULL"
-         " AND created_at < ? ORDER BY created_at LIMIT ?", [created_before, limit]),
+         f" AND created_at < ?{of_types} ORDER BY created_at LIMIT ?", [created_before, *t, limit]),
     ]  # fmt: skip
 
 
@@ -464,10 +485,15 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int, limit: int = 10_000
+        self,
+        started_before: int,
+        created_before: int,
+        limit: int = 10_000,
+        types: Sequence[str] | None = None,
     ) -> list[JobRow]:
         """Running jobs started before (oldest first), then never-started pending jobs
-        created before (oldest first), up to `limit` of each: index ranges."""
+        created before (oldest first), up to `limit` of each (of `types` only, if given):
+        index ranges."""
 
     @abc.abstractmethod
     async def sweep(

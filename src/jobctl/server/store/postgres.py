@@ -1102,11 +1102,15 @@ class PostgresStore(Store):
         )
 
     async def active_jobs_older_than(
-        self, started_before: int, created_before: int, limit: int = 10_000
+        self,
+        started_before: int,
+        created_before: int,
+        limit: int = 10_000,
+        types: Sequence[str] | None = None,
     ) -> list[JobRow]:
         rows: list[JobRow] = []
         async with self._pool.connection() as conn:
-            for sql, args in expiry_queries(started_before, created_before, limit):
+            for sql, args in expiry_queries(started_before, created_before, limit, types):
                 cur = await conn.execute(_pg(sql), args)  # type: ignore[arg-type]
                 rows += _rows(await cur.fetchall())
         return rows
