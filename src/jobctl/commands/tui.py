@@ -100,8 +100,8 @@ def run_web(opts: TuiOptions, ctx: Context) -> int:
 def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
-    from jobctl.backends.feed import JobFeed, Subscription
-    from jobctl.backends.feedthread import FeedThread
+    from jobctl.backends.feed import FeedMode
+    from jobctl.backends.feedproc import FeedProcess, server_feed
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -136,13 +136,15 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
         # second start from inside the dashboard (its stderr note would tear the screen).
         # At most one resend: the feed and the workers retry on their own schedule.
         client = ctx.async_client(autostart=False, retries=1)
-        # The feed runs on its own thread (parsing a storm of Realtime frames would stall
-        # keys), with its own client: an httpx client belongs to the loop that opened it.
-        feed_client = ctx.async_client(autostart=False, retries=1)
-        live = JobFeed(
-            feed_client, Subscription(), realtime=realtime_config(ctx, endpoint, offered)
+        # The feed runs in a process of its own (parsing a storm of Realtime frames would
+        # take keys' and frames' time, even on a thread: the GIL), with its own client.
+        realtime = realtime_config(ctx, endpoint, offered)
+        feed = FeedProcess(
+            server_feed,
+            ctx.feed_client_options(retries=1),
+            realtime,
+            mode=FeedMode.CONNECTING if realtime else FeedMode.POLLING,
         )
-        feed = FeedThread(live, on_close=feed_client.aclose)
         app = make_app(client, feed, settings)
         try:
             await app.run_async()
@@ -159,8 +161,7 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
     from jobctl.backends.appbackend import AsyncAppApi
-    from jobctl.backends.feed import JobFeed, Subscription
-    from jobctl.backends.feedthread import FeedThread
+    from jobctl.backends.feedproc import FeedProcess, app_feed, app_realtime
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -182,11 +183,18 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
 
     async def main() -> int:
         client = AsyncAppApi(backend)
-        # The feed runs on its own thread and loop (FeedThread), with its own AsyncAppApi
-        # over the same backend: the session's lock lets either refresh the token once.
-        feed_client = AsyncAppApi(backend)
-        live = JobFeed(feed_client, Subscription(), realtime=realtime)
-        feed = FeedThread(live, on_close=feed_client.aclose)
+        # The feed runs in a process of its own with an AppBackend of its own; the token
+        # stays this process's (the client's keep_fresh refreshes it), sent on to the feed.
+        session = backend.session
+        feed = FeedProcess(
+            app_feed,
+            backend.profile,
+            session.current,
+            backend.anon_key,
+            ctx.settings.timeout,
+            app_realtime(realtime),
+            token=lambda: session.current,
+        )
         app = make_app(client, feed, settings)
         try:
             await app.run_async()
