@@ -105,9 +105,8 @@ async def test_realtime_changes_are_parsed_in_the_child_and_arrive_batched(
 async def test_jobs_added_from_the_callers_loop_are_followed(server: ServerProcess) -> None:
     [first] = submit(server, 1, steps=1, step_seconds=0)
     fast = PollSettings(interval=0.1)
-    async with FeedProcess(
-        server_feed, options_for(server), None, fast, [first], mode=FeedMode.POLLING
-    ) as feed:
+    async with FeedProcess(server_feed, options_for(server), None, fast, [first]) as feed:
+        assert feed.mode == FeedMode.POLLING  # the child's feed's first mode, without Realtime
         await collect(feed, lambda got: first in ended(got))
         [second] = await asyncio.to_thread(submit, server, 1, steps=2, step_seconds=0.2)
         feed.add_jobs([second])
@@ -119,7 +118,7 @@ async def test_jobs_added_from_the_callers_loop_are_followed(server: ServerProce
 async def test_the_child_ends_when_the_callers_end_of_the_pipe_closes(
     server: ServerProcess,
 ) -> None:
-    feed = FeedProcess(server_feed, options_for(server), None, mode=FeedMode.POLLING)
+    feed = FeedProcess(server_feed, options_for(server), None)
     await feed.start()
     proc = feed._proc
     assert proc is not None and proc.stdin is not None

@@ -50,7 +50,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobctl.backends.feed import FeedMode, JobFeed, PollSettings, RealtimeConfig, Subscription
+from jobctl.backends.backoff import Backoff
+from jobctl.backends.feed import (
+    RECONNECT,
+    FeedMode,
+    JobFeed,
+    PollSettings,
+    RealtimeConfig,
+    Subscription,
+)
 from jobctl.backends.feedthread import Batcher, FeedBatch, is_older
 
 if TYPE_CHECKING:
@@ -81,13 +89,15 @@ def server_feed(
     realtime: RealtimeConfig | None,
     poll: PollSettings | None = None,
     job_ids: Sequence[str] = (),
+    reconnect: Backoff = RECONNECT,
 ) -> ChildFeed:
     """The job server's feed (a recipe, called in the child): these jobs, or every job of
     mine, through an `AsyncJobClient` made from `options` (base_url, token, timeout...)."""
     from jobctl.backends.jobapi import AsyncJobClient
 
     client = AsyncJobClient(**options)
-    feed = JobFeed(client, Subscription(frozenset(job_ids)), realtime=realtime, poll=poll)
+    subscription = Subscription(frozenset(job_ids))
+    feed = JobFeed(client, subscription, realtime=realtime, poll=poll, reconnect=reconnect)
     return ChildFeed(feed, client.aclose)
 
 
@@ -158,8 +168,7 @@ class FeedProcess:
     ) -> None:
         """`recipe(*args)` is called in the child (both pickled: a module-level function
         and plain data). `token`: the parent's current token, sent to the child whenever
-        it changes. `mode`: the feed's mode until the child says (CONNECTING with
-        Realtime, POLLING without). `stderr`: where the child's stderr goes (default
+        it changes. `mode`: the mode until the child has started and said its feed's. `stderr`: where the child's stderr goes (default
         /dev/null: the dashboard draws on the terminal)."""
         self._recipe = (recipe, args)
         self._token = token
@@ -326,6 +335,7 @@ class FeedProcess:
                 elif kind == "counters":
                     self._counted(message[1])
                 elif kind == "started":
+                    self._mode = message[1]  # the child's feed's first mode
                     if not self._started.done():
                         self._started.set_result(None)
                 elif kind == "log":

@@ -370,7 +370,7 @@ class JobsTable(ScrollView, can_focus=True):
     def _after_reorder(self, selected: str | None) -> None:
         """Keep the cursor on its job, and that job's row on screen."""
         old_cursor, top = self.cursor, int(self.scroll_offset.y)
-        self.virtual_size = Size(0, len(self.order) + 1)
+        self._set_row_count()
         index = self.index_of(selected) if selected is not None else None
         rows = self.rows_on_screen
         if index is None:
@@ -456,6 +456,25 @@ class JobsTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         self.virtual_size = Size(0, len(self.order) + 1)
+
+    def _set_row_count(self) -> None:
+        """The scroll range follows the rows, without a layout of the whole screen.
+
+        `virtual_size` is a layout reactive: set, it lays out and repaints every widget
+        on the screen, in a burst of new jobs every frame (2,000 pending jobs arriving:
+        two thirds of the frames were full layouts, most of the app's CPU). What changes
+        is only this table's scroll range and its scrollbar: set without a watcher, then
+        Textual's own update of the scrollbars (shown or hidden, which lays out only
+        when it changes; their thumb; the scroll offset clamped)."""
+        size = Size(0, len(self.order) + 1)
+        if size == self.virtual_size:
+            return
+        scroll_update = getattr(self, "_scroll_update", None)
+        if scroll_update is None or not self.is_mounted:  # another Textual: the plain way
+            self.virtual_size = size
+            return
+        self.set_reactive(JobsTable.virtual_size, size)
+        scroll_update(size)
 
     # drawing ------------------------------------------------------------------
     def render_lines(self, crop: Region) -> list[Strip]:
