@@ -112,6 +112,28 @@ def thread_cpu() -> dict[str, float]:
 
 
 FEED_CHILDREN: list[int] = []  # the feed's child process, when it has one (by pid)
+FRAMES = [0, 0]  # screen updates so far: all, and those that laid out the whole screen
+
+
+def count_frames() -> None:
+    """Count the screen's updates (Textual's update timer), and the full layouts among
+    them: with the app's CPU, the cost of a frame."""
+    from textual.screen import Screen
+
+    update = Screen._on_timer_update
+
+    def counted(screen: Screen[Any]) -> None:
+        FRAMES[0] += 1
+        FRAMES[1] += bool(screen._layout_required)
+        update(screen)
+
+    Screen._on_timer_update = counted  # type: ignore[method-assign,assignment]
+
+
+def frames_line(before: list[int], spent: dict[str, float]) -> str:
+    frames, layouts = FRAMES[0] - before[0], FRAMES[1] - before[1]
+    per = spent.get("app", 0.0) / frames * 1000 if frames else float("nan")
+    return f"{frames} frames ({layouts} full layouts), app CPU {per:.1f} ms a frame"
 
 
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
@@ -567,7 +589,7 @@ async def run_bursts(args: argparse.Namespace) -> bool:
                 feed.send(restarted)
                 await pilot.pause(1.0)
             probes.lag_on = True
-            cpu_before = thread_cpu()
+            cpu_before, frames_before = thread_cpu(), list(FRAMES)
             profile.on()
             keys = asyncio.create_task(probes.press_keys(app, 2.0))
             per_tick = max(1, args.burst // 50)
@@ -601,7 +623,7 @@ async def run_bursts(args: argparse.Namespace) -> bool:
             rss.append(rss_mb())
             print(
                 f"burst {burst + 1}              {args.burst:,} endings; {missed} not shown ended;"
-                f" CPU {cpu_line(spent)}"
+                f" CPU {cpu_line(spent)}; {frames_line(frames_before, spent)}"
             )
         lagger.cancel()
     profile.report()
@@ -766,7 +788,7 @@ async def run_real(args: argparse.Namespace) -> bool:
                 lead = 3.0 + 2.0 * args.burst / rate
                 end_at = time.time() + lead
                 begin = time.perf_counter()
-                cpu_before = thread_cpu()
+                cpu_before, frames_before = thread_cpu(), list(FRAMES)
                 profile.on()
                 ids = await submit_timed_elsewhere(server.url, server.token, args.burst, end_at)
                 took = time.perf_counter() - begin
@@ -804,7 +826,8 @@ async def run_real(args: argparse.Namespace) -> bool:
                     f"{(shown.get('counts') or {}).get('completed', 0):,}; feed {app.mode.value}"
                     f" (mode changes so far: {app.mode_changes})\n"
                     f"                     CPU from the burst's submit to all shown: "
-                    f"{cpu_line(spent)}"
+                    f"{cpu_line(spent)}; {frames_line(frames_before, spent)}\n"
+                    f"                     objects the collector tracks {len(gc.get_objects()):,}"
                 )
             lagger.cancel()
             profile.report()
@@ -855,6 +878,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     random.seed(7)
+    count_frames()
     if args.switch_interval is not None:
         import jobctl.backends.feedthread as feedthread
 
