@@ -10,13 +10,15 @@ Three runs:
                notifications on, while keys are pressed; five times (--bursts), the same
                jobs started again between bursts, so memory must stay flat
   --real       the same burst against a real `jobctl server run` on loopback, through the
-               real client and the real feed (Realtime, realtime-py's parsing included) on
-               its thread, as `jobctl tui` runs it (N demo jobs timed to end together)
+               real client and the real feed (Realtime, realtime-py's parsing included) in
+               its own process, as `jobctl tui` runs it (N demo jobs timed to end together);
+               --feed thread: the feed on a thread of the app's process instead
 
 Prints, per run:
   first render     from starting the app to the first job row drawn
   key to frame     from a key press (j/k) to the frame drawing the cursor's new row
-  update to frame  from a snapshot leaving the feed to a frame drawing its row with it
+  update to frame  from a snapshot leaving the feed (--real, in its process: the first of
+                   the batch it travels in) to a frame drawing its row with it
                    (or a newer one); updates to rows off screen are applied, not drawn
   end to frame     (--real) from the server's completed_at to the frame showing it ended:
                    the commit, the WebSocket and realtime-py's parsing included
@@ -31,7 +33,8 @@ bar: first render < 1 s, update-to-frame p99 < 100 ms, RSS < 250 MB and not grow
 
   .venv/bin/python bench/tui.py [--jobs 10000] [--rate 1000] [--seconds 10]
   .venv/bin/python bench/tui.py --burst 2000 [--bursts 5]
-  .venv/bin/python bench/tui.py --real [--burst 2000] [--jobs 10000] [--bursts 5]
+  .venv/bin/python bench/tui.py --real [--burst 2000] [--jobs 10000] [--bursts 5] [--feed thread]
+  (any of them with --profile FILE: cProfile of the app's main thread, in CPU time)
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Sequence
@@ -57,7 +61,8 @@ from typing import Any, Unpack
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from jobctl.backends.feed import FeedEvent, FeedMode, JobChanged, JobFeed
-from jobctl.backends.feedthread import FeedThread
+from jobctl.backends.feedproc import FeedProcess, server_feed
+from jobctl.backends.feedthread import FeedBatch, FeedThread
 from jobctl.backends.jobapi import ListParams, LogPage
 from jobctl.models import Job, JobPage, JobStatus, Step
 from jobctl.tui.app import JobctlApp, make_app
@@ -75,6 +80,100 @@ def rss_mb() -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+CLOCK_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds (user + system) so far of this process's threads, by name: the app's
+    main thread, the feed's thread (when it has one), the others; and the feed's child
+    process (when it has one, jobctl-feed-proc). Figures that resist load: a loaded
+    machine delays the work, it does not make it cost more."""
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    main = threading.main_thread().native_id
+    cpu: dict[str, float] = defaultdict(float)
+    for task in Path("/proc/self/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        tid = int(task.name)
+        name = "app" if tid == main else names.get(tid, "other")
+        name = name if name in ("app", "jobctl-feed") else "other"
+        cpu[name] += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+    for child in FEED_CHILDREN:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        cpu["jobctl-feed-proc"] += (int(fields[11]) + int(fields[12])) / CLOCK_TICK
+    return dict(cpu)
+
+
+FEED_CHILDREN: list[int] = []  # the feed's child process, when it has one (by pid)
+FRAMES = [0, 0]  # screen updates so far: all, and those that laid out the whole screen
+
+
+def count_frames() -> None:
+    """Count the screen's updates (Textual's update timer), and the full layouts among
+    them: with the app's CPU, the cost of a frame."""
+    from textual.screen import Screen
+
+    update = Screen._on_timer_update
+
+    def counted(screen: Screen[Any]) -> None:
+        FRAMES[0] += 1
+        FRAMES[1] += bool(screen._layout_required)
+        update(screen)
+
+    Screen._on_timer_update = counted  # type: ignore[method-assign,assignment]
+
+
+def frames_line(before: list[int], spent: dict[str, float]) -> str:
+    frames, layouts = FRAMES[0] - before[0], FRAMES[1] - before[1]
+    per = spent.get("app", 0.0) / frames * 1000 if frames else float("nan")
+    return f"{frames} frames ({layouts} full layouts), app CPU {per:.1f} ms a frame"
+
+
+def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in after}
+
+
+def cpu_line(spent: dict[str, float]) -> str:
+    order = ["app", "jobctl-feed", "jobctl-feed-proc", "other"]
+    return ", ".join(f"{k} {spent[k]:.2f} s" for k in order if spent.get(k, 0.0) >= 0.005)
+
+
+class MainProfile:
+    """--profile: cProfile of the app's main thread over the bursts (the feed's thread or
+    process is not in it), the top functions printed at the end."""
+
+    def __init__(self, path: str | None) -> None:
+        import cProfile
+
+        self.path = path
+        # The thread's CPU time, not the wall clock: time spent waiting for the GIL (the
+        # feed's thread holding it) or for the machine (load) is not the app's work.
+        self.profile = cProfile.Profile(time.thread_time) if path else None
+
+    def on(self) -> None:
+        if self.profile is not None:
+            self.profile.enable()
+
+    def off(self) -> None:
+        if self.profile is not None:
+            self.profile.disable()
+
+    def report(self) -> None:
+        if self.profile is None or self.path is None:
+            return
+        import pstats
+
+        self.profile.dump_stats(self.path)
+        print(f"profile              the app's main thread over the bursts: {self.path}")
+        stats = pstats.Stats(self.profile, stream=sys.stdout)
+        stats.sort_stats("tottime").print_stats(25)
 
 
 def pct(values: Sequence[float], p: float) -> float:
@@ -446,6 +545,7 @@ async def run_bursts(args: argparse.Namespace) -> bool:
     JobsTable.rendered = staticmethod(probes.on_rendered)  # type: ignore[assignment]
     toasts = 0
     rss: list[float] = []
+    profile = MainProfile(args.profile)
     async with app.run_test(headless=True, size=SIZE, notifications=True) as pilot:
         original_notify = app.notify
 
@@ -480,6 +580,8 @@ async def run_bursts(args: argparse.Namespace) -> bool:
                 feed.send(restarted)
                 await pilot.pause(1.0)
             probes.lag_on = True
+            cpu_before, frames_before = thread_cpu(), list(FRAMES)
+            profile.on()
             keys = asyncio.create_task(probes.press_keys(app, 2.0))
             per_tick = max(1, args.burst // 50)
             for i in range(0, len(ids), per_tick):  # N endings over one second, in 20 ms ticks
@@ -503,15 +605,19 @@ async def run_bursts(args: argparse.Namespace) -> bool:
             await keys
             probes.lag_on = False
             await pilot.pause(4.0)  # the burst's last toast, and everything drawn
+            profile.off()
+            spent = cpu_delta(cpu_before, thread_cpu())
             shown = app.main_screen.table.jobs
             missed = sum(1 for j in ids if not shown[j].status.is_terminal)
             probes.forget_undrawn()
             gc.collect()
             rss.append(rss_mb())
             print(
-                f"burst {burst + 1}              {args.burst:,} endings; {missed} not shown ended"
+                f"burst {burst + 1}              {args.burst:,} endings; {missed} not shown ended;"
+                f" CPU {cpu_line(spent)}; {frames_line(frames_before, spent)}"
             )
         lagger.cancel()
+    profile.report()
     return burst_report(probes, rss, toasts, args.bursts, args.burst)
 
 
@@ -618,21 +724,30 @@ async def run_real(args: argparse.Namespace) -> bool:
         took = time.perf_counter() - begin
         rate = args.jobs / took
         print(f"history              {args.jobs:,} finished jobs in {took:.1f} s ({rate:.0f}/s)")
-        # As `jobctl tui` runs it: the feed on its own thread, with a client of its own.
         client = AsyncJobClient(server.url, server.token, timeout=10, retries=1)
-        feed_client = AsyncJobClient(server.url, server.token, timeout=10, retries=1)
         probes = Probes(real=True)
-        live = JobFeed(
-            feed_client,
-            Subscription(),
-            realtime=RealtimeConfig(f"{server.url}/realtime/v1", server.token),
-        )
-        feed = FeedThread(StampedFeed(live, probes), on_close=feed_client.aclose)
+        realtime = RealtimeConfig(f"{server.url}/realtime/v1", server.token)
+        feed: FeedProcess | FeedThread
+        if args.feed == "process":  # as `jobctl tui` runs it: the feed in its own process
+            options = {"base_url": server.url, "token": server.token, "timeout": 10, "retries": 1}
+            feed = FeedProcess(server_feed, options, realtime)
+
+            def stamp(batch: FeedBatch, first_at: float) -> None:
+                for job in batch.latest.values():
+                    if job.updated_at is not None:
+                        probes.sent[job.id].append((job.updated_at.timestamp(), first_at))
+
+            feed.received = stamp
+        else:  # the feed on a thread of this process, with a client of its own
+            feed_client = AsyncJobClient(server.url, server.token, timeout=10, retries=1)
+            live = JobFeed(feed_client, Subscription(), realtime=realtime)
+            feed = FeedThread(StampedFeed(live, probes), on_close=feed_client.aclose)
         settings = TuiSettings(target="bench", stats_interval=5.0, tick_interval=1.0)
         app = make_app(client, feed, settings)
         JobsTable.rendered = staticmethod(probes.on_rendered)  # type: ignore[assignment]
         rss: list[float] = []
         toasts = 0
+        profile = MainProfile(args.profile)
 
         async with app.run_test(headless=True, size=SIZE, notifications=True) as pilot:
             original_notify = app.notify
@@ -654,6 +769,8 @@ async def run_real(args: argparse.Namespace) -> bool:
             per_job = (rss_mb() - rss_first) / max(1, args.jobs - first_page)
             while app.mode != FeedMode.REALTIME:
                 await pilot.pause(0.1)
+            if isinstance(feed, FeedProcess) and feed.pid is not None:
+                FEED_CHILDREN.append(feed.pid)
             lagger = asyncio.create_task(probes.lag_loop())
             headers = {"Authorization": f"Bearer {server.token}"}
             for burst in range(args.bursts):
@@ -662,6 +779,8 @@ async def run_real(args: argparse.Namespace) -> bool:
                 lead = 3.0 + 2.0 * args.burst / rate
                 end_at = time.time() + lead
                 begin = time.perf_counter()
+                cpu_before, frames_before = thread_cpu(), list(FRAMES)
+                profile.on()
                 ids = await submit_timed_elsewhere(server.url, server.token, args.burst, end_at)
                 took = time.perf_counter() - begin
                 await asyncio.sleep(max(0.0, end_at - time.time()))
@@ -676,6 +795,8 @@ async def run_real(args: argparse.Namespace) -> bool:
 
                 probes.lag_on = True
                 await probes.press_keys(app, 60.0, all_shown)
+                profile.off()
+                spent = cpu_delta(cpu_before, thread_cpu())
                 probes.lag_on = False
                 caught_up = time.time() - end_at
                 async with httpx.AsyncClient(
@@ -694,9 +815,13 @@ async def run_real(args: argparse.Namespace) -> bool:
                     f"completed: server "
                     f"{stats['counts']['completed']:,}, dashboard "
                     f"{(shown.get('counts') or {}).get('completed', 0):,}; feed {app.mode.value}"
-                    f" (mode changes so far: {app.mode_changes})"
+                    f" (mode changes so far: {app.mode_changes})\n"
+                    f"                     CPU from the burst's submit to all shown: "
+                    f"{cpu_line(spent)}; {frames_line(frames_before, spent)}\n"
+                    f"                     objects the collector tracks {len(gc.get_objects()):,}"
                 )
             lagger.cancel()
+            profile.report()
         await client.aclose()
     finally:
         server.stop()
@@ -718,10 +843,22 @@ def main() -> int:
     parser.add_argument("--bursts", type=int, default=5)
     parser.add_argument("--real", action="store_true", help="against a real server on loopback")
     parser.add_argument(
+        "--feed",
+        choices=["process", "thread"],
+        default="process",
+        help="--real: the feed in a process of its own (as `jobctl tui`) or on a thread",
+    )
+    parser.add_argument(
         "--feed-cost",
         type=float,
         default=0.0,
         help="--burst: ms of CPU the feed's thread spends per event (realtime-py: ~0.65)",
+    )
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        default=None,
+        help="cProfile the app's main thread over the bursts into FILE (prints the top)",
     )
     parser.add_argument("--no-pace", action="store_true", help="the feed's thread never rests")
     parser.add_argument(
@@ -732,6 +869,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     random.seed(7)
+    count_frames()
     if args.switch_interval is not None:
         import jobctl.backends.feedthread as feedthread
 

@@ -1,7 +1,8 @@
 """The dashboard over an app profile (the journal reference app beside the stand-in on a real
 PostgreSQL): the Context builds it as `jobctl --profile journal-app tui` does (AsyncAppApi
 through the JobApi port, the feed on the app's table with the mapping); a job submitted from
-the dashboard shows live, pending -> running -> completed, and toasts the app's result."""
+the dashboard shows live, pending -> running -> completed, and toasts the app's result. The
+feed runs in its own process, as in `jobctl tui`."""
 
 from __future__ import annotations
 
@@ -12,9 +13,9 @@ import pytest
 from textual.widgets import Input
 
 from jobctl.backends.appbackend import AsyncAppApi
-from jobctl.backends.feed import FeedMode, JobFeed, PollSettings, Subscription
-from jobctl.backends.feedthread import FeedThread
+from jobctl.backends.feed import FeedMode, PollSettings
 from jobctl.commands.context import Context
+from jobctl.commands.tui import app_feed_process
 from jobctl.models import JobStatus
 from jobctl.tui.app import make_app
 from jobctl.tui.screens.submit import SubmitScreen
@@ -35,11 +36,10 @@ async def test_the_dashboard_follows_an_apps_job_and_toasts_its_result(stack: An
     ctx.flags["profile"] = "journal-app"
     backend = ctx.app_backend()
     client = AsyncAppApi(backend)
-    # Slow polls: the live updates must come over Realtime.
-    feed_client = AsyncAppApi(backend)  # the feed's, on its own thread (as `jobctl tui`)
-    live = JobFeed(feed_client, Subscription(), realtime=ctx.realtime_config(None),
-                   poll=PollSettings(interval=30, realtime_check=60))  # fmt: skip
-    feed = FeedThread(live, on_close=feed_client.aclose)
+    # As `jobctl tui` runs it: the feed in its own process, with an AppBackend of its own
+    # and this process's token. Slow polls: the live updates must come over Realtime.
+    slow = PollSettings(interval=30, realtime_check=60)
+    feed = app_feed_process(ctx, backend, ctx.realtime_config(None), slow)
     app = make_app(client, feed, TuiSettings(target="journal-app", stats_interval=1.0))
     try:
         async with app.run_test(size=(100, 30), notifications=True) as pilot:
@@ -69,7 +69,7 @@ async def test_the_dashboard_follows_an_apps_job_and_toasts_its_result(stack: An
                 order.index(st) for st in statuses
             ), statuses
             assert JobStatus.RUNNING in statuses, "the app's `processing`, drawn as running"
-            assert feed.mode == FeedMode.REALTIME and live.realtime_events >= 2
+            assert feed.mode == FeedMode.REALTIME and feed.realtime_events >= 2
             assert app.main_screen.table.jobs[job_id].output["events_created"] == 5
     finally:
         await client.aclose()

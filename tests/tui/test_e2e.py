@@ -11,8 +11,8 @@ import pytest
 from textual.widgets import Input
 
 from jobctl.backends.backoff import Backoff
-from jobctl.backends.feed import JobFeed, PollSettings, RealtimeConfig, Subscription
-from jobctl.backends.feedthread import FeedThread
+from jobctl.backends.feed import PollSettings, RealtimeConfig
+from jobctl.backends.feedproc import FeedProcess, server_feed
 from jobctl.backends.jobapi import AsyncJobClient
 from jobctl.models import JobStatus
 from jobctl.tui.app import JobctlApp, make_app
@@ -35,16 +35,16 @@ async def dashboard(
     server: ServerProcess, realtime: bool = False
 ) -> AsyncIterator[tuple[JobctlApp, Any]]:
     client = AsyncJobClient(server.url, server.token, timeout=5, retries=1, backoff=0.05)
-    # As `jobctl tui` runs it: the feed on its own thread, with its own client.
-    feed_client = AsyncJobClient(server.url, server.token, timeout=5, retries=1, backoff=0.05)
-    live = JobFeed(
-        feed_client,
-        Subscription(),
-        realtime=RealtimeConfig(f"{server.url}/realtime/v1", server.token) if realtime else None,
-        poll=PollSettings(interval=0.2, max_interval=0.5),
-        reconnect=Backoff(0.2, factor=2.5, cap=0.5),
+    # As `jobctl tui` runs it: the feed in its own process, with its own client.
+    options = {"base_url": server.url, "token": server.token, "timeout": 5, "retries": 1}
+    feed = FeedProcess(
+        server_feed,
+        {**options, "backoff": 0.05},
+        RealtimeConfig(f"{server.url}/realtime/v1", server.token) if realtime else None,
+        PollSettings(interval=0.2, max_interval=0.5),
+        (),
+        Backoff(0.2, factor=2.5, cap=0.5),
     )
-    feed = FeedThread(live, on_close=feed_client.aclose)
     settings = TuiSettings(
         target=f"test · {server.url}", stats_interval=1.0, log_interval=0.2, history_interval=0.5
     )

@@ -177,6 +177,13 @@ class Context:
             "on_unreachable": self.autostart if autostart and self.settings.autostart else None,
         }
 
+    def feed_client_options(self, retries: int | None = None) -> dict[str, Any]:
+        """The job API client's options as plain data, for the live feed's process to build
+        its own `AsyncJobClient` (no autostart there: the caller has connected)."""
+        options = self._client_options(False, retries)
+        options.pop("on_unreachable", None)
+        return options
+
     # App profiles -------------------------------------------------------------------
     @cached_property
     def app(self) -> AppProfile | None:

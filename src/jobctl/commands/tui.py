@@ -17,7 +17,9 @@ from jobctl.commands.context import Context
 from jobctl.errors import ExitCode, UnreachableError, UsageError
 
 if TYPE_CHECKING:
-    from jobctl.backends.feed import RealtimeConfig
+    from jobctl.backends.appbackend import AppBackend
+    from jobctl.backends.feed import PollSettings, RealtimeConfig
+    from jobctl.backends.feedproc import FeedProcess
     from jobctl.backends.jobapi import Endpoint
 
 
@@ -100,8 +102,7 @@ def run_web(opts: TuiOptions, ctx: Context) -> int:
 def run_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
-    from jobctl.backends.feed import JobFeed, Subscription
-    from jobctl.backends.feedthread import FeedThread
+    from jobctl.backends.feedproc import FeedProcess, server_feed
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -136,13 +137,10 @@ def run_tui(opts: TuiOptions, ctx: Context) -> int:
         # second start from inside the dashboard (its stderr note would tear the screen).
         # At most one resend: the feed and the workers retry on their own schedule.
         client = ctx.async_client(autostart=False, retries=1)
-        # The feed runs on its own thread (parsing a storm of Realtime frames would stall
-        # keys), with its own client: an httpx client belongs to the loop that opened it.
-        feed_client = ctx.async_client(autostart=False, retries=1)
-        live = JobFeed(
-            feed_client, Subscription(), realtime=realtime_config(ctx, endpoint, offered)
-        )
-        feed = FeedThread(live, on_close=feed_client.aclose)
+        # The feed runs in a process of its own (parsing a storm of Realtime frames would
+        # take keys' and frames' time, even on a thread: the GIL), with its own client.
+        realtime = realtime_config(ctx, endpoint, offered)
+        feed = FeedProcess(server_feed, ctx.feed_client_options(retries=1), realtime)
         app = make_app(client, feed, settings)
         try:
             await app.run_async()
@@ -159,8 +157,6 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
     import asyncio
 
     from jobctl.backends.appbackend import AsyncAppApi
-    from jobctl.backends.feed import JobFeed, Subscription
-    from jobctl.backends.feedthread import FeedThread
     from jobctl.commands._shared import quiet_libraries
     from jobctl.tui.app import make_app
     from jobctl.tui.settings import tui_settings_from_file
@@ -182,12 +178,7 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
 
     async def main() -> int:
         client = AsyncAppApi(backend)
-        # The feed runs on its own thread and loop (FeedThread), with its own AsyncAppApi
-        # over the same backend: the session's lock lets either refresh the token once.
-        feed_client = AsyncAppApi(backend)
-        live = JobFeed(feed_client, Subscription(), realtime=realtime)
-        feed = FeedThread(live, on_close=feed_client.aclose)
-        app = make_app(client, feed, settings)
+        app = make_app(client, app_feed_process(ctx, backend, realtime), settings)
         try:
             await app.run_async()
         finally:
@@ -195,6 +186,27 @@ def run_app_tui(opts: TuiOptions, ctx: Context) -> int:
         return app.return_code or ExitCode.OK
 
     return asyncio.run(main())
+
+
+def app_feed_process(
+    ctx: Context, backend: AppBackend, realtime: RealtimeConfig, poll: PollSettings | None = None
+) -> FeedProcess:
+    """An app profile's live feed, in a process of its own with an AppBackend of its own.
+    The token stays this process's (the dashboard client's keep_fresh refreshes it) and
+    is sent on to the feed's process whenever it changes."""
+    from jobctl.backends.feedproc import FeedProcess, app_feed, app_realtime
+
+    session = backend.session
+    return FeedProcess(
+        app_feed,
+        backend.profile,
+        session.current,
+        backend.anon_key,
+        ctx.settings.timeout,
+        app_realtime(realtime),
+        poll,
+        token=lambda: session.current,
+    )
 
 
 def tui(

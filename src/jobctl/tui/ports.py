@@ -1,7 +1,8 @@
 """What the dashboard needs from the job API and from the live feed: the one declaration.
 
-`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feedthread.FeedThread` (a
-`JobFeed` on a thread of its own) are the real ones (mypy checks them against these
+`jobctl.backends.jobapi.AsyncJobClient` and `jobctl.backends.feedproc.FeedProcess` (a
+`JobFeed` in a process of its own; `feedthread.FeedThread` runs one on a thread) are the
+real ones (mypy checks them against these
 protocols below); the tests pass the in-process fakes of tests/tui/fakes.py, which
 subclass the protocols so that mypy checks them too.
 """
@@ -80,11 +81,15 @@ class LiveFeed(Protocol):
 
 if TYPE_CHECKING:
     from jobctl.backends.appbackend import AsyncAppApi
+    from jobctl.backends.feedproc import FeedProcess
     from jobctl.backends.feedthread import FeedThread
     from jobctl.backends.jobapi import AsyncJobClient
 
-    def _the_real_ones_fit(client: AsyncJobClient, feed: FeedThread) -> tuple[JobApi, LiveFeed]:
+    def _the_real_ones_fit(client: AsyncJobClient, feed: FeedProcess) -> tuple[JobApi, LiveFeed]:
         return client, feed  # a mypy error here: the real client or feed left the protocol
+
+    def _the_thread_fits(feed: FeedThread) -> LiveFeed:
+        return feed  # the feed on a thread of the app's process (tests, the benchmark)
 
     def _the_app_fits(client: AsyncAppApi) -> JobApi:
         return client  # an app profile's backend serves the dashboard through the same port

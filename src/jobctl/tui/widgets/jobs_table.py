@@ -223,7 +223,13 @@ class JobsTable(ScrollView, can_focus=True):
         self.marked: set[str] = set()
         self.empty_text = "No jobs yet."
         self._announced: tuple[int, int, int] | None = None
-        self._styles: dict[str, Style] | None = None  # for one frame: see render_lines
+        # Styles from the CSS, worked out once (they cost more than the text): kept until
+        # the styles change (notify_style_update) or the focus does (the cursor's style).
+        self._styles: dict[str, Style] | None = None
+        self._styles_focus = False
+        # Each row's last line: drawn again as it was while nothing it shows has changed
+        # (rows arriving above shift every line of the table, not what is in them).
+        self._lines: dict[str, tuple[Job, tuple[Any, ...], Strip]] = {}
 
     # data in (called by the screen) -------------------------------------------
     def set_jobs(self, jobs: Iterable[Job], *, replace: bool = False) -> None:
@@ -459,18 +465,24 @@ class JobsTable(ScrollView, can_focus=True):
 
     # drawing ------------------------------------------------------------------
     def render_lines(self, crop: Region) -> list[Strip]:
-        # Styles come from the CSS, which does not change within a frame: worked out
-        # once per frame, not for each of the row's cells (they cost more than the text).
-        self._styles = None
+        if self._styles is not None and self._styles_focus != self.has_focus:
+            self._forget_styles()
+        if len(self._lines) > 4 * max(1, self.rows_on_screen):
+            self._lines.clear()  # rows long scrolled away, or jobs no longer shown
         return super().render_lines(crop)
 
     def notify_style_update(self) -> None:
-        self._styles = None
+        self._forget_styles()
         super().notify_style_update()
+
+    def _forget_styles(self) -> None:
+        self._styles = None
+        self._lines.clear()  # drawn with the old styles
 
     def _style(self, name: str) -> Style:
         styles = self._styles
         if styles is None:
+            self._styles_focus = self.has_focus
             base = self.rich_style
             cursor = self.get_component_rich_style("jobs-table--cursor", partial=not self.has_focus)
             partial = {
@@ -523,19 +535,32 @@ class JobsTable(ScrollView, can_focus=True):
 
     def _row(self, job: Job, index: int, layout: Layout, width: int) -> Strip:
         row = "cursor" if index == self.cursor else "base"
-        base = self._style(row)
         marked = job.id in self.marked
+        now = self.clock()
+        # What the line shows: the same snapshot, row kind, mark, columns and width, and
+        # the same texts of the clock's columns (ages move on).
+        clocked = tuple(
+            self._cell(job, column, cells, layout.bar, now)
+            for column, cells in layout.widths
+            if column in ("time", "age")
+        )
+        key = (row, marked, width, self.columns, clocked)
+        cached = self._lines.get(job.id)
+        if cached is not None and cached[0] is job and cached[1] == key:
+            return cached[2]
+        base = self._style(row)
         segments = [
             Segment("* " if marked else "  ", self._style(f"{row}:marked") if marked else base)
         ]
-        now = self.clock()
         for column, cells in layout.widths:
             style = self._style(f"{row}:{job.status.value}") if column == "status" else base
             segments.append(Segment(self._cell(job, column, cells, layout.bar, now), style))
         used = sum(s.cell_length for s in segments)
         if used < width:
             segments.append(Segment(" " * (width - used), base))
-        return Strip(segments, width).crop(0, width)
+        strip = Strip(segments, width).crop(0, width)
+        self._lines[job.id] = (job, key, strip)
+        return strip
 
     @staticmethod
     def _cell(job: Job, column: str, cells: int, bar: int, now: datetime) -> str:

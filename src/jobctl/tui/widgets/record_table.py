@@ -58,6 +58,11 @@ class RecordTable(DataTable[str], inherit_bindings=False):
             line = self.keys.index(selected)
         if self.keys:
             self.move_cursor(row=min(line, len(self.keys) - 1), animate=False)
+        # DataTable widens its columns to new cells when it is next idle, and it is idle
+        # only after a message of its own: rows filled in by the screen, with nothing
+        # posted to the table afterwards, kept the headers' widths ("tui-" for
+        # "tui-hourly") until a key or a resize came. Ask for that idle now.
+        self.check_idle()
 
     def update_row(self, key: str, cells: Sequence[str]) -> None:
         """Redraw one record in place (after an action's answer)."""
@@ -66,6 +71,7 @@ class RecordTable(DataTable[str], inherit_bindings=False):
         for name, value in zip(self.column_names, cells, strict=True):
             if self.get_cell(key, name) != value:
                 self.update_cell(key, name, value, update_width=True)
+        self.check_idle()  # the new widths, now (see show)
 
     def action_half_page(self, direction: int) -> None:
         step = max(1, self.scrollable_content_region.height // 2)
