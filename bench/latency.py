@@ -394,13 +394,14 @@ async def _wait_file(path: str, timeout: float = 120) -> bool:
 
 
 # -- driver -----------------------------------------------------------------------
-def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(work: Path, profile: str = "") -> tuple[subprocess.Popen[bytes], str, str]:
     env = dict(os.environ, JOBCTL_CONFIG_DIR=str(work / "c"), JOBCTL_DATA_DIR=str(work / "d"))
     env.setdefault("JOBCTL_REALTIME_MAX_SOCKETS_PER_USER", "5000")  # every socket is one user
     state = work / "server.json"
     log = open(work / "server.log", "wb")  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--state-file", str(state)],
+        [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+         "-m", "jobctl", "server", "run", "--port", "0", "--state-file", str(state)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -513,6 +514,9 @@ def main() -> int:
     ap.add_argument(
         "--procs", type=int, default=4, help="reader processes for --cases wire (sockets split)"
     )
+    ap.add_argument(
+        "--profile", default="", help="run the server under cProfile, its stats to this file"
+    )
     ap.add_argument("--rate", type=float, default=5.0, help="changes per second")
     ap.add_argument(
         "--full-clients",
@@ -530,7 +534,7 @@ def main() -> int:
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="jobctl-latency-"))
-    proc, url, token = start_server(work)
+    proc, url, token = start_server(work, args.profile)
     if args.cases == "wire":
         try:
             wire_report(args, url, token, work, proc.pid)
