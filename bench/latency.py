@@ -9,7 +9,11 @@ Realtime wire paths (postgres_changes and broadcast from the database, protocol 
 changes, as postgres_changes with `id=eq.<job>` (`pg-1.0.0`, `pg-2.0.0`: JSON objects / arrays)
 or as broadcast from the database on the private topic `job:<id>` (`bcast-1.0.0`: JSON,
 `bcast-2.0.0`: the binary user-broadcast frames realtime-js reads). Latency = arrival - the
-row's `updated_at`, over every socket; "probe" is the first socket alone.
+row's `updated_at`, over every socket; "probe" is the first socket alone. The sockets are
+split over `--procs` reader processes (4), each one epoll loop (bench/_wsread.py) that takes the
+arrival time before decoding anything, so the readers' own cost stays out of the figures (the
+table shows their CPU, and the server's CPU per change). `--profile FILE` runs the server
+under cProfile; bench/fanout.py times the hub's pass for one change alone, in CPU time.
 
 A `demo` job on a real `jobctl server run` reports progress `--rate` times a
 second (5 by default: brisk for a job's progress; `--rate 20` for a stress run). Subscribers are `JobFeed`s (the client path `watch` and the dashboard
