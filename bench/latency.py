@@ -9,7 +9,11 @@ Realtime wire paths (postgres_changes and broadcast from the database, protocol 
 changes, as postgres_changes with `id=eq.<job>` (`pg-1.0.0`, `pg-2.0.0`: JSON objects / arrays)
 or as broadcast from the database on the private topic `job:<id>` (`bcast-1.0.0`: JSON,
 `bcast-2.0.0`: the binary user-broadcast frames realtime-js reads). Latency = arrival - the
-row's `updated_at`, over every socket; "probe" is the first socket alone.
+row's `updated_at`, over every socket; "probe" is the first socket alone. The sockets are
+split over `--procs` reader processes (4), each one epoll loop (bench/_wsread.py) that takes the
+arrival time before decoding anything, so the readers' own cost stays out of the figures (the
+table shows their CPU, and the server's CPU per change). `--profile FILE` runs the server
+under cProfile; bench/fanout.py times the hub's pass for one change alone, in CPU time.
 
 A `demo` job on a real `jobctl server run` reports progress `--rate` times a
 second (5 by default: brisk for a job's progress; `--rate 20` for a stress run). Subscribers are `JobFeed`s (the client path `watch` and the dashboard
@@ -35,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -50,6 +55,13 @@ def pct(values: list[float], p: float) -> float:
     lo = int(k)
     hi = min(lo + 1, len(ordered) - 1)
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def _write_whole(path: str, text: str) -> None:
+    """Write then rename, so the driver never reads a file half written."""
+    tmp = Path(path + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 # -- subscriber process ---------------------------------------------------------------
@@ -89,7 +101,7 @@ async def subscriber_main(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + 60
     while ready < len(feeds) and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    Path(args.ready_file).write_text(str(ready))
+    _write_whole(args.ready_file, str(ready))
     start_at = float(Path(args.go_file).read_text()) if await _wait_file(args.go_file) else 0
     await asyncio.sleep(max(0.0, start_at + args.seconds + 3 - time.time()))
     for task in tasks:
@@ -97,7 +109,7 @@ async def subscriber_main(args: argparse.Namespace) -> None:
     for feed in feeds:
         await feed.close()
     await client.aclose()
-    Path(args.out).write_text(json.dumps(seen))
+    _write_whole(args.out, json.dumps(seen))
 
 
 async def raw_subscriber_main(args: argparse.Namespace) -> None:
@@ -144,12 +156,12 @@ async def raw_subscriber_main(args: argparse.Namespace) -> None:
     deadline = time.monotonic() + 60
     while joined < args.count and time.monotonic() < deadline:
         await asyncio.sleep(0.05)
-    Path(args.ready_file).write_text(str(joined))
+    _write_whole(args.ready_file, str(joined))
     start_at = float(Path(args.go_file).read_text()) if await _wait_file(args.go_file) else 0
     await asyncio.sleep(max(0.0, start_at + args.seconds + 3 - time.time()))
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    Path(args.out).write_text(json.dumps(seen))
+    _write_whole(args.out, json.dumps(seen))
 
 
 def _wire_join(kind: str, i: int, job: str, token: str) -> tuple[str, str]:
@@ -193,53 +205,84 @@ def _wire_stamp(kind: str, frame: str | bytes) -> tuple[bool, str | None]:
     return False, None
 
 
-async def wire_subscriber_main(args: argparse.Namespace) -> None:
-    """`count` bare sockets of one wire kind (pg-1.0.0, pg-2.0.0, bcast-1.0.0, bcast-2.0.0)."""
+def wire_subscriber_main(args: argparse.Namespace) -> None:
+    """`count` bare sockets of one wire kind (pg-1.0.0, pg-2.0.0, bcast-1.0.0, bcast-2.0.0), read
+    by `_wsread`'s epoll loop: the arrival time is taken before any decoding."""
     from datetime import datetime
 
-    import websockets
+    sys.path.insert(0, str(HERE))
+    import _wsread
 
     vsn = args.mode.split("-")[1]
     ws_url = args.url.replace("http://", "ws://") + "/realtime/v1/websocket"
-    query = f"?apikey={args.token}&vsn={vsn}"
-    seen: list[list[tuple[float, float]]] = [[] for _ in range(args.count)]
-    joined = 0
-    stop = asyncio.Event()
+    query = f"apikey={args.token}&vsn={vsn}"
+    heartbeat = (
+        json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {}, "ref": "hb"})
+        if vsn == "1.0.0"
+        else json.dumps([None, "hb", "phoenix", "heartbeat", {}])
+    )
+    readers = []
+    for i in range(args.count):
+        reader = _wsread.connect(ws_url, query)
+        reader.send_text(_wire_join(args.mode, args.first + i, args.job, args.token)[1])
+        readers.append(reader)
+    waiting = set(range(len(readers)))
+    checked = [0] * len(readers)
 
-    async def one(i: int) -> None:
-        nonlocal joined
-        async with websockets.connect(ws_url + query, max_size=2**20, compression=None) as ws:
-            await ws.send(_wire_join(args.mode, args.first + i, args.job, args.token)[1])
-            while not stop.is_set():
-                try:
-                    frame = await asyncio.wait_for(ws.recv(), timeout=0.5)
-                except TimeoutError:
-                    continue
-                now = time.time()
-                is_join, stamp = _wire_stamp(args.mode, frame)
-                if is_join:
-                    joined += 1
-                elif stamp is not None:
-                    seen[i].append((now, datetime.fromisoformat(stamp).timestamp()))
+    def check_joins() -> None:
+        for i in list(waiting):
+            frames = readers[i].frames
+            for _, binary, payload in frames[checked[i] :]:
+                if _wire_stamp(args.mode, payload if binary else payload.decode())[0]:
+                    waiting.discard(i)
+            checked[i] = len(frames)
 
-    tasks = [asyncio.create_task(one(i)) for i in range(args.count)]
     deadline = time.monotonic() + 90
-    while joined < args.count and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-    Path(args.ready_file).write_text(str(joined))
-    start_at = float(Path(args.go_file).read_text()) if await _wait_file(args.go_file) else 0
-    await asyncio.sleep(max(0.0, start_at + args.seconds + 3 - time.time()))
-    stop.set()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    Path(args.out).write_text(json.dumps(seen))
+    _wsread.serve(readers, lambda: not waiting or time.monotonic() > deadline, heartbeat,
+                  check_joins)  # fmt: skip
+    _write_whole(args.ready_file, str(len(readers) - len(waiting)))
+    go = Path(args.go_file)
+    wait_until = time.monotonic() + 120
+    end_at = [0.0]
+    last_look = [0.0]
 
+    def finished() -> bool:
+        if end_at[0]:
+            return time.time() > end_at[0]
+        now = time.monotonic()
+        if now - last_look[0] > 0.05:
+            last_look[0] = now
+            if go.exists() and (text := go.read_text()):
+                end_at[0] = float(text) + args.seconds + 3
+        return now > wait_until
 
-WIRE_PER_PROCESS = 100
+    _wsread.serve(readers, finished, heartbeat)
+    seen: list[list[tuple[float, float]]] = []
+    for reader in readers:
+        events = []
+        for arrival, binary, payload in reader.frames:
+            stamp = _wire_stamp(args.mode, payload if binary else payload.decode())[1]
+            if stamp is not None:
+                events.append((arrival, datetime.fromisoformat(stamp).timestamp()))
+        seen.append(events)
+        reader.sock.close()
+    _write_whole(args.out, json.dumps(seen))
 
 
 def cpu_seconds(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass
+class WireResult:
+    every: list[float]  # latencies over all sockets, ms
+    probe: list[float]  # the first socket's
+    joined: int
+    server_cpu: float  # share of one core over the measured window
+    readers_cpu: float  # the reader processes', together
+    procs: int
+    load: float  # 1-minute load average when the case ended
 
 
 def run_wire_case(
@@ -251,8 +294,8 @@ def run_wire_case(
     rate: float,
     work: Path,
     server_pid: int,
-) -> tuple[list[float], list[float], int, float]:
-    """(latencies over all sockets, the probe's, sockets that joined, server CPU share)."""
+    procs_wanted: int = 4,
+) -> WireResult:
     import httpx
 
     headers = {"Authorization": f"Bearer {token}"}
@@ -262,14 +305,14 @@ def run_wire_case(
     case = work / f"wire-{kind}-{subscribers}"
     case.mkdir()
     go = case / "go"
-    counts = [
-        min(WIRE_PER_PROCESS, subscribers - i) for i in range(0, subscribers, WIRE_PER_PROCESS)
-    ]
+    nprocs = max(1, min(procs_wanted, subscribers))
+    counts = [subscribers // nprocs + (1 if i < subscribers % nprocs else 0) for i in range(nprocs)]
+    firsts = [sum(counts[:i]) for i in range(nprocs)]
     procs = []
     for i, count in enumerate(counts):
         procs.append(subprocess.Popen([
             sys.executable, __file__, "--subscriber", "--url", url, "--token", token,
-            "--mode", kind, "--job", job, "--count", str(count), "--first", str(i * WIRE_PER_PROCESS),
+            "--mode", kind, "--job", job, "--count", str(count), "--first", str(firsts[i]),
             "--seconds", str(seconds), "--ready-file", str(case / f"ready-{i}"),
             "--go-file", str(go), "--out", str(case / f"out-{i}.json")]))  # fmt: skip
     deadline = time.monotonic() + 120
@@ -279,11 +322,15 @@ def run_wire_case(
         time.sleep(0.05)
     joined = sum(int((case / f"ready-{i}").read_text()) for i in range(len(counts)))
     start = time.time() + 1.0
-    go.write_text(str(start))
+    _write_whole(str(go), str(start))
     time.sleep(1.0)
-    cpu_before = cpu_seconds(server_pid)
+    pids = [server_pid] + [p.pid for p in procs]
+    cpu_before = [cpu_seconds(pid) for pid in pids]
     time.sleep(seconds)
-    cpu = (cpu_seconds(server_pid) - cpu_before) / seconds
+    used = [
+        (cpu_seconds(pid) - before) / seconds for pid, before in zip(pids, cpu_before, strict=True)
+    ]
+    cpu, readers_cpu = used[0], sum(used[1:])
     per_socket: list[list[tuple[float, float]]] = []
     for i, proc in enumerate(procs):
         proc.wait(timeout=seconds + 90)
@@ -295,7 +342,8 @@ def run_wire_case(
         return [(r - u) * 1000 for r, u in events if window[0] <= u <= window[1]]
 
     every = [x for events in per_socket for x in latencies(events)]
-    return every, latencies(per_socket[0]) if per_socket else [], joined, cpu
+    probe = latencies(per_socket[0]) if per_socket else []
+    return WireResult(every, probe, joined, cpu, readers_cpu, nprocs, os.getloadavg()[0])
 
 
 def wire_report(
@@ -303,30 +351,37 @@ def wire_report(
 ) -> None:
     sizes = [int(x) for x in args.subscribers.split(",")]
     kinds = args.wire_kinds.split(",")
-    results: dict[tuple[str, int], tuple[list[float], list[float], int, float]] = {}
+    results: dict[tuple[str, int], WireResult] = {}
     for n in sizes:
         for kind in kinds:
             results[(kind, n)] = run_wire_case(
-                url, token, kind, n, args.seconds, args.rate, work, server_pid
+                url, token, kind, n, args.seconds, args.rate, work, server_pid, args.procs
             )
     load = os.getloadavg()[0]
     print(f"\ncommitted change -> frame read, bare sockets on loopback, {args.rate:g} changes/s,"
           f" {args.seconds:g} s per case; load average at the end {load:.1f} on"
           f" {os.cpu_count()} cores")  # fmt: skip
     print(f"{'path':12} {'subscribers':>11} {'joined':>7} {'frames':>8} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'probe p50':>10} {'probe p99':>10} {'server CPU':>10}")  # fmt: skip
-    for (kind, n), (every, probe, joined, cpu) in results.items():
-        print(f"{kind:12} {n:11d} {joined:7d} {len(every):8d} {pct(every, 50):8.2f} {pct(every, 99):8.2f}"
-              f" {pct(probe, 50):10.2f} {pct(probe, 99):10.2f} {cpu:10.0%}")  # fmt: skip
+          f" {'probe p50':>10} {'probe p99':>10} {'server CPU':>10} {'ms/change':>9}"
+          f" {'readers CPU':>11} {'load':>5}")  # fmt: skip
+    for (kind, n), r in results.items():
+        every, probe = r.every, r.probe
+        per_change = r.server_cpu / args.rate * 1000
+        print(f"{kind:12} {n:11d} {r.joined:7d} {len(every):8d} {pct(every, 50):8.2f}"
+              f" {pct(every, 99):8.2f} {pct(probe, 50):10.2f} {pct(probe, 99):10.2f}"
+              f" {r.server_cpu:10.0%} {per_change:9.2f} {r.readers_cpu:8.0%}/{r.procs:<2d}"
+              f" {r.load:5.1f}")  # fmt: skip
+    print("ms/change: the server's CPU over the window / changes (its idle cost included);"
+          " readers CPU: all reader processes together / how many")  # fmt: skip
     biggest = max(sizes)
     bcast = results.get(("bcast-2.0.0", biggest))
     pg100 = results.get(("pg-2.0.0", 100)) or results.get(("pg-1.0.0", 100))
     if bcast is not None:
-        p99 = pct(bcast[0], 99)
+        p99 = pct(bcast.every, 99)
         print(f"\nbroadcast-from-database p99 at {biggest} subscribers (2.0.0): {p99:.2f} ms"
               f" (bar < 20 ms): {'PASS' if p99 < 20 else 'FAIL'}")  # fmt: skip
         if pg100 is not None:
-            ref = pct(pg100[0], 99)
+            ref = pct(pg100.every, 99)
             print(f"postgres_changes p99 at 100: {ref:.2f} ms; broadcast at {biggest} no worse:"
                   f" {'PASS' if p99 <= ref else 'FAIL'}")  # fmt: skip
     print("Supabase's published figures: broadcast p50 6 ms, p95 28 ms (k6, 32k users);"
@@ -343,13 +398,14 @@ async def _wait_file(path: str, timeout: float = 120) -> bool:
 
 
 # -- driver -----------------------------------------------------------------------
-def start_server(work: Path) -> tuple[subprocess.Popen[bytes], str, str]:
+def start_server(work: Path, profile: str = "") -> tuple[subprocess.Popen[bytes], str, str]:
     env = dict(os.environ, JOBCTL_CONFIG_DIR=str(work / "c"), JOBCTL_DATA_DIR=str(work / "d"))
     env.setdefault("JOBCTL_REALTIME_MAX_SOCKETS_PER_USER", "5000")  # every socket is one user
     state = work / "server.json"
     log = open(work / "server.log", "wb")  # noqa: SIM115 - the child keeps it
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobctl", "server", "run", "--port", "0", "--state-file", str(state)],
+        [sys.executable, *(["-m", "cProfile", "-o", profile] if profile else []),
+         "-m", "jobctl", "server", "run", "--port", "0", "--state-file", str(state)],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
@@ -459,6 +515,12 @@ def main() -> int:
         help="the wire paths for --cases wire",
     )
     ap.add_argument("--subscribers", default="1,100")
+    ap.add_argument(
+        "--procs", type=int, default=4, help="reader processes for --cases wire (sockets split)"
+    )
+    ap.add_argument(
+        "--profile", default="", help="run the server under cProfile, its stats to this file"
+    )
     ap.add_argument("--rate", type=float, default=5.0, help="changes per second")
     ap.add_argument(
         "--full-clients",
@@ -470,13 +532,13 @@ def main() -> int:
         if args.mode == "raw":
             asyncio.run(raw_subscriber_main(args))
         elif "-" in args.mode:
-            asyncio.run(wire_subscriber_main(args))
+            wire_subscriber_main(args)
         else:
             asyncio.run(subscriber_main(args))
         return 0
 
     work = Path(tempfile.mkdtemp(prefix="jobctl-latency-"))
-    proc, url, token = start_server(work)
+    proc, url, token = start_server(work, args.profile)
     if args.cases == "wire":
         try:
             wire_report(args, url, token, work, proc.pid)

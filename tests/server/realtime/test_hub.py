@@ -38,24 +38,35 @@ class Served:
     url: str
     bus: ChangeBus
     auth: Authenticator
+    direct: bool  # frames written by the hub's writers to the transport (no deflate)
 
     async def connect(self, token: str) -> websockets.ClientConnection:
         return await websockets.connect(
-            f"{self.url}/realtime/v1/websocket?apikey={token}&vsn=1.0.0", open_timeout=10
+            f"{self.url}/realtime/v1/websocket?apikey={token}&vsn=1.0.0",
+            open_timeout=10,
+            compression=None if self.direct else "deflate",
         )
 
 
-@pytest.fixture
-async def served() -> AsyncIterator[Served]:
+@pytest.fixture(params=["uvicorn", "direct"])
+async def served(request: pytest.FixtureRequest) -> AsyncIterator[Served]:
+    """`uvicorn`: frames through uvicorn's send (permessage-deflate, no transport in the scope);
+    `direct`: the app wrapped as the server wraps it, sockets without deflate, so frames are
+    framed here and written (batched per loop turn) to the transport."""
+    direct = request.param == "direct"
     bus = ChangeBus()
     auth = Authenticator("local-token", SECRET)
     app = FastAPI()
     # A 1,000-change burst in one loop pass is ~1 MB: more than the default outbox bound.
     settings = RealtimeSettings(max_queue_bytes=8 * 1024 * 1024)
     mount_realtime(app, FakeStore(bus), auth, settings)  # type: ignore[arg-type]
+    served_app: Any = app
+    if direct:
+        for wrap in app.state.outer_middleware:
+            served_app = wrap(served_app)
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(app, log_level="warning", ws="websockets-sansio", lifespan="off")
+    config = uvicorn.Config(served_app, log_level="warning", ws="websockets-sansio", lifespan="off")
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     for _ in range(500):
@@ -63,7 +74,7 @@ async def served() -> AsyncIterator[Served]:
             break
         await asyncio.sleep(0.01)
     port = sock.getsockname()[1]
-    yield Served(f"ws://127.0.0.1:{port}", bus, auth)
+    yield Served(f"ws://127.0.0.1:{port}", bus, auth, direct)
     server.should_exit = True
     with contextlib.suppress(asyncio.TimeoutError):
         await asyncio.wait_for(task, 10)
@@ -180,3 +191,57 @@ async def test_changes_go_to_the_sockets_that_may_read_them(served: Served) -> N
     finally:
         for ws in (alice, service, anon):
             await ws.close()
+
+
+async def test_a_new_access_token_moves_the_channel_to_its_users_rows(served: Served) -> None:
+    """The hub files a channel under the rows its token may read; a refreshed token refiles it."""
+    ws = await served.connect(served.auth.make_jwt("alice"))
+    try:
+        await join(ws, "realtime:mine", [{"event": "*", "schema": "public", "table": "jobs"}])
+        bus = served.bus
+
+        def change(user: str, progress: int) -> Change:
+            row = job(user_id=user, progress=progress)
+            return Change(bus.next_seq(), "jobs", "UPDATE", row, {"id": row.id}, T0, user)
+
+        bus.publish(change("bob", 1))
+        bus.publish(change("alice", 2))
+        [first] = await frames(ws, 1)
+        assert first["payload"]["data"]["record"]["progress"] == 2
+        token = {"access_token": served.auth.make_jwt("bob")}
+        await ws.send(json.dumps({"topic": "realtime:mine", "event": "access_token",
+                                  "payload": token, "ref": "2"}))  # fmt: skip
+        # No reply to access_token: a heartbeat's reply says the server has read it.
+        await ws.send(json.dumps({"topic": "phoenix", "event": "heartbeat", "payload": {},
+                                  "ref": "3"}))  # fmt: skip
+        [beat] = await frames(ws, 1)
+        assert beat["ref"] == "3"
+        bus.publish(change("alice", 3))
+        bus.publish(change("bob", 4))
+        [second] = await frames(ws, 1)
+        assert second["payload"]["data"]["record"]["progress"] == 4
+    finally:
+        await ws.close()
+
+
+async def test_channels_of_a_socket_hear_a_change_in_join_order(served: Served) -> None:
+    ws = await served.connect("local-token")
+    other = await served.connect("local-token")
+    try:
+        topics = ["realtime:z", "realtime:a", "realtime:m"]
+        filters = [f"id=eq.{JOB_ID.upper()}", "status=eq.running", ""]
+        for topic, text in zip(topics, filters, strict=True):
+            binding = {"event": "UPDATE", "schema": "public", "table": "jobs", "filter": text}
+            await join(ws, topic, [binding])
+        await join(other, "realtime:a", [{"event": "*", "schema": "public", "table": "jobs"}])
+        bus = served.bus
+        row = job(user_id="local")
+        bus.publish(Change(bus.next_seq(), "jobs", "UPDATE", row, {"id": row.id}, T0, "local"))
+        got = await frames(ws, 3)
+        assert [f["topic"] for f in got] == topics
+        [same_topic] = await frames(other, 1)  # one topic on two sockets: its own ids
+        assert same_topic["topic"] == "realtime:a"
+        assert same_topic["payload"]["ids"] != got[1]["payload"]["ids"]
+    finally:
+        await ws.close()
+        await other.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 from dataclasses import dataclass, field
@@ -23,10 +24,10 @@ from jobctl.server.realtime.bindings import Binding, BindingError, parse_binding
 from jobctl.server.realtime.hub import Hub, Outgoing, PreparedChange, TopicKey
 from jobctl.server.realtime.presence import random_key
 from jobctl.server.realtime.protocol import Codec, Frame, Inbound, MalformedMessage, UserBroadcast
-from jobctl.server.realtime.tables import can_read
 from jobctl.server.realtime.writer import SocketWriter
 
 log = logging.getLogger("jobctl.server.realtime")
+_JOINS = itertools.count()
 
 
 def flexible_bool(value: Any) -> bool:
@@ -56,6 +57,7 @@ class Channel:
     presence_ref: str | None = None  # the meta this channel tracks, if any
     topic_json: str = ""
     expiry: asyncio.TimerHandle | None = field(default=None, repr=False)
+    seq: int = field(default_factory=lambda: next(_JOINS))  # join order, across sockets
 
     @property
     def name(self) -> str:
@@ -86,7 +88,7 @@ class Connection:
         self.apikey = apikey
         self.codec = codec
         self.channels: dict[str, Channel] = {}
-        self.writer = SocketWriter(websocket, hub.settings)
+        self.writer = SocketWriter(websocket, hub.settings, hub.flusher)
         self.send = self.writer.send
         self._logged_crash = False
 
@@ -141,23 +143,16 @@ class Connection:
             log.debug("realtime: unexpected error %s (again on this socket)", what)
 
     # delivery (called by the hub, synchronously, in commit order) -----------
-    def deliver(self, change: PreparedChange) -> int:
-        sent = 0
-        for channel in self.channels.values():
-            if not channel.bindings or not can_read(channel.principal, change.change.user_id):
-                continue
-            ids = [
-                b.id for b in channel.bindings if b.matches(change.kind, change.table, change.view)
-            ]
-            if ids:
-                ids = list(dict.fromkeys(ids))
-                payload = protocol.change_payload(ids, change.data_json)
-                if not self.send(
-                    self.codec.fanout(channel.topic_json, "postgres_changes", payload)
-                ):
-                    return sent
-                sent += 1
-        return sent
+    def deliver(self, change: PreparedChange, channel: Channel) -> bool:
+        """One of this socket's channels that the hub's index found for a change; the index
+        has already decided it may read the row. True if a frame was queued."""
+        ids = [b.id for b in channel.bindings if b.matches(change.kind, change.table, change.view)]
+        if not ids:
+            return False
+        if len(ids) > 1:
+            ids = list(dict.fromkeys(ids))
+        frame, wire = change.frame(self.codec, channel.topic_json, ids)
+        return self.send(frame, wire)
 
     # inbound frames ---------------------------------------------------------
     def _reply(self, channel: Channel | None, topic: str, ref: str | None, response: Any) -> Frame:
@@ -365,7 +360,7 @@ class Connection:
                 self.shut_down(channel, message)
                 return
         channel.principal, channel.token = who, token
-        self.hub.reindex(channel)  # the rows it may read follow the new principal
+        self.hub.refile(channel)  # the rows it may read follow the token's user
         self._arm_expiry(channel)
 
     def shut_down(self, channel: Channel, message: str) -> None:

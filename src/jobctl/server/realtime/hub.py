@@ -1,11 +1,13 @@
-"""The hub: hears every committed change on the store's bus and hands it to each connection; keeps
-the topics (for broadcast and presence) and relays what is sent on them.
+"""The hub: hears every committed change on the store's bus and hands it to the channels that want
+it; keeps the topics (for broadcast and presence) and relays what is sent on them.
 
 It runs as a synchronous bus listener, in the publishing task, so changes are handed out
-exactly in commit order and never queue up in front of the hub. The work per change is small:
-the change's `data` is encoded once (lazily, only if some channel wants it), each frame once per
-protocol version, and every connection only appends finished frames to its own bounded outbox;
-the sending happens in each connection's writer task, so a slow subscriber holds up nobody else.
+exactly in commit order and never queue up in front of the hub. The work per change is small and
+grows with the channels that hear it, not with the sockets: `postgres_changes` channels are found
+in the ChangeIndex (index.py), broadcasts by topic; the change's `data` is encoded once (lazily,
+only if some channel wants it), each frame once per topic and protocol version, with its
+WebSocket framing; each socket's writer appends it to what the Flusher writes at the loop's turn
+(writer.py), or queues it in its bounded outbox, so a slow subscriber holds up nobody else.
 
 Broadcast from the database: every change to `jobs` also goes, as a broadcast, to the private
 topics `job:<id>` and `jobs:<user_id>` (two dict look-ups per change; nothing is built while
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from jobctl.server.auth import Authenticator
 from jobctl.server.changes import ChangeBus
 from jobctl.server.realtime import protocol
+from jobctl.server.realtime.index import ChangeIndex
 from jobctl.server.realtime.presence import TopicPresence
 from jobctl.server.realtime.rules import JobLookup, job_topic, user_topic
 from jobctl.server.realtime.tables import (
@@ -35,6 +38,7 @@ from jobctl.server.realtime.tables import (
     to_wire,
     view_of,
 )
+from jobctl.server.realtime.writer import Flusher, ws_frame
 from jobctl.server.records import Change
 
 if TYPE_CHECKING:
@@ -73,10 +77,14 @@ class RealtimeSettings:
         )
 
 
+def _join_order(channel: Channel) -> int:
+    return channel.seq
+
+
 class PreparedChange:
     """One change, with what every channel shares computed at most once."""
 
-    __slots__ = ("_data", "_record", "_view", "change", "kind", "table")
+    __slots__ = ("_data", "_frames", "_record", "_view", "change", "kind", "table")
 
     def __init__(self, change: Change, table: Table) -> None:
         self.change = change
@@ -85,6 +93,18 @@ class PreparedChange:
         self._view: RowView | None = None
         self._data: str | None = None
         self._record: dict[str, Any] | None = None
+        self._frames: dict[tuple[protocol.Codec, str, tuple[int, ...]], tuple[str, bytes]] = {}
+
+    def frame(self, codec: protocol.Codec, topic_json: str, ids: list[int]) -> tuple[str, bytes]:
+        """The `postgres_changes` frame for a channel, and its wire bytes: made once for every
+        channel of the same topic and bindings (browsers of one app join the same topic)."""
+        key = (codec, topic_json, tuple(ids))
+        made = self._frames.get(key)
+        if made is None:
+            text = codec.fanout(topic_json, "postgres_changes",
+                                protocol.change_payload(ids, self.data_json))  # fmt: skip
+            made = self._frames[key] = (text, ws_frame(text))
+        return made
 
     @property
     def view(self) -> RowView:
@@ -133,21 +153,24 @@ class Outgoing:
         self.event = event
         self.payload_json = payload_json
         self.user = user
-        self._frames: dict[protocol.Codec, protocol.Frame | None] = {}
+        # per protocol version: the frame and its wire bytes, or None (not sent to that version)
+        self._frames: dict[protocol.Codec, tuple[protocol.Frame, bytes] | None] = {}
 
-    def frame(self, channel: Channel) -> protocol.Frame | None:
+    def frame(self, channel: Channel) -> tuple[protocol.Frame, bytes] | None:
         codec = channel.connection.codec
         try:
             return self._frames[codec]
         except KeyError:
             pass
+        made: protocol.Frame | None
         if self.user is not None:
             made = codec.user_broadcast(channel.topic, channel.topic_json, self.user)
         else:
             assert self.payload_json is not None
             made = codec.fanout(channel.topic_json, self.event, self.payload_json)
-        self._frames[codec] = made
-        return made
+        encoded = None if made is None else (made, ws_frame(made))
+        self._frames[codec] = encoded
+        return encoded
 
 
 class Hub:
@@ -168,15 +191,8 @@ class Hub:
         self.topics: dict[TopicKey, set[Channel]] = {}
         self.presence: dict[TopicKey, TopicPresence] = {}
         self.delivered = 0  # frames queued since start (a counter for operators and tests)
-        # Who may read a change (tables.can_read): a service_role channel every row, a user's
-        # channel only that user's rows, anon none. So the channels with bindings are kept by
-        # the rows they may read, and a change goes to the connections that may read it, found
-        # by its owner, instead of a look at every socket (#15: 5,000 jobs in flight reporting
-        # once a second, 100 sockets watching their own jobs, spent most of the server's CPU
-        # asking each socket whether it wanted each change). Connection -> channels counted.
-        self._all_readers: dict[Connection, int] = {}
-        self._readers: dict[str, dict[Connection, int]] = {}
-        self._reads_as: dict[Channel, str | None] = {}  # the key each indexed channel is under
+        self.index = ChangeIndex()  # postgres_changes channels by table, reader and eq filter
+        self.flusher = Flusher()  # one write per socket per turn of the loop
         bus.add_listener(self.publish)
 
     # sockets and channels ---------------------------------------------------------
@@ -197,53 +213,22 @@ class Hub:
 
     def enter(self, channel: Channel) -> None:
         self.topics.setdefault(channel.key, set()).add(channel)
-        self._index_reader(channel)
+        self.index.add(channel)
+
+    def refile(self, channel: Channel) -> None:
+        """A channel's principal changed (a new access token): file it under its rows again."""
+        if channel in self.topics.get(channel.key, ()):
+            self.index.add(channel)
 
     def leave(self, channel: Channel) -> None:
-        """A channel stops: off its topic, and its presence (if any) leaves."""
-        self._unindex_reader(channel)
+        """A channel stops: off its topic and the index, and its presence (if any) leaves."""
+        self.index.remove(channel)
         members = self.topics.get(channel.key)
         if members is not None:
             members.discard(channel)
             if not members:
                 del self.topics[channel.key]
         self.untrack(channel)
-
-    def reindex(self, channel: Channel) -> None:
-        """The channel's principal changed (a refreshed access token): file it anew."""
-        self._unindex_reader(channel)
-        self._index_reader(channel)
-
-    def _index_reader(self, channel: Channel) -> None:
-        who = channel.principal
-        if not channel.bindings or not (who.is_service or who.user_id is not None):
-            return  # no postgres_changes, or anon (reads no row)
-        key = None if who.is_service else who.user_id
-        counts = self._all_readers if key is None else self._readers.setdefault(key, {})
-        counts[channel.connection] = counts.get(channel.connection, 0) + 1
-        self._reads_as[channel] = key
-
-    def _unindex_reader(self, channel: Channel) -> None:
-        if channel not in self._reads_as:
-            return
-        key = self._reads_as.pop(channel)
-        counts = self._all_readers if key is None else self._readers.get(key, {})
-        left = counts.get(channel.connection, 0) - 1
-        if left > 0:
-            counts[channel.connection] = left
-        else:
-            counts.pop(channel.connection, None)
-            if key is not None and not counts:
-                self._readers.pop(key, None)
-
-    def _readers_of(self, owner: str) -> tuple[Connection, ...]:
-        """The connections with a channel that may read a row of `owner` (each once)."""
-        theirs = self._readers.get(owner)
-        if not self._all_readers:
-            return tuple(theirs) if theirs else ()
-        if not theirs:
-            return tuple(self._all_readers)
-        return tuple({**self._all_readers, **theirs})
 
     # presence ---------------------------------------------------------------------------
     def presence_state(self, key: TopicKey) -> dict[str, Any]:
@@ -283,8 +268,8 @@ class Hub:
     def relay(self, key: TopicKey, message: Outgoing, members: Iterable[Channel]) -> int:
         sent = 0
         for channel in tuple(members):
-            frame = message.frame(channel)
-            if frame is not None and channel.connection.send(frame):
+            encoded = message.frame(channel)
+            if encoded is not None and channel.connection.send(*encoded):
                 sent += 1
         self.delivered += sent
         return sent
@@ -298,17 +283,31 @@ class Hub:
         if table is None:
             return
         prepared = PreparedChange(change, table)
-        for connection in self._readers_of(change.user_id):
-            try:
-                self.delivered += connection.deliver(prepared)
-            except Exception:
-                log.exception("realtime: delivering a change failed; closing that connection")
-                connection.abort(1011, "internal error")
+        try:
+            self._deliver_change(prepared)
+        except Exception:
+            log.exception("realtime: delivering a change failed")
         if change.table == "jobs" and self.topics:  # ours, not a published table
             try:
                 self._broadcast_change(prepared)
             except Exception:
                 log.exception("realtime: broadcasting a change failed")
+
+    def _deliver_change(self, prepared: PreparedChange) -> None:
+        """postgres_changes: only the channels the index finds, in join order (so each socket
+        hears its channels in the order it joined them)."""
+        candidates = self.index.candidates(
+            prepared.table.key, prepared.change.user_id, prepared.view
+        )
+        if len(candidates) > 1:
+            candidates.sort(key=_join_order)
+        for channel in candidates:
+            try:
+                if channel.connection.deliver(prepared, channel):
+                    self.delivered += 1
+            except Exception:
+                log.exception("realtime: delivering a change failed; closing that connection")
+                channel.connection.abort(1011, "internal error")
 
     def _broadcast_change(self, prepared: PreparedChange) -> None:
         keys = [(True, job_topic(prepared.change.job_id))]

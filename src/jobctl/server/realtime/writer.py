@@ -1,7 +1,9 @@
 """Writing to one WebSocket: a bounded outbox, a writer task, and a way to drop peers that stop reading.
 
-Frames go to uvicorn at once when nothing is queued before them and the transport takes them
-(see `SocketWriter.write_now`); otherwise they wait in the outbox, in order, for the writer task.
+Frames with nothing queued before them, while the transport is writable, are framed here and
+written at the loop's turn, every socket's in one transport write (`SocketWriter.send`,
+`Flusher`), or on a socket with permessage-deflate handed to uvicorn at once (`write_now`);
+otherwise they wait in the outbox, in order, for the writer task.
 A client that does not read fast enough is disconnected once its outbox is full (close code 1013)
 rather than slowing the hub: its queued frames are dropped at once, and if it does not take the
 close frame within `close_grace` the TCP connection is aborted, so a peer that never reads holds
@@ -93,8 +95,34 @@ class Outbox:
         self.ready.set()
 
 
+FLUSH_AT = 64 * 1024  # pending bytes that are written at once rather than at the loop's turn
+
+
+class Flusher:
+    """Writes every socket's pending frames once per turn of the event loop.
+
+    A burst (a commit of many changes, a batch of progress) puts several frames on a socket in
+    one pass; they go out in one transport write, one system call per socket rather than per
+    frame. One callback for all sockets: nothing is scheduled per socket or per frame."""
+
+    def __init__(self) -> None:
+        self._writers: list[SocketWriter] = []
+
+    def add(self, writer: SocketWriter) -> None:
+        if not self._writers:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self._writers.append(writer)
+
+    def flush(self) -> None:
+        writers, self._writers = self._writers, []
+        for writer in writers:
+            writer.flush()
+
+
 class SocketWriter:
-    def __init__(self, websocket: WebSocket, settings: RealtimeSettings) -> None:
+    def __init__(
+        self, websocket: WebSocket, settings: RealtimeSettings, flusher: Flusher | None = None
+    ) -> None:
         self.outbox = Outbox(settings.max_queue_frames, settings.max_queue_bytes)
         self.close_grace = settings.close_grace
         self.transport: Any = websocket.scope.get("jobctl.transport")  # has .abort() if set
@@ -105,10 +133,29 @@ class SocketWriter:
         sansio = type(owner).__name__ == "WebSocketsSansIOProtocol"
         usable = sansio and hasattr(owner, "writable") and hasattr(owner, "conn")
         self._protocol: Any = owner if usable and self.transport is not None else None
+        # Frames are framed here (and written to the transport directly) only on a socket with
+        # no extension: the handshake is over, so that is known now.
+        self._frames_here = self._protocol is not None and not self._protocol.conn.extensions
+        self._flusher = flusher or Flusher()
+        self._pending: list[bytes] = []  # whole frames for the transport, at the loop's turn
+        self._pending_size = 0
         self._writing = False  # the writer task has a frame in flight
         self._killer: asyncio.TimerHandle | None = None
 
-    def send(self, frame: Frame) -> bool:
+    def send(self, frame: Frame, wire: bytes | None = None) -> bool:
+        """Queue a frame for this socket, in order; `wire`: the frame as ws_frame() makes it,
+        when the caller shares it between sockets. False once the socket is closing."""
+        if self._frames_here and self._direct():
+            if wire is None:
+                wire = ws_frame(frame)
+            pending = self._pending
+            if not pending:
+                self._flusher.add(self)
+            pending.append(wire)
+            self._pending_size += len(wire)
+            if self._pending_size >= FLUSH_AT:
+                self.flush()  # may pause the transport: what follows then waits in the outbox
+            return True
         if self.write_now(frame):
             return True
         ok = self.outbox.put(frame)
@@ -116,25 +163,43 @@ class SocketWriter:
             self.abort_later()
         return ok
 
-    def write_now(self, frame: Frame) -> bool:
-        """Hand a frame to uvicorn at once, with no task switch, when nothing is queued or in
-        flight before it and its send would not wait: websockets-sansio's send() only awaits the
-        transport being writable, so with that set it runs to the end in one step. This is what
-        lets one change reach 1,000 sockets in a few milliseconds; otherwise the writer task
-        sends it, in order after what is queued."""
+    def _direct(self) -> bool:
+        """Nothing queued or in flight before this frame, and the transport takes it now."""
         protocol = self._protocol
-        if protocol is None or self._writing or self.outbox.frames:
+        return not (
+            self._writing
+            or self.outbox.frames
+            or self.outbox.close_code is not None
+            or protocol.close_sent
+            or protocol.disconnected
+            or not protocol.writable.is_set()
+            or self.transport.is_closing()
+            or protocol.conn.state is not _OPEN
+        )
+
+    def flush(self) -> None:
+        """Write the pending frames in one go (nothing if the socket went meanwhile)."""
+        pending = self._pending
+        if not pending:
+            return
+        data = pending[0] if len(pending) == 1 else b"".join(pending)
+        pending.clear()
+        self._pending_size = 0
+        protocol = self._protocol
+        if protocol.disconnected or protocol.close_sent or self.transport.is_closing():
+            return  # the peer is gone (the reader sees it) or a close went first
+        self.transport.write(data)
+
+    def write_now(self, frame: Frame) -> bool:
+        """On a socket with an extension (permessage-deflate): hand the frame to uvicorn at once,
+        with no task switch, when nothing is queued or in flight before it and its send would not
+        wait: websockets-sansio's send() only awaits the transport being writable, so with that
+        set it runs to the end in one step. Otherwise the writer task sends it, in order after
+        what is queued."""
+        protocol = self._protocol
+        if protocol is None or not self._direct():
             return False
-        if self.outbox.close_code is not None or protocol.close_sent or protocol.disconnected:
-            return False
-        if not protocol.writable.is_set() or self.transport.is_closing():
-            return False
-        connection = protocol.conn  # websockets' sans-I/O ServerProtocol
-        if not connection.extensions and connection.state is _OPEN:
-            # What its send_text/send_binary would write, framed here without the per-call
-            # machinery: the largest share of the cost of a fan-out to many sockets.
-            self.transport.write(ws_frame(frame))
-            return True
+        self.flush()
         step = self._send(_message(frame))
         try:
             step.send(None)
@@ -153,6 +218,7 @@ class SocketWriter:
 
     def abort(self, code: int, reason: str) -> None:
         """Close now, dropping what is queued."""
+        self._drop_pending()
         self.outbox.clear()
         self.close(code, reason)
 
@@ -167,7 +233,12 @@ class SocketWriter:
         log.info("realtime: a socket did not take its close frame; connection aborted")
         self.transport.abort()
 
+    def _drop_pending(self) -> None:
+        self._pending.clear()
+        self._pending_size = 0
+
     def stop(self) -> None:
+        self._drop_pending()
         self.outbox.clear()
         if self._killer is not None:
             self._killer.cancel()
@@ -183,6 +254,7 @@ class SocketWriter:
         while True:
             await box.ready.wait()
             box.ready.clear()
+            self.flush()  # what went before the queued frames goes first
             while box.frames:
                 frame = box.frames.popleft()
                 box.size -= len(frame)
@@ -192,6 +264,7 @@ class SocketWriter:
                 finally:
                     self._writing = False
             if box.close_code is not None:
+                self.flush()
                 if box.overflowed:
                     self.abort_later()
                 await self._send(
