@@ -46,7 +46,7 @@ from jobctl.server.joberrors import (
     UnknownType,
 )
 from jobctl.server.joberrors import JobMissing as _JobMissing
-from jobctl.server.records import STATUSES
+from jobctl.server.records import STATUSES, api_dumps, fresh_job_json
 from jobctl.server.service import JobService, Submission, Submitted
 from jobctl.server.store.base import ListQuery, decode_cursor
 
@@ -252,6 +252,8 @@ class GuardedRoute(APIRoute):
 async def check_query(request: Request) -> None:
     """Every query value (and name) is text a store can compare against: no NUL, no
     lone surrogate; and there are not too many of them."""
+    if not request.scope.get("query_string"):
+        return  # none (most requests): nothing to parse
     items = request.query_params.multi_items()
     if len(items) > MAX_QUERY_VALUES:
         raise ApiError(400, "invalid_query", f"at most {MAX_QUERY_VALUES} query parameters")
@@ -432,6 +434,20 @@ def _submission(item: Any) -> Submission:
 async def create_job(request: Request, who: Caller, service: Service) -> Any:
     """One job (an object), or a list of up to MAX_BATCH jobs (an array), each with its
     own idempotency key and its own result, created in one commit."""
+    # Declared here for the OpenAPI document; the server answers it with create_job_direct
+    # (app.JobApp.direct), which makes the same checks in the same order.
+    return await _create_jobs(request, who, service)
+
+
+async def create_job_direct(request: Request) -> Response:
+    """POST /api/jobs without FastAPI's dependency solving: the router's query check, the
+    caller, then the body, as the declared route's dependencies run."""
+    await check_query(request)
+    who = await principal(request, request.headers.get("authorization"))
+    return await _create_jobs(request, who, request.app.state.service)
+
+
+async def _create_jobs(request: Request, who: Principal, service: JobService) -> Response:
     payload = await _json_body(request)
     if not isinstance(payload, list):
         try:
@@ -439,7 +455,7 @@ async def create_job(request: Request, who: Caller, service: Service) -> Any:
         except ValidationError as exc:
             raise _body_error(exc, ()) from None
         result = await service.submit(sub, owner(who))
-        return JSONResponse(result.job.to_api(), status_code=201 if result.created else 200)
+        return _json_response(_job_json(result), 201 if result.created else 200)
     if not payload:
         raise ApiError(422, "invalid_request", "a list of jobs needs at least one")
     if len(payload) > MAX_BATCH:
@@ -454,21 +470,35 @@ async def create_job(request: Request, who: Caller, service: Service) -> Any:
             subs.append(InvalidInput(message, code=code))
     wanted = [s for s in subs if isinstance(s, Submission)]
     created = iter(await service.submit_many(wanted, user))
-    results: list[dict[str, Any]] = []
+    # The body is {"results": [...], "created", "existing", "refused"}, as JSONResponse
+    # would render it, with each job's JSON made by _job_json.
+    results: list[str] = []
     counts = {"created": 0, "existing": 0, "refused": 0}
     for asked in subs:
         outcome = next(created) if isinstance(asked, Submission) else asked
         if isinstance(outcome, Submitted):
             counts["created" if outcome.created else "existing"] += 1
-            results.append({"status": 201 if outcome.created else 200,
-                            "job": outcome.job.to_api()})  # fmt: skip
+            status = 201 if outcome.created else 200
+            results.append(f'{{"status":{status},"job":{_job_json(outcome)}}}')
         else:
             counts["refused"] += 1
             err = http_error(outcome)
-            results.append({"status": err.status,
-                            "error": {"code": err.code, "message": err.message}})  # fmt: skip
-    return JSONResponse({"results": results, **counts},
-                        status_code=207 if counts["refused"] else 200)  # fmt: skip
+            results.append(api_dumps({"status": err.status,
+                                      "error": {"code": err.code, "message": err.message}}))  # fmt: skip
+    body = f'{{"results":[{",".join(results)}],{api_dumps(counts)[1:]}'
+    return _json_response(body, 207 if counts["refused"] else 200)
+
+
+def _job_json(result: Submitted) -> str:
+    """A submitted job as JSON text: a new job's input is the canonical text the service
+    stored, put in as is (records.fresh_job_json); an earlier job's goes the usual way."""
+    if result.created:
+        return fresh_job_json(result.job)
+    return api_dumps(result.job.to_api())
+
+
+def _json_response(text: str, status: int) -> Response:
+    return Response(text.encode(), status_code=status, media_type="application/json")
 
 
 async def _json_body(request: Request) -> Any:

@@ -9,10 +9,9 @@ submission after creating its jobs, and replays an event by submitting it again 
 from __future__ import annotations
 
 import logging
-import uuid
 from typing import Any
 
-from jobctl.server.records import dumps, now_us
+from jobctl.server.records import dumps, new_id, now_us
 from jobctl.server.schedule_records import EventRow
 from jobctl.server.store.base import Store
 
@@ -31,12 +30,15 @@ def new_event(
     event_id: str | None = None,
     replay_of: str | None = None,
     received_at: int | None = None,
+    data_text: str | None = None,
 ) -> EventRow:
+    """`data_text`: the data as JSON text already (a submit's canonical input), else
+    `data` is encoded."""
     return EventRow(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         user_id=user_id,
         name=name,
-        data=dumps(data),
+        data=dumps(data) if data_text is None else data_text,
         event_id=event_id,
         source=source,
         replay_of=replay_of,

@@ -165,7 +165,9 @@ class EventRow:
     job_ids: list[str] = field(default_factory=list)
 
     def values(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in EVENT_COLUMNS)
+        """In EVENT_COLUMNS order."""
+        return (self.id, self.user_id, self.name, self.data, self.event_id, self.source,
+                self.replay_of, self.received_at)  # fmt: skip
 
     def to_api(self) -> dict[str, Any]:
         return {

@@ -750,11 +750,21 @@ class PostgresStore(Store):
             try:
                 async with self._pool.connection() as conn, conn.transaction():
                     results: list[tuple[JobRow, bool]] = []
-                    for new in news:
-                        done = await self._create_in(conn, new, now, idempotency_ttl_us)
-                        if done is None:
-                            raise _KeyRace
-                        results.append(done)
+                    at = 0
+                    while at < len(news):
+                        if news[at].idempotency_key is not None:
+                            done = await self._create_in(conn, news[at], now, idempotency_ttl_us)
+                            if done is None:
+                                raise _KeyRace
+                            results.append(done)
+                            at += 1
+                            continue
+                        end = at + 1  # a run of jobs without keys: one pipeline, not a
+                        while end < len(news) and news[end].idempotency_key is None:
+                            end += 1  # round trip per job
+                        results.extend((row, True) for row in await self._insert_many(
+                            conn, news[at:end], now))  # fmt: skip
+                        at = end
                     events = history(results) if history is not None else []
                     if events:
                         await self._insert_events(conn, events)
@@ -762,6 +772,21 @@ class PostgresStore(Store):
             except _KeyRace:
                 continue
         raise RuntimeError("idempotency key kept changing under us; try again")
+
+    async def _insert_many(
+        self, conn: AsyncConnection[Any], news: list[NewJob], now: int
+    ) -> list[JobRow]:
+        if len(news) == 1:
+            cur = await conn.execute(_INSERT_JOB, _insert_args(news[0], now))
+            return _rows(await cur.fetchall())
+        rows: list[JobRow] = []
+        async with conn.cursor() as cur:
+            await cur.executemany(
+                _INSERT_JOB, [_insert_args(new, now) for new in news], returning=True
+            )
+            async for _ in cur.results():
+                rows.extend(_rows(await cur.fetchall()))
+        return rows
 
     async def _create_in(
         self, conn: AsyncConnection[Any], new: NewJob, now: int, ttl_us: int

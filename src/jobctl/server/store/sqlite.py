@@ -382,7 +382,20 @@ class SQLiteStore(Store):
         history: HistoryFn | None = None,
     ) -> list[tuple[JobRow, bool]]:
         with self._write():
-            results = [self._create_one(new, now, idempotency_ttl_us) for new in news]
+            results: list[tuple[JobRow, bool]] = []
+            at = 0
+            while at < len(news):
+                if news[at].idempotency_key is not None:
+                    results.append(self._create_one(news[at], now, idempotency_ttl_us))
+                    at += 1
+                    continue
+                end = at + 1  # a run of jobs without keys: one executemany
+                while end < len(news) and news[end].idempotency_key is None:
+                    end += 1
+                run = news[at:end]
+                self.conn.executemany(_INSERT_JOB, [_insert_args(new, now) for new in run])
+                results.extend((_fresh_row(new, now), True) for new in run)
+                at = end
             events = history(results) if history is not None else []
             if events:
                 self._insert_events(events)
@@ -410,19 +423,8 @@ class SQLiteStore(Store):
                 " VALUES (?, ?, ?, ?)",
                 (new.user_id, new.idempotency_key, new.id, now + idempotency_ttl_us),
             )
-        c.execute(
-            "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
-            " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
-            " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)",
-            (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
-             new.idempotency_key, now, now, now),
-        )  # fmt: skip
-        row = JobRow(
-            new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
-            new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, None,
-            None, now, None, None,
-        )  # fmt: skip
-        return row, True
+        c.execute(_INSERT_JOB, _insert_args(new, now))
+        return _fresh_row(new, now), True
 
     async def create_job(
         self, new: NewJob, now: int, idempotency_ttl_us: int
@@ -1261,6 +1263,27 @@ def _active_counts(conn: sqlite3.Connection, user_id: str | None) -> list[tuple[
             if n:
                 out.append((after, status, int(n)))
     return out
+
+
+_INSERT_JOB = (
+    "INSERT INTO jobs (id, type, status, progress, input, attempt, max_attempts,"
+    " user_id, concurrency_key, idempotency_key, created_at, updated_at, run_at)"
+    " VALUES (?, ?, 'pending', 0, ?, 1, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def _insert_args(new: NewJob, now: int) -> tuple[Any, ...]:
+    return (new.id, new.type, new.input, new.max_attempts, new.user_id, new.concurrency_key,
+            new.idempotency_key, now, now, now)  # fmt: skip
+
+
+def _fresh_row(new: NewJob, now: int) -> JobRow:
+    """The row _INSERT_JOB writes, as the store would read it back."""
+    return JobRow(
+        new.id, new.type, PENDING, 0, None, new.input, None, None, 1, new.max_attempts,
+        new.user_id, new.concurrency_key, new.idempotency_key, now, now, None, None, None,
+        None, now, None, None,
+    )  # fmt: skip
 
 
 def _full(count: int, limit: int | None) -> bool:
