@@ -190,3 +190,15 @@ async def test_realtime_feed_falls_back_to_polling_and_comes_back(make_server: A
         )
         assert FeedMode.REALTIME in [m.mode for m in modes]
         assert jobs[-1].status == JobStatus.COMPLETED
+
+
+async def test_a_cancel_beside_an_arriving_event_is_not_swallowed() -> None:
+    """^C cancels the watch's task; when it lands just as an event arrives, the wait still
+    ends in CancelledError (Python 3.11's wait_for returned the event instead)."""
+    feed = JobFeed(object(), Subscription())  # type: ignore[arg-type]  # never started
+    waiter = asyncio.ensure_future(feed.next_any(5.0))
+    await asyncio.sleep(0)  # waiting in the queue now
+    feed._queue.put_nowait(ModeChanged(FeedMode.POLLING, FeedMode.REALTIME, ""))
+    waiter.cancel()  # before the waiting task resumes with the event
+    with pytest.raises(asyncio.CancelledError):
+        await waiter

@@ -179,8 +179,9 @@ async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str
         owners = await run("quick", 30, 0.02)
         # One claim per job, plus a second look when a claim is slower than a rank's step,
         # and the once-a-second look-ups; before ranking, every idle server claimed every
-        # job (3 per job).
-        assert claims[0] < 30 * 2, claims[0]
+        # job (3 per job, plus the look-ups). The second looks grow with the machine's load
+        # (63 on a loaded CI run, where the bound was 2 per job): the bound is the defect's.
+        assert claims[0] < 30 * 3, claims[0]
         assert owners.count(first) >= 27, owners  # gathered on the first server
 
         owners = await run("slow", 6, 0.0)  # more than one server's slots: spill over

@@ -217,8 +217,12 @@ class JobFeed:
         """`next_event`, log lines included, in the order they arrived."""
         if timeout is not None and timeout <= 0:
             return self._queue.get_nowait() if not self._queue.empty() else None
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for returns the result when it
+        # is cancelled just as the result arrives (gh-86296), so a ^C landing beside an
+        # event was swallowed and `watch` ran on to the job's end and exited 0.
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout)
+            async with asyncio.timeout(timeout):
+                return await self._queue.get()
         except TimeoutError:
             return None
 
