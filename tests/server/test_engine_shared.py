@@ -184,8 +184,10 @@ async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str
         assert claims[0] < 30 * 3, claims[0]
         assert owners.count(first) >= 27, owners  # gathered on the first server
 
-        owners = await run("slow", 6, 0.0)  # more than one server's slots: spill over
-        assert len(set(owners)) == 3, owners
+        # More than one server's slots: they spill over. To all three only while the third
+        # claims before the first two finish a 0.3 s job, which a loaded CI run missed.
+        owners = await run("slow", 6, 0.0)
+        assert len(set(owners)) >= 2, owners
     finally:
         for engine in engines:
             await engine.stop(grace=0.1)
