@@ -100,6 +100,8 @@ JOB_API: list[tuple[str, str, str, dict[str, Any], int, str | None]] = [
      {"params": {"since": "\u0663m"}}, 400, "invalid_since"),
     ("since in year 99999", "GET", "/api/jobs",
      {"params": {"since": "99999-01-01"}}, 400, "invalid_since"),
+    ("an empty since (the schema's pattern refuses it)", "GET", "/api/jobs",
+     {"params": {"since": ""}}, 400, "invalid_since"),
     ("a cursor with a time over 2^63", "GET", "/api/jobs",
      {"params": {"cursor": cursor_of(f"{2**64}:123e4567-e89b-12d3-a456-426614174000")}},
      400, "invalid_cursor"),

@@ -578,7 +578,7 @@ async def list_jobs(
         user_id=who.scope,
         statuses=parse_statuses(status or []),
         type=type,
-        since_us=parse_since(since) if since else None,
+        since_us=parse_since(since) if since is not None else None,
         limit=limit,
         cursor=check_cursor(cursor) if cursor is not None else None,
         id_prefix=prefix,

@@ -279,7 +279,7 @@ async def list_events(
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "invalid_cursor", "cursor is not one this server made") from None
     rows, next_cursor = await engine.store.list_events(
-        who.scope, name, parse_since(since) if since else None, limit, cursor
+        who.scope, name, parse_since(since) if since is not None else None, limit, cursor
     )
     return {"events": [r.to_api() for r in rows], "next_cursor": next_cursor}
 
