@@ -5,8 +5,11 @@
 Copies a jobctl SQLite database, marks up to 5,000 of its jobs running, and times (process
 CPU) the engine's finishing UPDATE and its commit, one job a transaction, four ways: the
 schema as it is, without the stats rollup triggers (migrations 0006/0008), without the
-jobs table's indexes, and without either. Written to attribute the run-throughput
-regression that `bench/engine.py` showed on a quiet machine (#15).
+jobs table's indexes, and without either; and the schema as it is with SQLite's default
+temp_store (files), as the writer had it before: a statement that fires a trigger keeps
+a statement journal, and with temp files on disk SQLite created, wrote and unlinked one
+in every finishing transaction. Written to attribute the run-throughput regression that
+`bench/engine.py` showed on a quiet machine (#15).
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ def drop(conn: sqlite3.Connection, kind: str) -> None:
         conn.execute(f"DROP {kind.upper()} {name}")
 
 
-def measure(source: Path, label: str, prepare: Callable[[sqlite3.Connection], None]) -> None:
+def measure(
+    source: Path, label: str, prepare: Callable[[sqlite3.Connection], None], temp: str = "MEMORY"
+) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "copy.db"
         shutil.copy(source, db)
         conn = sqlite3.connect(db, isolation_level=None)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA temp_store={temp}")  # MEMORY: as the server's writer has it
         prepare(conn)
         ids = [r[0] for r in conn.execute("SELECT id FROM jobs LIMIT 5000")]
         conn.execute(
@@ -64,6 +70,7 @@ def main() -> None:
         sys.exit("usage: python bench/finish_cost.py PATH/TO/jobctl.db")
     source = Path(sys.argv[1])
     measure(source, "schema as it is", lambda c: None)
+    measure(source, "as it is, temp files", lambda c: None, temp="DEFAULT")
     measure(source, "no rollup triggers", lambda c: drop(c, "trigger"))
     measure(source, "no jobs indexes", lambda c: drop(c, "index"))
     measure(source, "neither", lambda c: (drop(c, "trigger"), drop(c, "index")))
