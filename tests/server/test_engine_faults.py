@@ -80,6 +80,10 @@ class FlakyStore(SQLiteStore):
         self._check("finish_job")
         return await super().finish_job(*args)
 
+    async def finish_jobs_many(self, *args: Any) -> list[Any]:  # the engine's path
+        self._check("finish_job")
+        return await super().finish_jobs_many(*args)
+
     async def fail_jobs(self, *args: Any) -> list[JobRow]:
         self._check("fail_jobs")
         return await super().fail_jobs(*args)

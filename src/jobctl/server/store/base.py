@@ -157,6 +157,19 @@ class ProgressWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class FinishWrite:
+    """One job's end (Store.finish_job's arguments), written with others in one
+    transaction (fenced by `lease`)."""
+
+    job_id: str
+    lease: Lease
+    status: str
+    output: str | None
+    error: str | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
 class StepWrite:
     """One job's step row, written with others in one transaction (fenced by `lease`)."""
 
@@ -454,6 +467,17 @@ class Store(abc.ABC):
         """End a running job. Releases the lease even when the job is no longer running
         (then None). A None message keeps the job's last message (or, if it has none, the
         status word). LeaseLost when the lease is no longer this worker's."""
+
+    # Whether finish_jobs_many ends its jobs in one transaction (so that the engine
+    # gathers the jobs that end together into one call), or one by one.
+    finishes_together = False
+
+    @abc.abstractmethod
+    async def finish_jobs_many(
+        self, writes: list[FinishWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        """`finish_job` for each, in one transaction where the store can; in each one's
+        place its row, None or the LeaseLost it would have raised (nothing written for it)."""
 
     @abc.abstractmethod
     async def suspend_job(

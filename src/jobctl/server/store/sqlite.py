@@ -65,6 +65,7 @@ from jobctl.server.schedule_records import (
 from jobctl.server.store import listing
 from jobctl.server.store.base import (
     SWEEP_BATCH,
+    FinishWrite,
     HistoryFn,
     Lease,
     LeaseLost,
@@ -655,7 +656,25 @@ class SQLiteStore(Store):
         self._announce("UPDATE", [r for r in results if isinstance(r, JobRow)], now)
         return results
 
-    def finish_job_sync(
+    def _finish_one(self, w: FinishWrite, now: int) -> list[JobRow]:
+        """Inside a write transaction, the lease checked: end the job; release the
+        lease even when it is no longer running (cancelled or expired meanwhile)."""
+        rows = self._update_returning(
+            "UPDATE jobs SET status = ?, output = ?, error = ?, message = COALESCE(?, message, ?),"
+            " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
+            " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = ? AND status = 'running' AND lease_owner = ?",
+            (w.status, w.output, w.error, w.message, w.status, w.status, now, now, w.job_id,
+             w.lease.owner),
+        )  # fmt: skip
+        if not rows:
+            self.conn.execute(
+                "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
+                (w.job_id,),
+            )
+        return rows
+
+    async def finish_job(
         self,
         job_id: str,
         lease: Lease,
@@ -668,32 +687,27 @@ class SQLiteStore(Store):
         with self._write():
             # Released already (a finish repeated after a failed commit): nothing to do.
             self._check_lease(job_id, lease, released_ok=True)
-            rows = self._update_returning(
-                "UPDATE jobs SET status = ?, output = ?, error = ?, message = COALESCE(?, message, ?),"
-                " progress = CASE WHEN ? = 'completed' THEN 100 ELSE progress END,"
-                " completed_at = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL"
-                " WHERE id = ? AND status = 'running' AND lease_owner = ?",
-                (status, output, error, message, status, status, now, now, job_id, lease.owner),
-            )
-            if not rows:  # cancelled or expired meanwhile: let go of the lease all the same
-                self.conn.execute(
-                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?",
-                    (job_id,),
-                )
+            rows = self._finish_one(FinishWrite(job_id, lease, status, output, error, message), now)
         self._announce("UPDATE", rows, now)
         return rows[0] if rows else None
 
-    async def finish_job(
-        self,
-        job_id: str,
-        lease: Lease,
-        status: str,
-        output: str | None,
-        error: str | None,
-        message: str | None,
-        now: int,
-    ) -> JobRow | None:
-        return self.finish_job_sync(job_id, lease, status, output, error, message, now)
+    finishes_together = True  # one writer: no other transaction to deadlock with
+
+    async def finish_jobs_many(
+        self, writes: list[FinishWrite], now: int
+    ) -> list[JobRow | LeaseLost | None]:
+        results: list[JobRow | LeaseLost | None] = []
+        with self._write():
+            held = self._leases(w.job_id for w in writes)
+            for w in writes:
+                owner, token = held.get(w.job_id, (None, None))
+                if token != w.lease.token or owner not in (w.lease.owner, None):
+                    results.append(LeaseLost(w.job_id))
+                    continue
+                rows = self._finish_one(w, now)
+                results.append(rows[0] if rows else None)
+        self._announce("UPDATE", [r for r in results if isinstance(r, JobRow)], now)
+        return results
 
     async def suspend_job(
         self, job_id: str, lease: Lease, run_at: int, message: str, now: int
