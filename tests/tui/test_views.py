@@ -384,3 +384,22 @@ def test_the_id_filter_keeps_jobs_by_id_prefix() -> None:
     f = parse_filter(f"id:{job_id(2)[:8]},{job_id(3)[:8]}")
     assert f.active and f.describe() == f"id:{job_id(2)[:8]},{job_id(3)[:8]}"
     assert f.matches(make_job(2)) and f.matches(make_job(3)) and not f.matches(make_job(4))
+
+
+async def test_record_table_widens_its_columns_in_the_call_that_fills_it() -> None:
+    """The widths follow the cells at once, not at the table's next idle (which a
+    fresh-clone CI run once never saw within 10 s: 'tui-' for 'tui-hourly')."""
+    from textual.app import App, ComposeResult
+
+    from jobctl.tui.widgets.record_table import RecordTable
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RecordTable(("NAME", "NOTE"), id="t")
+
+    async with One().run_test(size=(100, 10)) as pilot:
+        table = pilot.app.query_one(RecordTable)
+        table.show([("a", ("tui-hourly", "x"))])
+        assert table.columns["NAME"].content_width == len("tui-hourly")  # type: ignore[index]
+        table.update_row("a", ("a-much-longer-name", "x"))
+        assert table.columns["NAME"].content_width == len("a-much-longer-name")  # type: ignore[index]

@@ -58,11 +58,7 @@ class RecordTable(DataTable[str], inherit_bindings=False):
             line = self.keys.index(selected)
         if self.keys:
             self.move_cursor(row=min(line, len(self.keys) - 1), animate=False)
-        # DataTable widens its columns to new cells when it is next idle, and it is idle
-        # only after a message of its own: rows filled in by the screen, with nothing
-        # posted to the table afterwards, kept the headers' widths ("tui-" for
-        # "tui-hourly") until a key or a resize came. Ask for that idle now.
-        self.check_idle()
+        self._widen_now()
 
     def update_row(self, key: str, cells: Sequence[str]) -> None:
         """Redraw one record in place (after an action's answer)."""
@@ -71,7 +67,23 @@ class RecordTable(DataTable[str], inherit_bindings=False):
         for name, value in zip(self.column_names, cells, strict=True):
             if self.get_cell(key, name) != value:
                 self.update_cell(key, name, value, update_width=True)
-        self.check_idle()  # the new widths, now (see show)
+        self._widen_now()
+
+    def _widen_now(self) -> None:
+        """Widen the columns to the cells just filled in, now. DataTable does it when it
+        is next idle, and rows filled in by the screen, with nothing posted to the table
+        afterwards, kept the headers' widths ("tui-" for "tui-hourly") until a key or a
+        resize came; asking for that idle (check_idle) still lost the race now and then
+        (a fresh-clone CI run). So the idle handler's two steps run here, at once."""
+        if self._updated_cells:
+            updated = self._updated_cells.copy()
+            self._updated_cells.clear()
+            self._update_column_widths(updated)
+        if self._require_update_dimensions:
+            self._require_update_dimensions = False
+            new_rows = self._new_rows.copy()
+            self._new_rows.clear()
+            self._update_dimensions(new_rows)
 
     def action_half_page(self, direction: int) -> None:
         step = max(1, self.scrollable_content_region.height // 2)
