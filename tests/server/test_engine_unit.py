@@ -12,7 +12,7 @@ import pytest
 
 from jobctl.server.engine import Engine, EngineSettings, format_seconds
 from jobctl.server.jobcontext import JobContext, hash_step_id
-from jobctl.server.records import LogRow, NewJob, StepRow, dumps, now_us
+from jobctl.server.records import Limits, LogRow, NewJob, StepRow, dumps, now_us
 from jobctl.server.registry import Registry
 from jobctl.server.store.sqlite import DatabaseLocked, SQLiteStore
 
@@ -238,3 +238,64 @@ async def test_idle_dispatcher_backs_off_its_poll_and_still_sees_every_writer(
     finally:
         other.close_sync()
         await engine.stop()
+
+
+async def test_jobs_that_end_together_are_finished_in_one_transaction(
+    store: SQLiteStore,
+) -> None:
+    """Eight jobs released by one event end in the same pass of the loop: their ends
+    are one finish_jobs_many call (one SQLite transaction), each with its own result and
+    its own lease checked: one job's lease taken over is that job's LeaseLost alone."""
+    registry = Registry()
+    gate = asyncio.Event()
+    started: list[str] = []
+
+    @registry.job("gated", retries=0)
+    async def gated(ctx: JobContext) -> str:
+        started.append(ctx.job_id)
+        await gate.wait()
+        return ctx.job_id
+
+    calls: list[int] = []
+    many = store.finish_jobs_many
+
+    async def counted(writes: Any, now: int) -> Any:
+        calls.append(len(writes))
+        return await many(writes, now)
+
+    store.finish_jobs_many = counted  # type: ignore[method-assign]
+    settings = EngineSettings(slots=8, poll_interval=0.01, limits=Limits(None, (), None))
+    engine = Engine(store, registry, settings)
+    jobs = [NewJob(str(uuid.uuid4()), "gated", dumps({}), "u", 1) for _ in range(8)]
+    for job in jobs:
+        await store.create_job(job, now_us(), DAY)
+    await engine.start()
+    try:
+        for _ in range(500):
+            if len(started) == 8:
+                break
+            await asyncio.sleep(0.01)
+        assert len(started) == 8
+        # Another worker's lease on one of them (as after a stall): its end is refused.
+        stolen = started[0]
+        store.conn.execute(
+            "UPDATE jobs SET lease_owner = 'other', lease_token = lease_token + 1 WHERE id = ?",
+            (stolen,),
+        )
+        gate.set()
+        for _ in range(500):
+            rows = [await store.get_job(j.id, None) for j in jobs]
+            if sum(r is not None and r.status == "completed" for r in rows) == 7:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await engine.stop(grace=0.1)
+    assert calls == [8]
+    for job in jobs:
+        row = await store.get_job(job.id, None)
+        assert row is not None
+        if job.id == stolen:
+            assert row.status == "running" and row.lease_owner == "other"
+        else:
+            assert row.status == "completed" and row.output == dumps(job.id)
+    assert engine.leases_lost == 1
