@@ -35,6 +35,7 @@ from jobctl.server.stats import bucket_of
 from jobctl.server.store import open_store
 from jobctl.server.store.base import (
     MINUTE_US,
+    FinishWrite,
     Lease,
     LeaseLost,
     ListQuery,
@@ -206,6 +207,28 @@ async def test_claim_respects_user_and_key_limits(store: Store) -> None:
     assert [r.id for r in await store.claim_jobs("w", 20, T0 + 3 * US, 30 * US, limits)] == [
         a[2].id
     ]
+
+
+async def test_finish_jobs_many_gives_each_its_own_result(store: Store) -> None:
+    """Each end in its place: the row, None for a job cancelled meanwhile (its lease let
+    go all the same), LeaseLost for a lease that is no longer ours (nothing written)."""
+    await store.create_jobs([new_job() for _ in range(3)], T0 - 10, 3600 * US)
+    ok, cancelled, lost = await store.claim_jobs("w1", 3, T0, 10 * US, NO_LIMITS)
+    await store.cancel_job(cancelled.id, None, T0 + 1)
+    stale = Lease(lost.lease_owner or "", lost.lease_token - 1)
+    writes = [
+        FinishWrite(ok.id, Lease.of(ok), COMPLETED, '{"n":1}', None, None),
+        FinishWrite(cancelled.id, Lease.of(cancelled), COMPLETED, "{}", None, None),
+        FinishWrite(lost.id, stale, COMPLETED, "{}", None, None),
+    ]
+    done, none, refused = await store.finish_jobs_many(writes, T0 + 2)
+    assert isinstance(done, JobRow) and done.status == COMPLETED and done.output == '{"n":1}'
+    assert none is None
+    assert isinstance(refused, LeaseLost)
+    row = await store.get_job(cancelled.id, None)
+    assert row is not None and row.status == CANCELLED and row.lease_owner is None
+    row = await store.get_job(lost.id, None)
+    assert row is not None and row.status == RUNNING and row.lease_owner == "w1"
 
 
 async def test_many_leases_renew_in_batches_and_lost_ones_are_told(store: Store) -> None:

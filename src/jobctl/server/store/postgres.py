@@ -1013,8 +1013,31 @@ class PostgresStore(Store):
         now: int,
     ) -> JobRow | None:
         async with self._relaxed.connection() as conn:
-            w = FinishWrite(job_id, lease, status, output, error, message)
-            return await self._finish_in(conn, w, now)
+            cur = await conn.execute(
+                _announcing(
+                    "U",
+                    "UPDATE jobs SET status = %(status)s, output = %(output)s,"
+                    " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
+                    " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
+                    " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
+                    " lease_expires_at = NULL WHERE id = %(id)s AND status = 'running'"
+                    " AND lease_owner = %(owner)s AND lease_token = %(token)s",
+                ),
+                {"status": status, "output": output, "error": error, "message": message,
+                 "now": now, "id": job_id, "owner": lease.owner, "token": lease.token},
+            )  # fmt: skip
+            rows = _rows(await cur.fetchall())
+            if not rows:
+                # Cancelled or expired meanwhile: let go of the lease all the same.
+                cur = await conn.execute(
+                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+                    " WHERE id = %s AND lease_owner = %s AND lease_token = %s RETURNING id",
+                    (job_id, lease.owner, lease.token),
+                )
+                if not await cur.fetchall():
+                    # Released already (a finish repeated after a lost answer), or lost.
+                    await self._check_lease(conn, job_id, lease, released_ok=True)
+        return rows[0] if rows else None
 
     async def finish_jobs_many(
         self, writes: list[FinishWrite], now: int
@@ -1033,36 +1056,6 @@ class PostgresStore(Store):
             except LeaseLost as exc:
                 done.append(exc)
         return done
-
-    async def _finish_in(
-        self, conn: AsyncConnection[Any], w: FinishWrite, now: int
-    ) -> JobRow | None:
-        """End the job on `conn`; release the lease even when it is no longer running."""
-        cur = await conn.execute(
-            _announcing(
-                "U",
-                "UPDATE jobs SET status = %(status)s, output = %(output)s,"
-                " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
-                " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
-                " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
-                " lease_expires_at = NULL WHERE id = %(id)s AND status = 'running'"
-                " AND lease_owner = %(owner)s AND lease_token = %(token)s",
-            ),
-            {"status": w.status, "output": w.output, "error": w.error, "message": w.message,
-             "now": now, "id": w.job_id, "owner": w.lease.owner, "token": w.lease.token},
-        )  # fmt: skip
-        rows = _rows(await cur.fetchall())
-        if not rows:
-            # Cancelled or expired meanwhile: let go of the lease all the same.
-            cur = await conn.execute(
-                "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
-                " WHERE id = %s AND lease_owner = %s AND lease_token = %s RETURNING id",
-                (w.job_id, w.lease.owner, w.lease.token),
-            )
-            if not await cur.fetchall():
-                # Released already (a finish repeated after a lost answer), or lost.
-                await self._check_lease(conn, w.job_id, w.lease, released_ok=True)
-        return rows[0] if rows else None
 
     async def suspend_job(
         self, job_id: str, lease: Lease, run_at: int, message: str, now: int
