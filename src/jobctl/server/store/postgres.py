@@ -122,6 +122,7 @@ MIGRATE_LOCK = 0x6A6F6263746C02
 # the stalled server, resumed, finds its connection gone and its leases taken.
 IDLE_IN_TRANSACTION_MS = 5000
 LINGER, LINGER_AFTER = 0.002, 0.004  # seconds (see _read_notifications)
+CLOSE_WAIT = 5.0  # seconds close() waits for the change listener to stop
 BIG_JOB_FIELDS = ("message", "input", "output", "error")
 N_JOB = len(JOB_COLUMNS)
 
@@ -456,6 +457,7 @@ class PostgresStore(Store):
         # until it is flushed, so durable notifying commits run one at a time.
         self._relaxed = _Pool(self._conninfo, 3, "SET synchronous_commit = off")
         self._listener: asyncio.Task[None] | None = None
+        self._listen_conn: AsyncConnection[Any] | None = None
         self._listening = asyncio.Event()
         self._closed = False
         self._sync_conn: psycopg.Connection[Any] | None = None
@@ -489,8 +491,17 @@ class PostgresStore(Store):
         self._closed = True
         if self._listener is not None:
             self._listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._listener
+            # Bounded: a cancelled listener may be stuck in psycopg's rollback on a connection
+            # PostgreSQL no longer answers (seen once in CI, 300 s). Its socket is then closed
+            # under it, which ends the task.
+            _, stuck = await asyncio.wait({self._listener}, timeout=CLOSE_WAIT)
+            if stuck:
+                log.warning(
+                    "the change listener did not stop in %s s; closing its socket", CLOSE_WAIT
+                )
+                if self._listen_conn is not None:
+                    self._listen_conn.pgconn.finish()
+                await asyncio.wait(stuck, timeout=CLOSE_WAIT)
             self._listener = None
         await self._pool.close()
         await self._relaxed.close()
@@ -529,6 +540,7 @@ class PostgresStore(Store):
         while not self._closed:
             try:
                 conn = await AsyncConnection.connect(self.url, autocommit=True)
+                self._listen_conn = conn
                 async with conn:
                     await self._listen_on(conn, again=delay > 0.1)
                     delay = 0.1
