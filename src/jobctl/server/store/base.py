@@ -468,15 +468,16 @@ class Store(abc.ABC):
         (then None). A None message keeps the job's last message (or, if it has none, the
         status word). LeaseLost when the lease is no longer this worker's."""
 
-    # Whether finish_jobs_many ends its jobs in one transaction (so that the engine
-    # gathers the jobs that end together into one call), or one by one.
+    # Whether finish_jobs_many ends its jobs cheaper together than one call each (one
+    # transaction on SQLite, one round trip on PostgreSQL), so that the engine gathers the
+    # jobs that end together into one call.
     finishes_together = False
 
     @abc.abstractmethod
     async def finish_jobs_many(
         self, writes: list[FinishWrite], now: int
     ) -> list[JobRow | LeaseLost | None]:
-        """`finish_job` for each, in one transaction where the store can; in each one's
+        """`finish_job` for each, together where the store can; in each one's
         place its row, None or the LeaseLost it would have raised (nothing written for it)."""
 
     @abc.abstractmethod

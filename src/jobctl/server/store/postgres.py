@@ -167,6 +167,23 @@ _INSERT_JOB = _announcing(
     " VALUES (%s, %s, 'pending', 0, %s, 1, %s, %s, %s, %s, %s, %s, %s)",
 )
 
+_FINISH = _announcing(
+    "U",
+    "UPDATE jobs SET status = %(status)s, output = %(output)s,"
+    " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
+    " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
+    " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
+    " lease_expires_at = NULL WHERE id = %(id)s AND status = 'running'"
+    " AND lease_owner = %(owner)s AND lease_token = %(token)s",
+)
+
+
+def _finish_args(job_id: str, lease: Lease, status: str, output: str | None, error: str | None,
+                 message: str | None, now: int) -> dict[str, Any]:  # fmt: skip
+    return {"status": status, "output": output, "error": error, "message": message,
+            "now": now, "id": job_id, "owner": lease.owner, "token": lease.token}  # fmt: skip
+
+
 _PROGRESS = _announcing(
     "U",
     "UPDATE jobs SET progress = COALESCE(%s, progress), message = %s,"
@@ -939,13 +956,20 @@ class PostgresStore(Store):
     async def renew_leases(self, owner: str, held: dict[str, int], until: int) -> set[str]:
         if not held:
             return set()
+        # The rows are locked in id order (COLLATE "C": byte order, as _by_job sorts the
+        # batched writes), not in the join's: a renewal of thousands of leases in the
+        # join's order deadlocked with the batched progress and step writes, which take
+        # theirs in id order (bench/inflight.py --db pg: 1-3 a run, each a write held
+        # for PostgreSQL's deadlock_timeout and retried, the 2 s maximum latency).
         async with self._relaxed.connection() as conn:
             cur = await conn.execute(
-                "UPDATE jobs j SET lease_expires_at = %s"
-                " FROM unnest(%s::text[], %s::bigint[]) AS l(id, token)"
-                " WHERE j.id = l.id AND j.lease_token = l.token AND j.lease_owner = %s"
-                " RETURNING j.id",
-                (until, list(held), list(held.values()), owner),
+                "WITH l AS (SELECT j.id FROM jobs j"
+                " JOIN unnest(%s::text[], %s::bigint[]) AS l(id, token)"
+                " ON j.id = l.id AND j.lease_token = l.token"
+                ' WHERE j.lease_owner = %s ORDER BY j.id COLLATE "C" FOR UPDATE OF j)'
+                " UPDATE jobs SET lease_expires_at = %s FROM l WHERE jobs.id = l.id"
+                " RETURNING jobs.id",
+                (list(held), list(held.values()), owner, until),
             )
             return {r[0] for r in await cur.fetchall()}
 
@@ -996,18 +1020,24 @@ class PostgresStore(Store):
     async def set_progress_many(
         self, writes: list[ProgressWrite], now: int
     ) -> list[JobRow | LeaseLost | None]:
+        # One transaction, sent in one round trip (pipeline mode): with 5,000 jobs in
+        # flight a round trip per write was what kept progress waiting (#15).
         done: dict[int, JobRow | LeaseLost | None] = {}
-        async with self._relaxed.connection() as conn, conn.transaction():
-            for i in _by_job(w.job_id for w in writes):
-                w = writes[i]
-                cur = await conn.execute(_PROGRESS, (w.progress, w.message, now, w.job_id,
-                                                     w.lease.owner, w.lease.token))  # fmt: skip
+        order = _by_job(w.job_id for w in writes)
+        async with self._relaxed.connection() as conn:
+            async with conn.pipeline():
+                await conn.execute("BEGIN")
+                cursors = [await conn.execute(_PROGRESS, (
+                    writes[i].progress, writes[i].message, now, writes[i].job_id,
+                    writes[i].lease.owner, writes[i].lease.token)) for i in order]  # fmt: skip
+                await conn.execute("COMMIT")
+            for i, cur in zip(order, cursors, strict=True):
                 rows = _rows(await cur.fetchall())
                 if rows:
                     done[i] = rows[0]
                     continue
                 try:
-                    await self._check_lease(conn, w.job_id, w.lease)
+                    await self._check_lease(conn, writes[i].job_id, writes[i].lease)
                 except LeaseLost as exc:
                     done[i] = exc
                     continue
@@ -1025,48 +1055,66 @@ class PostgresStore(Store):
         now: int,
     ) -> JobRow | None:
         async with self._relaxed.connection() as conn:
-            cur = await conn.execute(
-                _announcing(
-                    "U",
-                    "UPDATE jobs SET status = %(status)s, output = %(output)s,"
-                    " error = %(error)s, message = COALESCE(%(message)s, message, %(status)s),"
-                    " progress = CASE WHEN %(status)s = 'completed' THEN 100 ELSE progress END,"
-                    " completed_at = %(now)s, updated_at = %(now)s, lease_owner = NULL,"
-                    " lease_expires_at = NULL WHERE id = %(id)s AND status = 'running'"
-                    " AND lease_owner = %(owner)s AND lease_token = %(token)s",
-                ),
-                {"status": status, "output": output, "error": error, "message": message,
-                 "now": now, "id": job_id, "owner": lease.owner, "token": lease.token},
-            )  # fmt: skip
+            cur = await conn.execute(_FINISH, _finish_args(job_id, lease, status, output,
+                                                           error, message, now))  # fmt: skip
             rows = _rows(await cur.fetchall())
             if not rows:
-                # Cancelled or expired meanwhile: let go of the lease all the same.
-                cur = await conn.execute(
-                    "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
-                    " WHERE id = %s AND lease_owner = %s AND lease_token = %s RETURNING id",
-                    (job_id, lease.owner, lease.token),
-                )
-                if not await cur.fetchall():
-                    # Released already (a finish repeated after a lost answer), or lost.
-                    await self._check_lease(conn, job_id, lease, released_ok=True)
+                await self._finish_missed(conn, job_id, lease)
         return rows[0] if rows else None
+
+    async def _finish_missed(self, conn: AsyncConnection[Any], job_id: str, lease: Lease) -> None:
+        """The finishing UPDATE found no running row of ours: cancelled or expired meanwhile.
+        Let go of the lease all the same; LeaseLost if it was not ours."""
+        cur = await conn.execute(
+            "UPDATE jobs SET lease_owner = NULL, lease_expires_at = NULL"
+            " WHERE id = %s AND lease_owner = %s AND lease_token = %s RETURNING id",
+            (job_id, lease.owner, lease.token),
+        )
+        if not await cur.fetchall():
+            # Released already (a finish repeated after a lost answer), or lost.
+            await self._check_lease(conn, job_id, lease, released_ok=True)
+
+    finishes_together = True  # one round trip for the batch
 
     async def finish_jobs_many(
         self, writes: list[FinishWrite], now: int
     ) -> list[JobRow | LeaseLost | None]:
-        # One transaction each: a job's end upserts the stats rollup rows that every
-        # server's ends share (migration 0006), and several ends in one transaction
-        # would hold those rows while taking more, in no order two servers agree on
-        # (deadlocks, measured with three servers). The engine finishes one job a call
-        # here (finishes_together is False).
-        done: list[JobRow | LeaseLost | None] = []
-        for w in writes:
+        """Each job's end in a transaction of its own, all sent in one round trip (pipeline
+        mode, an explicit BEGIN ... COMMIT around each UPDATE).
+
+        Not one transaction for the batch: a job's end upserts the stats rollup rows that
+        every server's ends share (migration 0006), and several ends in one transaction
+        would hold those rows while taking more, in no order two servers agree on
+        (deadlocks, measured with three servers). Not one round trip each either: with
+        5,000 jobs ending together, three relaxed connections took 1.3 s to end them one
+        at a time (bench/inflight.py --db pg: the completed changes' p99 1,261 ms)."""
+        if len(writes) == 1:
+            w = writes[0]
             try:
-                done.append(await self.finish_job(
-                    w.job_id, w.lease, w.status, w.output, w.error, w.message, now
-                ))  # fmt: skip
+                return [await self.finish_job(w.job_id, w.lease, w.status, w.output, w.error,
+                                              w.message, now)]  # fmt: skip
             except LeaseLost as exc:
-                done.append(exc)
+                return [exc]
+        done: list[JobRow | LeaseLost | None] = []
+        async with self._relaxed.connection() as conn:
+            async with conn.pipeline():
+                cursors = []
+                for w in writes:
+                    await conn.execute("BEGIN")
+                    cursors.append(await conn.execute(_FINISH, _finish_args(
+                        w.job_id, w.lease, w.status, w.output, w.error, w.message, now)))  # fmt: skip
+                    await conn.execute("COMMIT")
+            for w, cur in zip(writes, cursors, strict=True):
+                rows = _rows(await cur.fetchall())
+                if rows:
+                    done.append(rows[0])
+                    continue
+                try:
+                    await self._finish_missed(conn, w.job_id, w.lease)
+                except LeaseLost as exc:
+                    done.append(exc)
+                    continue
+                done.append(None)
         return done
 
     async def suspend_job(
@@ -1214,13 +1262,17 @@ class PostgresStore(Store):
             return []
         # One commit for the batch (a commit waits for the WAL's flush: one per step was
         # two per step of every job in flight, #15).
+        # And in one round trip (pipeline mode), not one per step.
         done: dict[int, LeaseLost | None] = {}
-        async with self._pool.connection() as conn, conn.transaction():
-            for i in _by_job(w.step.job_id for w in writes):
-                w = writes[i]
-                args = {**_step_args(w.step), **_fence(w.step.job_id, w.lease)}
-                cur = await conn.execute(_SAVE_STEP_FENCED, args)
-                done[i] = None if cur.rowcount else LeaseLost(w.step.job_id)
+        order = _by_job(w.step.job_id for w in writes)
+        async with self._pool.connection() as conn, conn.pipeline():
+            await conn.execute("BEGIN")
+            cursors = [await conn.execute(_SAVE_STEP_FENCED, {
+                **_step_args(writes[i].step), **_fence(writes[i].step.job_id, writes[i].lease)
+            }) for i in order]  # fmt: skip
+            await conn.execute("COMMIT")
+        for i, cur in zip(order, cursors, strict=True):
+            done[i] = None if cur.rowcount else LeaseLost(writes[i].step.job_id)
         return [done[i] for i in range(len(writes))]
 
     # logs -----------------------------------------------------------------
