@@ -56,6 +56,7 @@ async def subscriber_main(args: argparse.Namespace) -> None:
     tokens: dict[str, str] = json.loads(Path(args.tokens).read_text())
     ws_url = args.url.replace("http://", "ws://") + "/realtime/v1/websocket?vsn=1.0.0"
     lags: list[float] = []
+    kinds: list[str] = []  # each lag's change: the row's status, "progress" for a running one's
     final: dict[str, str] = {}  # job id -> last status seen
     joined = 0
     stop = asyncio.Event()
@@ -88,7 +89,10 @@ async def subscriber_main(args: argparse.Namespace) -> None:
                 elif frame["event"] == "postgres_changes":
                     record = frame["payload"]["data"]["record"]
                     lags.append(now - datetime.fromisoformat(record["updated_at"]).timestamp())
-                    final[record["id"]] = record["status"]
+                    status = record["status"]
+                    first_run = status == "running" and final.get(record["id"]) != "running"
+                    kinds.append("progress" if status == "running" and not first_run else status)
+                    final[record["id"]] = status
 
     tasks = [asyncio.create_task(one(u, t)) for u, t in tokens.items()]
     deadline = time.monotonic() + 60
@@ -101,7 +105,7 @@ async def subscriber_main(args: argparse.Namespace) -> None:
     await asyncio.sleep(1.0)  # the last frames
     stop.set()
     await asyncio.gather(*tasks, return_exceptions=True)
-    Path(args.out).write_text(json.dumps({"lags": lags, "final": final}))
+    Path(args.out).write_text(json.dumps({"lags": lags, "kinds": kinds, "final": final}))
 
 
 # -- driver ---------------------------------------------------------------------------
@@ -238,10 +242,12 @@ def run(args: argparse.Namespace, db_url: str | None) -> int:
         for proc in subs:
             proc.wait(60)
         lags: list[float] = []
+        kinds: list[str] = []
         final: dict[str, str] = {}
         for p in range(len(subs)):
             out = json.loads((scratch / f"out-{p}.json").read_text())
             lags.extend(out["lags"])
+            kinds.extend(out["kinds"])
             final.update(out["final"])
     finally:
         for proc in subs:
@@ -268,6 +274,12 @@ def run(args: argparse.Namespace, db_url: str | None) -> int:
         f"p50 {pct(ms, 50):.1f} ms, p99 {p99:.1f} ms, max {max(ms, default=0):.0f} ms "
         f"(bar p99 < {BAR_P99_MS:g} ms): {'PASS' if p99 < BAR_P99_MS else 'FAIL'}"
     )
+    by_kind: dict[str, list[float]] = {}
+    for lag, kind in zip(ms, kinds, strict=True):
+        by_kind.setdefault(kind, []).append(lag)
+    print("  by change: " + "; ".join(
+        f"{kind} {len(v)} p50 {pct(v, 50):.1f} p99 {pct(v, 99):.1f} max {max(v):.0f} ms"
+        for kind, v in sorted(by_kind.items())))  # fmt: skip
     print(
         f"server CPU: {cpu:.1f} s over {wall:.1f} s = {100 * cpu / wall:.0f}% of a core "
         f"({cpu / max(1, len(ms)) * 1e6:.0f} us per change delivered)"
