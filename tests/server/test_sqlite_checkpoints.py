@@ -7,6 +7,7 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from pathlib import Path
 
@@ -103,3 +104,72 @@ async def test_a_wal_that_never_started_over_is_truncated(
     finally:
         await store.close()
     assert truncated >= 1
+
+
+def test_every_store_method_is_filed_as_a_read_or_a_write() -> None:
+    """The writes wait for a checkpoint that must copy the whole WAL (instead of a
+    TRUNCATE holding the writer lock, which stalled the loop 56-71 ms): a new Store
+    method must be filed, or a write could slip past the wait."""
+    from jobctl.server.store.base import Store
+
+    methods = Store.__abstractmethods__ - {"open", "close"}
+    assert methods == sqlite_store.WRITES | sqlite_store.READS
+    assert not sqlite_store.WRITES & sqlite_store.READS
+
+
+async def test_past_the_limit_writes_wait_for_the_checkpoint_and_the_wal_starts_over(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No TRUNCATE checkpoint (it holds the writer lock the loop's next write waits on):
+    past WAL_RESTART_BYTES a write awaits the passive checkpoint, and the WAL starts over."""
+    monkeypatch.setattr(sqlite_store, "CHECKPOINT_PAUSE", 0.0)
+    monkeypatch.setattr(sqlite_store, "WAL_RESTART_BYTES", 256 * 1024)
+    modes: list[str] = []
+    real_connect = sqlite3.connect
+
+    def connect(*args: object, **kwargs: object) -> sqlite3.Connection:
+        conn = real_connect(*args, **kwargs)  # type: ignore[call-overload]
+        conn.set_trace_callback(lambda sql: modes.append(sql) if "wal_checkpoint" in sql else None)
+        return conn  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(sqlite_store.sqlite3, "connect", connect)
+    waited = 0
+    real_wait = SQLiteStore._before_write
+
+    async def before_write(self: SQLiteStore) -> None:
+        nonlocal waited
+        waited += 1
+        await real_wait(self)
+
+    monkeypatch.setattr(SQLiteStore, "_before_write", before_write)
+    real_checkpoint = SQLiteStore._checkpoint
+
+    def slow_checkpoint(self: SQLiteStore) -> None:  # so that writes land during each one
+        time.sleep(0.01)
+        real_checkpoint(self)
+
+    monkeypatch.setattr(SQLiteStore, "_checkpoint", slow_checkpoint)
+    store = SQLiteStore(str(tmp_path / "w.db"))
+    await store.open()
+    wal = str(tmp_path / "w.db") + "-wal"
+    started_over = 0
+    try:
+        news = [NewJob(str(uuid.uuid4()), "t", "{}", "u", 1) for _ in range(64)]
+        await store.create_jobs(news, now_us(), DAY)
+        rows = await store.claim_jobs("w", 64, now_us(), 60_000_000, NO_LIMITS)
+        biggest = 0
+        for r in range(400):
+            await store.set_progress_many(
+                [ProgressWrite(row.id, Lease.of(row), r % 100, None) for row in rows], now_us()
+            )
+            # the WAL's header counts its restarts (checkpoint sequence, bytes 12-16)
+            with open(wal, "rb") as f:
+                seq = int.from_bytes(f.read(16)[12:16], "big")
+            started_over = max(started_over, seq)
+            biggest = max(biggest, os.path.getsize(wal))
+            await asyncio.sleep(0.001)
+    finally:
+        await store.close()
+    assert waited >= 1
+    assert started_over >= 1
+    assert modes and all("PASSIVE" in m for m in modes)

@@ -76,8 +76,13 @@ RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pend
 RANK_TTL = 0.1  # seconds a computed rank is reused
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
 RETENTION_PAUSE = 0.005  # seconds between two batches of the retention sweep
-SWEEP_FIRST = 50  # rows in the sweep's first batch (then adapted, up to SWEEP_BATCH)
+SWEEP_FIRST = 20  # rows in the sweep's first batch (then adapted, up to SWEEP_LOOP_MAX)
 SWEEP_TARGET = 0.005  # seconds a sweep batch should take
+# Rows a sweep batch holds the loop for at most: deleting a finished job (its 13 index
+# entries, its rollup rows, its steps and logs) took 96 us at the median and 250 us at
+# p99 in bench/history.py, so a batch grown on a run of cheap rows could hold the loop
+# 4x its target (a 96-row batch held it 20 ms): 40 rows stay near 10 ms at p99.
+SWEEP_LOOP_MAX = 40
 EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 PROGRESS_TICK = 0.002  # seconds progress reports and step rows gather before a transaction
@@ -913,7 +918,7 @@ class Engine:
         """Delete finished jobs past retention, a batch per transaction, pausing between
         batches so that the server's own writes go first. Where a write holds the event
         loop (SQLite), the batch adapts to take about SWEEP_TARGET: halved when a batch
-        took longer, doubled up to SWEEP_BATCH when it took under half."""
+        took longer, doubled up to SWEEP_LOOP_MAX when it took under half."""
         day = 86_400 * US
         now = now_us()
         completed_before = now - int(self.settings.completed_retention_days * day)
@@ -933,7 +938,7 @@ class Engine:
             elif took > SWEEP_TARGET and batch > 10:
                 batch //= 2
             elif took < SWEEP_TARGET / 2:
-                batch = min(batch * 2, SWEEP_BATCH)
+                batch = min(batch * 2, SWEEP_LOOP_MAX)
             await asyncio.sleep(pause)
 
     async def _retention_loop(self) -> None:

@@ -21,6 +21,7 @@ import collections
 import concurrent.futures
 import contextlib
 import fcntl
+import functools
 import logging
 import os
 import sqlite3
@@ -92,18 +93,24 @@ T = TypeVar("T")
 log = logging.getLogger("jobctl.store")
 
 READERS = 2  # threads (each with its own connection) for reads off the event loop
-# Checkpoints run in a thread of their own, not in the commit that happens to fill the WAL
+# Checkpoints run in a thread of their own, not in the commit that fills the WAL
 # (SQLite's wal_autocheckpoint, on the writer, on the event loop): a checkpoint copies the
 # WAL into the database and syncs it, tens of ms on a busy disk, which with 5,000 jobs in
 # flight was a stall of the whole server several times a second (#15). After a commit,
 # once CHECKPOINT_ROWS rows were written since the last one began and CHECKPOINT_PAUSE
-# passed: a PASSIVE checkpoint (it never waits for, nor holds up, the writer); past
-# WAL_RESTART_BYTES (writes kept landing while one ran, so the WAL never started over)
-# a TRUNCATE, which holds the writer off while it finishes and starts the WAL over, empty:
-# one short stall per 64 MB written, where SQLite's own checkpoints stall every 4 MB.
+# passed: a PASSIVE checkpoint (it never waits for, nor holds up, the writer). The WAL
+# starts over at the first write that finds it wholly copied; writes landing during every
+# checkpoint (a retention sweep, thousands of jobs in flight) can keep that from ever
+# happening. So past WAL_RESTART_BYTES the store's writes wait (awaiting, the loop free:
+# reads, sockets and timers go on) for the next passive checkpoint to copy it all, and
+# the first write after it starts the WAL over. A TRUNCATE checkpoint did the same while
+# holding the writer lock, which the loop's next write waited on: 56-71 ms stalls of the
+# whole server every 64 MB during a sweep (bench/history.py). journal_size_limit trims a
+# WAL file that grew past WAL_RESTART_BYTES when it starts over.
 CHECKPOINT_ROWS = 1000
 CHECKPOINT_PAUSE = 0.1  # seconds
 WAL_RESTART_BYTES = 64 * 1024 * 1024
+WRITES_WAIT_MAX = 1.0  # seconds a write waits for that checkpoint, at most
 PAGE_BYTES = 4096  # SQLite's default page size (a WAL frame holds one page)
 # Page caches (negative: KiB). SQLite's default is 2 MB a connection: on a history of
 # millions of jobs (GBs) every list page or sweep batch then reads most of its index
@@ -179,6 +186,8 @@ class SQLiteStore(Store):
         self._checkpoint_rows = 0  # total_changes when the last checkpoint began
         self._checkpoint_at = 0.0  # time.monotonic() then
         self._wal_frames = 0  # in the WAL at the last checkpoint (since it last began)
+        # While a checkpoint that must copy the whole WAL runs: what writes wait for.
+        self._writes_wait: asyncio.Future[None] | None = None
         self.checkpoints = 0  # run so far (a counter for tests and operators)
 
     # lifecycle ------------------------------------------------------------
@@ -196,6 +205,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA busy_timeout=10000")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # our checkpoint thread does it
+        conn.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")
         conn.execute(f"PRAGMA cache_size={WRITER_CACHE_KIB}")
         # A statement that fires a trigger (the stats rollups) keeps a statement journal
         # (to undo just that statement); with temp files on disk, SQLite created, wrote
@@ -270,18 +280,34 @@ class SQLiteStore(Store):
         except RuntimeError:  # shutting down
             return
         self._checkpointing.add_done_callback(self._checkpoint_done)
+        if self._wal_frames * PAGE_BYTES >= WAL_RESTART_BYTES:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # a sync caller (no loop): nothing waits
+                return
+            wait = asyncio.wrap_future(self._checkpointing, loop=loop)
+            wait.add_done_callback(self._writes_may_go)
+            self._writes_wait = wait
+
+    def _writes_may_go(self, wait: asyncio.Future[None]) -> None:
+        if self._writes_wait is wait:
+            self._writes_wait = None
+
+    async def _before_write(self) -> None:
+        """Let the checkpoint that copies the whole WAL finish first (at most a second)."""
+        wait = self._writes_wait
+        if wait is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(wait), WRITES_WAIT_MAX)
 
     def _checkpoint(self) -> None:
         """In the checkpoint thread, on its own connection."""
         conn = self._checkpoint_conn
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # A RESTART holds the writer off while it waits for readers: this long at most.
-            conn.execute("PRAGMA busy_timeout=100")
             self._checkpoint_conn = conn
-        mode = "TRUNCATE" if self._wal_frames * PAGE_BYTES >= WAL_RESTART_BYTES else "PASSIVE"
-        _, frames, _ = conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-        self._wal_frames = 0 if mode == "TRUNCATE" else frames  # its size since it began
+        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        self._wal_frames = frames  # the WAL's size since it began
         self.checkpoints += 1
 
     def _checkpoint_done(self, future: concurrent.futures.Future[None]) -> None:
@@ -1347,5 +1373,40 @@ class _Txn:
 
 
 guard_storage(SQLiteStore, is_storage_error, "sqlite")
+
+# The Store methods that take the writer (the others read, most on reader threads): each
+# waits first for a checkpoint that must copy the whole WAL (_before_write). A new Store
+# method goes in one of the two (tests/server/test_sqlite_checkpoints.py checks).
+WRITES = frozenset({
+    "append_logs", "cancel_job", "claim_jobs", "create_job", "create_jobs", "create_schedule",
+    "delete_schedule", "fail_jobs", "finish_job", "finish_jobs_many", "fire_due_schedules",
+    "record_events", "renew_leases", "requeue_orphans", "retry_job", "run_schedule",
+    "save_step", "save_steps_many", "set_progress", "set_progress_many",
+    "set_schedule_paused", "suspend_job", "sweep", "sweep_history",
+})  # fmt: skip
+READS = frozenset({
+    "active_jobs_older_than", "count_running", "events_for_job", "get_event", "get_job",
+    "get_schedule", "last_log_seq", "list_events", "list_jobs", "list_logs",
+    "list_schedule_runs", "list_schedules", "load_steps", "next_run_at",
+    "next_schedule_tick", "stats",
+})  # fmt: skip
+
+
+def _wait_for_checkpoints(cls: type[SQLiteStore]) -> None:
+    for name in sorted(WRITES):
+        fn = getattr(cls, name)
+
+        @functools.wraps(fn)
+        async def write(
+            self: SQLiteStore, *args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any
+        ) -> Any:
+            if self._writes_wait is not None:
+                await self._before_write()
+            return await _fn(self, *args, **kwargs)
+
+        setattr(cls, name, write)
+
+
+_wait_for_checkpoints(SQLiteStore)
 
 __all__ = ["ApiError", "DatabaseLocked", "SQLiteStore"]
