@@ -128,7 +128,7 @@ async def test_past_the_limit_writes_wait_for_the_checkpoint_and_the_wal_starts_
         news = [NewJob(str(uuid.uuid4()), "t", "{}", "u", 1) for _ in range(64)]
         await store.create_jobs(news, now_us(), DAY)
         rows = await store.claim_jobs("w", 64, now_us(), 60_000_000, NO_LIMITS)
-        biggest = 0
+        last = 0
         for r in range(400):
             await store.set_progress_many(
                 [ProgressWrite(row.id, Lease.of(row), r % 100, None) for row in rows], now_us()
@@ -138,8 +138,8 @@ async def test_past_the_limit_writes_wait_for_the_checkpoint_and_the_wal_starts_
                 seq = int.from_bytes(f.read(16)[12:16], "big")
             started_over = max(started_over, seq)
             size = os.path.getsize(wal)
-            trimmed += size < biggest  # journal_size_limit, as it started over
-            biggest = size
+            trimmed += size < last  # journal_size_limit, as it started over
+            last = size
             await asyncio.sleep(0.001)
     finally:
         await store.close()
