@@ -20,6 +20,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import fcntl
 import functools
 import logging
@@ -76,6 +77,7 @@ from jobctl.server.store.base import (
     StatsFigures,
     StatsWindow,
     StepWrite,
+    StorageUnavailable,
     Store,
     decode_cursor,
     encode_cursor,
@@ -123,6 +125,29 @@ READER_MMAP = 1 << 34
 
 class DatabaseLocked(RuntimeError):
     pass
+
+
+# Another process holding SQLite's write lock (a script writing to the database, a
+# `sqlite3` shell) must not stop the server's loop: the writer's busy_timeout is 0, and a
+# write call whose first BEGIN finds the lock taken awaits and tries again (the loop
+# free), for BUSY_WAIT_MAX in all. Only where the call cannot simply start over (a call
+# that has begun a transaction already, or a sync caller) does BEGIN wait in place.
+BUSY_WAIT_MAX = 10.0  # seconds, as the busy_timeout the writer had
+BUSY_RETRY_FIRST, BUSY_RETRY_MAX = 0.001, 0.05  # seconds between two tries
+
+
+class _WriterBusy(Exception):
+    """BEGIN IMMEDIATE found the write lock taken, before this call began anything."""
+
+
+# Per write call (and task): [True] until the call's first BEGIN has gone through.
+_may_start_over: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
+    "jobctl_sqlite_may_start_over", default=None
+)
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 5
 
 
 # Primary result codes that mean the storage failed, not the statement: the API answers
@@ -214,6 +239,7 @@ class SQLiteStore(Store):
         conn.execute("PRAGMA temp_store=MEMORY")
         self._conn = conn
         self._migrate()
+        conn.execute("PRAGMA busy_timeout=0")  # see BUSY_WAIT_MAX
         _owner_only(self.path)
         self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
         self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-checkpoint")
@@ -1353,7 +1379,26 @@ class _Txn:
         self.conn = store.conn
 
     def __enter__(self) -> None:
-        self.conn.execute("BEGIN IMMEDIATE")
+        cell = _may_start_over.get()
+        deadline = 0.0
+        pause = BUSY_RETRY_FIRST
+        while True:
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                break
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+                if cell is not None and cell[0]:
+                    raise _WriterBusy from None  # the async caller awaits, then starts over
+                now = time.monotonic()  # begun already, or a sync caller: wait in place
+                deadline = deadline or now + BUSY_WAIT_MAX
+                if now >= deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, BUSY_RETRY_MAX)
+        if cell is not None:
+            cell[0] = False
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         if exc_type is None:
@@ -1402,7 +1447,24 @@ def _wait_for_checkpoints(cls: type[SQLiteStore]) -> None:
         ) -> Any:
             if self._writes_wait is not None:
                 await self._before_write()
-            return await _fn(self, *args, **kwargs)
+            if _may_start_over.get() is not None:  # inside another write call of this task
+                return await _fn(self, *args, **kwargs)
+            deadline, pause = 0.0, BUSY_RETRY_FIRST
+            while True:
+                cell = [True]
+                token = _may_start_over.set(cell)
+                try:
+                    return await _fn(self, *args, **kwargs)
+                except _WriterBusy:
+                    pass
+                finally:
+                    _may_start_over.reset(token)
+                now = time.monotonic()
+                deadline = deadline or now + BUSY_WAIT_MAX
+                if now >= deadline:
+                    raise StorageUnavailable("sqlite: database is locked")
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, BUSY_RETRY_MAX)
 
         setattr(cls, name, write)
 
