@@ -6,11 +6,13 @@ BEGIN IMMEDIATE for SQLite's busy_timeout). The write awaits and starts over ins
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -35,12 +37,29 @@ print("released", flush=True)
 """
 
 
-def _hold(db: Path, seconds: float) -> subprocess.Popen[str]:
+@contextlib.contextmanager
+def _held(db: Path, seconds: float) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the write lock for `seconds` (killed if still there)."""
     proc = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(db), str(seconds)], stdout=subprocess.PIPE, text=True
     )
-    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
-    return proc
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
+    store = SQLiteStore(str(tmp_path / "o.db"))
+    await store.open()
+    yield store
+    await store.close()
 
 
 def _job() -> NewJob:
@@ -55,13 +74,9 @@ def _count(db: Path, job_id: str) -> int:
         conn.close()
 
 
-async def test_a_write_waits_for_an_outside_lock_with_the_loop_free(tmp_path: Path) -> None:
-    db = tmp_path / "o.db"
-    store = SQLiteStore(str(db))
-    await store.open()
-    holder = None
-    try:
-        holder = _hold(db, 1.0)
+async def test_a_write_waits_for_an_outside_lock_with_the_loop_free(store: SQLiteStore) -> None:
+    db = Path(store.path)
+    with _held(db, 1.0) as holder:
         job = _job()
         write = asyncio.create_task(store.create_jobs([job], now_us(), DAY))
         worst, last, started = 0.0, time.monotonic(), time.monotonic()
@@ -75,39 +90,25 @@ async def test_a_write_waits_for_an_outside_lock_with_the_loop_free(tmp_path: Pa
             ((row, created),) = await write
         assert created and row.id == job.id
         assert holder.wait(10) == 0
-        assert _count(db, job.id) == 1
-    finally:
-        if holder is not None and holder.poll() is None:
-            holder.kill()
-            holder.wait()
-        await store.close()
+    assert _count(db, job.id) == 1
 
 
 async def test_a_lock_held_past_the_wait_is_a_storage_error_and_writes_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlite_store, "BUSY_WAIT_MAX", 0.3)
-    db = tmp_path / "o.db"
-    store = SQLiteStore(str(db))
-    await store.open()
-    holder = None
-    try:
-        holder = _hold(db, 3.0)
-        job = _job()
+    db = Path(store.path)
+    job = _job()
+    with _held(db, 3.0) as holder:
         started = time.monotonic()
         with pytest.raises(StorageUnavailable, match="database is locked"):
             await store.create_jobs([job], now_us(), DAY)
         assert 0.25 < time.monotonic() - started < 2.5
-        holder.wait(10)
-        assert _count(db, job.id) == 0
-        # and once the lock is free, writes go through again
-        ((_row, created),) = await store.create_jobs([job], now_us(), DAY)
-        assert created and _count(db, job.id) == 1
-    finally:
-        if holder is not None and holder.poll() is None:
-            holder.kill()
-            holder.wait()
-        await store.close()
+        assert holder.wait(10) == 0
+    assert _count(db, job.id) == 0
+    # and once the lock is free, writes go through again
+    ((_row, created),) = await store.create_jobs([job], now_us(), DAY)
+    assert created and _count(db, job.id) == 1
 
 
 def test_a_sync_caller_waits_in_place(tmp_path: Path) -> None:
@@ -115,15 +116,12 @@ def test_a_sync_caller_waits_in_place(tmp_path: Path) -> None:
     db = tmp_path / "o.db"
     store = SQLiteStore(str(db))
     store.open_sync()
-    holder = None
     try:
-        holder = _hold(db, 0.4)
-        job = _job()
-        started = time.monotonic()
-        ((_row, created),) = store.create_jobs_sync([job], now_us(), DAY)
-        assert created and time.monotonic() - started > 0.2
+        with _held(db, 0.4):
+            job = _job()
+            started = time.monotonic()
+            ((_row, created),) = store.create_jobs_sync([job], now_us(), DAY)
+            assert created and time.monotonic() - started > 0.2
         assert _count(db, job.id) == 1
     finally:
-        if holder is not None:
-            holder.wait(10)
         store.close_sync()

@@ -150,6 +150,23 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return (getattr(exc, "sqlite_errorcode", 0) & 0xFF) == 5
 
 
+class _BusyBackoff:
+    """The pauses between tries of a BEGIN that found the lock taken: 1 ms doubling to
+    50 ms, None once BUSY_WAIT_MAX has passed since the first."""
+
+    def __init__(self) -> None:
+        self._deadline = 0.0
+        self._pause = BUSY_RETRY_FIRST
+
+    def next_pause(self) -> float | None:
+        now = time.monotonic()
+        self._deadline = self._deadline or now + BUSY_WAIT_MAX
+        if now >= self._deadline:
+            return None
+        pause, self._pause = self._pause, min(self._pause * 2, BUSY_RETRY_MAX)
+        return pause
+
+
 # Primary result codes that mean the storage failed, not the statement: the API answers
 # 503 and the engine retries (codes from sqlite3.h).
 STORAGE_CODES = frozenset({
@@ -1380,8 +1397,7 @@ class _Txn:
 
     def __enter__(self) -> None:
         cell = _may_start_over.get()
-        deadline = 0.0
-        pause = BUSY_RETRY_FIRST
+        backoff = _BusyBackoff()
         while True:
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
@@ -1391,12 +1407,10 @@ class _Txn:
                     raise
                 if cell is not None and cell[0]:
                     raise _WriterBusy from None  # the async caller awaits, then starts over
-                now = time.monotonic()  # begun already, or a sync caller: wait in place
-                deadline = deadline or now + BUSY_WAIT_MAX
-                if now >= deadline:
+                pause = backoff.next_pause()  # begun already, or a sync caller: wait here
+                if pause is None:
                     raise
                 time.sleep(pause)
-                pause = min(pause * 2, BUSY_RETRY_MAX)
         if cell is not None:
             cell[0] = False
 
@@ -1420,7 +1434,8 @@ class _Txn:
 guard_storage(SQLiteStore, is_storage_error, "sqlite")
 
 # The Store methods that take the writer (the others read, most on reader threads): each
-# waits first for a checkpoint that must copy the whole WAL (_before_write). A new Store
+# waits first for a checkpoint that must copy the whole WAL (_before_write) and retries a
+# BEGIN that found another process's lock (_writes_keep_the_loop_free). A new Store
 # method goes in one of the two (tests/server/test_sqlite_checkpoints.py checks).
 WRITES = frozenset({
     "append_logs", "cancel_job", "claim_jobs", "create_job", "create_jobs", "create_schedule",
@@ -1437,7 +1452,9 @@ READS = frozenset({
 })  # fmt: skip
 
 
-def _wait_for_checkpoints(cls: type[SQLiteStore]) -> None:
+def _writes_keep_the_loop_free(cls: type[SQLiteStore]) -> None:
+    """Wrap each of WRITES: it awaits a checkpoint that must copy the whole WAL, and
+    starts over after an await when its first BEGIN finds another process's lock."""
     for name in sorted(WRITES):
         fn = getattr(cls, name)
 
@@ -1449,26 +1466,23 @@ def _wait_for_checkpoints(cls: type[SQLiteStore]) -> None:
                 await self._before_write()
             if _may_start_over.get() is not None:  # inside another write call of this task
                 return await _fn(self, *args, **kwargs)
-            deadline, pause = 0.0, BUSY_RETRY_FIRST
+            backoff = _BusyBackoff()
             while True:
-                cell = [True]
-                token = _may_start_over.set(cell)
+                token = _may_start_over.set([True])
                 try:
                     return await _fn(self, *args, **kwargs)
                 except _WriterBusy:
                     pass
                 finally:
                     _may_start_over.reset(token)
-                now = time.monotonic()
-                deadline = deadline or now + BUSY_WAIT_MAX
-                if now >= deadline:
+                pause = backoff.next_pause()
+                if pause is None:
                     raise StorageUnavailable("sqlite: database is locked")
                 await asyncio.sleep(pause)
-                pause = min(pause * 2, BUSY_RETRY_MAX)
 
         setattr(cls, name, write)
 
 
-_wait_for_checkpoints(SQLiteStore)
+_writes_keep_the_loop_free(SQLiteStore)
 
 __all__ = ["ApiError", "DatabaseLocked", "SQLiteStore"]
