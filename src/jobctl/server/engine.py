@@ -76,13 +76,10 @@ RANK_STEP = 0.002  # seconds between the looks of successive ranks (see _on_pend
 RANK_TTL = 0.1  # seconds a computed rank is reused
 RETRY_FIRST, RETRY_MAX = 0.05, 2.0  # seconds between tries of a write the store refused
 RETENTION_PAUSE = 0.005  # seconds between two batches of the retention sweep
-SWEEP_FIRST = 20  # rows in the sweep's first batch (then adapted, up to SWEEP_LOOP_MAX)
-SWEEP_TARGET = 0.005  # seconds a sweep batch should take
-# Rows a sweep batch holds the loop for at most: deleting a finished job (its 13 index
-# entries, its rollup rows, its steps and logs) took 96 us at the median and 250 us at
-# p99 in bench/history.py, so a batch grown on a run of cheap rows could hold the loop
-# 4x its target (a 96-row batch held it 20 ms): 40 rows stay near 10 ms at p99.
-SWEEP_LOOP_MAX = 40
+SWEEP_FIRST = 20  # rows in the sweep's first batch (then adapted, up to SWEEP_BATCH)
+# Seconds a sweep batch should take. On SQLite a batch runs in its own thread (the loop
+# free) but holds the one writer: the server's writes wait for its commit.
+SWEEP_TARGET = 0.02
 EXPIRY_BATCH = 100  # jobs failed per statement by expiry
 OUTAGES_KEPT = 256  # periods the store was unavailable, kept for expiry
 PROGRESS_TICK = 0.002  # seconds progress reports and step rows gather before a transaction
@@ -534,7 +531,10 @@ class Engine:
                     version = None
                 if version != self._version:
                     self._version = version
-                    due = True
+                    # While limits hold due jobs back, a claim walks past every one of
+                    # them: another commit (a retention batch in its thread, an outside
+                    # producer) waits for the look due within a second, or a freed slot.
+                    due = due or not self._held_back
                     active_at = time.monotonic()
             if free > 0 and due:
                 try:
@@ -916,14 +916,14 @@ class Engine:
 
     async def sweep_retention(self, pause: float = RETENTION_PAUSE) -> int:
         """Delete finished jobs past retention, a batch per transaction, pausing between
-        batches so that the server's own writes go first. Where a write holds the event
-        loop (SQLite), the batch adapts to take about SWEEP_TARGET: halved when a batch
-        took longer, doubled up to SWEEP_LOOP_MAX when it took under half."""
+        batches so that the server's own writes go first. Where the store has one writer
+        (SQLite), the batch adapts to take about SWEEP_TARGET: halved when a batch took
+        longer, doubled up to SWEEP_BATCH when it took under half."""
         day = 86_400 * US
         now = now_us()
         completed_before = now - int(self.settings.completed_retention_days * day)
         failed_before = now - int(self.settings.failed_retention_days * day)
-        # PostgreSQL's writes wait off the loop: full batches there
+        # PostgreSQL's writers are many: full batches there
         adapt = self.store.writes_hold_the_loop
         deleted, batch = 0, SWEEP_FIRST if adapt else SWEEP_BATCH
         while True:
@@ -938,7 +938,7 @@ class Engine:
             elif took > SWEEP_TARGET and batch > 10:
                 batch //= 2
             elif took < SWEEP_TARGET / 2:
-                batch = min(batch * 2, SWEEP_LOOP_MAX)
+                batch = min(batch * 2, SWEEP_BATCH)
             await asyncio.sleep(pause)
 
     async def _retention_loop(self) -> None:

@@ -231,6 +231,12 @@ class SQLiteStore(Store):
         # While a checkpoint that must copy the whole WAL runs: what writes wait for.
         self._writes_wait: asyncio.Future[None] | None = None
         self.checkpoints = 0  # run so far (a counter for tests and operators)
+        # The retention sweep's batches, in their thread on their own connection; while
+        # one runs, the writer is lent to it: what the store's writes wait for.
+        self._sweeper: concurrent.futures.ThreadPoolExecutor | None = None
+        self._sweep_conn: sqlite3.Connection | None = None
+        self._sweep_changes = 0  # its total_changes after its last batch
+        self._writer_lent: asyncio.Future[None] | None = None
 
     # lifecycle ------------------------------------------------------------
     def open_sync(self, *, lock: bool = True) -> None:
@@ -241,10 +247,21 @@ class SQLiteStore(Store):
         # files the database file's mode.
         os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
         _owner_only(self.path)
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn = self._connect()
         conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA busy_timeout=10000")
+        self._conn = conn
+        self._migrate()
+        conn.execute("PRAGMA busy_timeout=0")  # see BUSY_WAIT_MAX
+        _owner_only(self.path)
+        self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
+        self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-checkpoint")
+        self._sweeper = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-sweep")
+
+    def _connect(self) -> sqlite3.Connection:
+        """A connection that writes: the writer's, or the sweep thread's."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute(f"PRAGMA synchronous={self._synchronous}")
         conn.execute("PRAGMA foreign_keys=OFF")
         conn.execute("PRAGMA wal_autocheckpoint=0")  # our checkpoint thread does it
         conn.execute(f"PRAGMA journal_size_limit={WAL_RESTART_BYTES}")
@@ -254,12 +271,7 @@ class SQLiteStore(Store):
         # and unlinked a file for it in every finishing transaction (#15). The writer's
         # statements are each a few rows, so in memory it is a few KB.
         conn.execute("PRAGMA temp_store=MEMORY")
-        self._conn = conn
-        self._migrate()
-        conn.execute("PRAGMA busy_timeout=0")  # see BUSY_WAIT_MAX
-        _owner_only(self.path)
-        self._readers = concurrent.futures.ThreadPoolExecutor(READERS, "jobctl-sqlite-read")
-        self._checkpointer = concurrent.futures.ThreadPoolExecutor(1, "jobctl-sqlite-checkpoint")
+        return conn
 
     async def open(self) -> None:
         self.open_sync()
@@ -286,9 +298,14 @@ class SQLiteStore(Store):
         if self._checkpointer is not None:
             self._checkpointer.shutdown(wait=True, cancel_futures=True)
             self._checkpointer = None
-        if self._checkpoint_conn is not None:
-            self._checkpoint_conn.close()
-            self._checkpoint_conn = None
+        if self._sweeper is not None:
+            self._sweeper.shutdown(wait=True, cancel_futures=True)
+            self._sweeper = None
+        for attr in ("_checkpoint_conn", "_sweep_conn"):
+            other = getattr(self, attr)
+            if other is not None:
+                other.close()
+                setattr(self, attr, None)
         with self._reader_lock:
             conns, self._reader_conns = self._reader_conns, []
         for reader in conns:
@@ -311,7 +328,7 @@ class SQLiteStore(Store):
         """After each commit of the writer: start a checkpoint in its thread when due."""
         if self._checkpointer is None or self._checkpointing is not None:
             return
-        rows = self.conn.total_changes
+        rows = self.conn.total_changes + self._sweep_changes
         if rows - self._checkpoint_rows < CHECKPOINT_ROWS:
             return
         now = time.monotonic()
@@ -873,8 +890,33 @@ class SQLiteStore(Store):
     async def sweep(
         self, completed_before: int, failed_before: int, limit: int = SWEEP_BATCH
     ) -> int:
-        c = self.conn
-        with self._write():
+        """A batch in the sweep thread, on its own connection. Deleting a finished job
+        from a history of millions reads its index pages at random (13 indexes, its
+        steps, logs and rollups): on the loop, batches of 10 rows stalled the server up
+        to 171 ms (bench/history.py, 10M rows). There SQLite runs without the GIL, so
+        the loop goes on (reads, sockets, timers); the server's own writes wait for the
+        batch's commit (see _writes_keep_the_loop_free), never for a lock."""
+        if self._sweeper is None:
+            raise RuntimeError("store is not open")
+        loop = asyncio.get_running_loop()
+        lent = self._writer_lent = loop.create_future()
+        try:
+            work = self._sweeper.submit(self._sweep_batch, completed_before, failed_before, limit)
+            n = await asyncio.wrap_future(work, loop=loop)
+        finally:
+            self._writer_lent = None
+            lent.set_result(None)
+        self._committed()
+        return n
+
+    def _sweep_batch(self, completed_before: int, failed_before: int, limit: int) -> int:
+        """In the sweep thread: one batch, one transaction."""
+        c = self._sweep_conn
+        if c is None:
+            c = self._sweep_conn = self._connect()
+            c.execute(f"PRAGMA busy_timeout={int(BUSY_WAIT_MAX * 1000)}")  # waits in its thread
+        c.execute("BEGIN IMMEDIATE")
+        try:
             ids: list[str] = []
             for sql, args in sweep_queries(completed_before, failed_before):
                 if len(ids) < limit:
@@ -885,6 +927,13 @@ class SQLiteStore(Store):
                 c.execute(f"DELETE FROM job_logs WHERE job_id IN ({marks})", ids)
                 c.execute(f"DELETE FROM idempotency_keys WHERE job_id IN ({marks})", ids)
                 c.execute(f"DELETE FROM jobs WHERE id IN ({marks})", ids)
+            c.execute("COMMIT")
+        except BaseException:
+            if c.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    c.execute("ROLLBACK")
+            raise
+        self._sweep_changes = c.total_changes
         return len(ids)
 
     # steps ----------------------------------------------------------------
@@ -1462,6 +1511,8 @@ def _writes_keep_the_loop_free(cls: type[SQLiteStore]) -> None:
         async def write(
             self: SQLiteStore, *args: Any, _fn: Callable[..., Any] = fn, **kwargs: Any
         ) -> Any:
+            while self._writer_lent is not None:  # to a sweep batch, in its thread
+                await asyncio.shield(self._writer_lent)
             if self._writes_wait is not None:
                 await self._before_write()
             if _may_start_over.get() is not None:  # inside another write call of this task
