@@ -297,4 +297,23 @@ def create_app(
     body_limit = max_body_bytes + 64 * 1024
     app.add_middleware(BodyLimit, limit=body_limit)
     app.add_direct("POST", "/api/jobs", api.create_job_direct, body_limit)
+    build_routes(app)
     return app
+
+
+def build_routes(app: FastAPI) -> None:
+    """Build each included router's routes now. FastAPI (0.16x) builds them on the first
+    request that reaches the router (its dependencies, its parameters' validators): 50 ms
+    on the loop, under that first request and every other in flight (the first
+    /rest/v1 read stalled a 10M-row server 64-78 ms in bench/history.py, #15). Private
+    API (duck-typed): on a FastAPI without it, nothing to do."""
+    pending: list[Any] = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        build = getattr(route, "effective_candidates", None)
+        if not callable(build):
+            continue
+        pending.extend(build())
+        low = getattr(route, "effective_low_priority_routes", None)
+        if callable(low):
+            low()
