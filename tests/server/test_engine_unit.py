@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from jobctl.server import engine as engine_module
 from jobctl.server.engine import Engine, EngineSettings, format_seconds
 from jobctl.server.jobcontext import JobContext, hash_step_id
 from jobctl.server.records import Limits, LogRow, NewJob, StepRow, dumps, now_us
@@ -138,6 +141,69 @@ async def test_a_sweep_batch_leaves_the_loop_free_and_writes_wait_for_its_commit
     ticker.cancel()
     assert created and row.id == job.id
     assert c.execute("SELECT id FROM jobs").fetchall() == [(job.id,)]
+
+
+async def test_the_sweeps_own_commits_set_off_no_claims(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each batch commits on the sweep's own connection, which the dispatcher's
+    data_version sees as another's: a claim per batch walked the running jobs on the loop
+    (#15). The sweep's own commits count as seen; other connections' still wake it."""
+    monkeypatch.setattr(engine_module, "SWEEP_BATCH", 20)  # 5,000 rows: 250 batches
+    now = now_us()
+    c = store.conn
+    c.execute("BEGIN")
+    c.executemany(
+        "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at,"
+        " started_at, completed_at) VALUES (?, 't', 'completed', '{}', 'u', ?, ?, ?, ?, ?)",
+        [(str(uuid.uuid4()), t - DAY, t, t - DAY, t - 5, t) for t in [now - 31 * DAY]
+         for _ in range(5_000)],
+    )  # fmt: skip
+    c.execute("COMMIT")
+    registry = Registry()
+    ran: list[str] = []
+
+    @registry.job("t")
+    async def t(ctx: JobContext) -> None:
+        ran.append(ctx.job_id)
+
+    claims = 0
+    claim = store.claim_jobs
+
+    async def counted(*args: Any, **kwargs: Any) -> Any:
+        nonlocal claims
+        claims += 1
+        return await claim(*args, **kwargs)
+
+    monkeypatch.setattr(store, "claim_jobs", counted)
+    engine = Engine(store, registry, EngineSettings(poll_interval=0.002))
+    await engine.start()
+    started = time.monotonic()
+    try:
+        for _ in range(500):
+            if c.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert c.execute("SELECT COUNT(*) FROM jobs").fetchone()[0] == 0
+        during, took = claims, time.monotonic() - started
+        # another process's job is still noticed through data_version
+        outside = sqlite3.connect(store.path, isolation_level=None)
+        job_id = str(uuid.uuid4())
+        outside.execute(
+            "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at)"
+            " VALUES (?, 't', 'pending', '{}', 'u', ?, ?, ?)",
+            (job_id, now_us(), now_us(), now_us()),
+        )
+        outside.close()
+        for _ in range(250):
+            if ran:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await engine.stop()
+    # one at the start, then a look a second at most (255 claims in 3 s before)
+    assert during <= 3 + 2 * took, f"{during} claims in a {took:.1f} s sweep of 250 batches"
+    assert ran == [job_id]
 
 
 async def test_expiry_of_stuck_pending_and_running_jobs(store: SQLiteStore) -> None:

@@ -237,6 +237,9 @@ class SQLiteStore(Store):
         self._sweep_conn: sqlite3.Connection | None = None
         self._sweep_changes = 0  # its total_changes after its last batch
         self._writer_lent: asyncio.Future[None] | None = None
+        # data_version() as last reported, and (after the last batch, as reported then)
+        self._version_seen: int | None = None
+        self._version_alias: tuple[int, int] | None = None
 
     # lifecycle ------------------------------------------------------------
     def open_sync(self, *, lock: bool = True) -> None:
@@ -425,10 +428,24 @@ class SQLiteStore(Store):
 
     def data_version(self) -> int:
         """Changes when another connection commits: a cheap way to notice outside writers.
+        The sweep's batches commit on a connection of their own: they do not count (the
+        dispatcher would claim after each, #15), nor does another commit landing right
+        beside one (the engine looks within a second after a batch).
 
         In WAL mode the pragma is only refreshed when a read transaction starts, so the
         first statement touches the database (a one-page read of the schema table).
         """
+        if self._writer_lent is not None and self._version_seen is not None:
+            return self._version_seen  # a batch is under way: after it
+        version = self._data_version()
+        if self._version_alias is not None and version == self._version_alias[0]:
+            version = self._version_alias[1]
+        else:
+            self._version_alias = None
+        self._version_seen = version
+        return version
+
+    def _data_version(self) -> int:
         return int(
             self.conn.execute(
                 "SELECT (SELECT 1 FROM sqlite_master LIMIT 1), data_version FROM pragma_data_version"
@@ -899,6 +916,7 @@ class SQLiteStore(Store):
         if self._sweeper is None:
             raise RuntimeError("store is not open")
         loop = asyncio.get_running_loop()
+        seen = self.data_version()
         lent = self._writer_lent = loop.create_future()
         try:
             work = self._sweeper.submit(self._sweep_batch, completed_before, failed_before, limit)
@@ -906,6 +924,7 @@ class SQLiteStore(Store):
         finally:
             self._writer_lent = None
             lent.set_result(None)
+        self._version_alias = (self._data_version(), seen)  # the batch's commit: seen
         self._committed()
         return n
 
