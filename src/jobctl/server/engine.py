@@ -531,9 +531,9 @@ class Engine:
                     version = None
                 if version != self._version:
                     self._version = version
-                    # While limits hold due jobs back, a claim walks past every one of
-                    # them: another commit (a retention batch in its thread, an outside
-                    # producer) waits for the look due within a second, or a freed slot.
+                    # While limits hold due jobs back, a claim passes over every one of
+                    # them: another process's commit waits for the look due within a
+                    # second, or for a freed slot.
                     due = due or not self._held_back
                     active_at = time.monotonic()
             if free > 0 and due:
