@@ -104,6 +104,19 @@ async def test_retention_sweeps_a_long_backlog_in_batches(store: SQLiteStore) ->
     assert c.execute("SELECT SUM(n) FROM job_finish_minutes").fetchone()[0] == 66
 
 
+def _completed_long_ago(store: SQLiteStore, now: int, n: int) -> None:
+    """`n` jobs completed 31 days before `now`: past retention."""
+    c = store.conn
+    c.execute("BEGIN")
+    c.executemany(
+        "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at,"
+        " started_at, completed_at) VALUES (?, 't', 'completed', '{}', 'u', ?, ?, ?, ?, ?)",
+        [(str(uuid.uuid4()), t - DAY, t, t - DAY, t - 5, t) for t in [now - 31 * DAY]
+         for _ in range(n)],
+    )  # fmt: skip
+    c.execute("COMMIT")
+
+
 async def test_a_sweep_batch_leaves_the_loop_free_and_writes_wait_for_its_commit(
     store: SQLiteStore,
 ) -> None:
@@ -112,14 +125,7 @@ async def test_a_sweep_batch_leaves_the_loop_free_and_writes_wait_for_its_commit
     submitted during the batch waits for its commit instead of meeting a locked database."""
     now = now_us()
     c = store.conn
-    c.execute("BEGIN")
-    c.executemany(
-        "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at,"
-        " started_at, completed_at) VALUES (?, 't', 'completed', '{}', 'u', ?, ?, ?, ?, ?)",
-        [(str(uuid.uuid4()), t - DAY, t, t - DAY, t - 5, t) for t in [now - 31 * DAY]
-         for _ in range(5_000)],
-    )  # fmt: skip
-    c.execute("COMMIT")
+    _completed_long_ago(store, now, 5_000)
     ticks = 0
 
     async def tick() -> None:
@@ -152,14 +158,7 @@ async def test_the_sweeps_own_commits_set_off_no_claims(
     monkeypatch.setattr(engine_module, "SWEEP_BATCH", 20)  # 5,000 rows: 250 batches
     now = now_us()
     c = store.conn
-    c.execute("BEGIN")
-    c.executemany(
-        "INSERT INTO jobs (id, type, status, input, user_id, created_at, updated_at, run_at,"
-        " started_at, completed_at) VALUES (?, 't', 'completed', '{}', 'u', ?, ?, ?, ?, ?)",
-        [(str(uuid.uuid4()), t - DAY, t, t - DAY, t - 5, t) for t in [now - 31 * DAY]
-         for _ in range(5_000)],
-    )  # fmt: skip
-    c.execute("COMMIT")
+    _completed_long_ago(store, now, 5_000)
     registry = Registry()
     ran: list[str] = []
 
