@@ -182,7 +182,10 @@ async def test_servers_on_one_database_do_not_all_claim_each_new_job(pg_url: str
         # job (3 per job, plus the look-ups). The second looks grow with the machine's load
         # (63 on a loaded CI run, where the bound was 2 per job): the bound is the defect's.
         assert claims[0] < 30 * 3, claims[0]
-        assert owners.count(first) >= 27, owners  # gathered on the first server
+        # Gathered on the first server: without ranking each idle server takes about a
+        # third. A claim slower than a rank's step lets the second look first now and
+        # then (25 of 30 stayed on the first in a loaded CI run, where 27 was the bound).
+        assert owners.count(first) >= 20, owners
 
         # More than one server's slots: they spill over. To all three only while the third
         # claims before the first two finish a 0.3 s job, which a loaded CI run missed.
