@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from jobctl.server.joberrors import IdempotencyConflict
 from jobctl.server.records import JobRow, NewJob, fresh_job_json, new_id, now_us
 from jobctl.server.registry import Registry
 from jobctl.server.service import JobService, Submission, Submitted
+from jobctl.server.store.base import ListQuery
 from jobctl.server.store.postgres import PostgresStore
 from jobctl.server.store.sqlite import SQLiteStore
 
@@ -160,19 +162,62 @@ async def test_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
         assert created and await store.get_job(row.id, "alice") is not None
 
 
-# SQLite: its writes hold the loop, so no commit ever has company waiting ------------------
-async def test_on_sqlite_each_request_commits_at_once(tmp_path: Path) -> None:
+# SQLite: its writes hold the loop, so the leader waits one pass of it for company -------
+@pytest.fixture
+async def sqlite_service(tmp_path: Path) -> AsyncIterator[JobService]:
     store = SQLiteStore(str(tmp_path / "s.db"))
     await store.open()
     try:
-        service = JobService(store, registry(), EngineSettings(), max_input_bytes=100_000)
-        results = await asyncio.gather(
-            *(service.submit(Submission("demo", {"i": i}), "alice") for i in range(20))
-        )
-        assert all(r.created for r in results)
-        assert (service.writer.commits, service.writer.grouped) == (20, 0)
+        yield JobService(store, registry(), EngineSettings(), max_input_bytes=100_000)
     finally:
         await store.close()
+
+
+async def test_on_sqlite_requests_that_arrive_together_share_a_commit(
+    sqlite_service: JobService,
+) -> None:
+    """Nothing can queue behind a commit that holds the loop: the leader lets one pass
+    of the loop go first, and the requests read in it join (16 clients: 1,030-1,126
+    jobs/s before, 1,294-2,003 after, #15). A lone request still commits alone."""
+    service, writer = sqlite_service, sqlite_service.writer
+    results = await asyncio.gather(
+        *(service.submit(Submission("demo", {"i": i}), "alice") for i in range(20))
+    )
+    assert all(r.created for r in results)
+    assert [json.loads(r.job.input) for r in results] == [{"i": i} for i in range(20)]
+    assert (writer.commits, writer.grouped) == (1, 20)
+    for i in range(3):  # one at a time: each alone, at once
+        assert (await service.submit(Submission("demo", {"alone": i}), "alice")).created
+    assert (writer.commits, writer.grouped) == (4, 20)
+    page, _ = await service.store.list_jobs(ListQuery(user_id="alice", limit=100))
+    assert len(page) == 23
+
+
+async def test_on_sqlite_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
+    sqlite_service: JobService,
+) -> None:
+    store, writer = sqlite_service.store, sqlite_service.writer
+    (taken, _), = await store.create_jobs(
+        [NewJob(new_id(), "demo", "{}", "alice", 1)], now_us(), US
+    )  # fmt: skip
+
+    def job(job_id: str | None = None) -> list[NewJob]:
+        return [NewJob(job_id or new_id(), "demo", '{"a":1}', "alice", 1)]
+
+    def no_history(outcomes: list[tuple[JobRow, bool]]) -> list[Any]:
+        return []
+
+    results = await asyncio.gather(
+        writer.create(job(), no_history),  # leads: the next three join it
+        writer.create(job(), no_history),
+        writer.create(job(taken.id), no_history),  # a duplicate id: this one's own fault
+        writer.create(job(), no_history),
+        return_exceptions=True,
+    )
+    assert isinstance(results[2], sqlite3.IntegrityError), results[2]
+    for i in (0, 1, 3):
+        ((row, created),) = results[i]  # type: ignore[misc]
+        assert created and await store.get_job(row.id, "alice") is not None
 
 
 # POST /api/jobs: the direct path answers as the declared route ----------------------------

@@ -9,8 +9,10 @@ requests that arrive meanwhile queue, and when the commit ends the next leader
 commits everything queued in one transaction (`Store.create_jobs`, one history
 callback per request), and each request is answered after the commit that holds its
 jobs. A store whose writes hold the event loop (SQLite: a commit there is a few
-hundred microseconds of CPU and no wait) never has company queued, so it commits
-each request as before.
+hundred microseconds of CPU and no wait) could never have company queued behind a
+commit, so there the leader first lets one pass of the loop go: the requests read in
+the same pass (several clients at once) reach the queue and share its transaction,
+and a lone request, finding no company, commits alone as before.
 
 A group's failure must stay its own: a storage fault fails every request of the
 group (each answers 503, nothing of theirs committed, as alone); any other error in
@@ -60,6 +62,16 @@ class GroupCommit:
             return await request.future
         self._busy = True
         try:
+            if self.store.writes_hold_the_loop:
+                # The commit will hold the loop, so nothing could queue behind it: one
+                # pass of the loop first lets the requests that arrived with this one
+                # (read in the same pass) join its transaction.
+                await asyncio.sleep(0)
+                if self._queue:
+                    mine = _Request(news, history)
+                    group, self._queue = [mine, *self._queue], []
+                    await self._commit_group(group)
+                    return mine.future.result()
             return await self._commit_alone(news, history)
         finally:
             self._next()
