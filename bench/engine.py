@@ -18,10 +18,15 @@ jobctl runs as `jobctl server run --slots 2` (at most 2 jobs at once, as the pee
          as Huey's producer writes to its SQLite file (the like-for-like comparison);
   http   the producer POSTs /api/jobs with a keep-alive httpx client (what apps do).
 
-And the submit rate over HTTP alone (`--modes submit`, in the default set): one keep-alive
-client POSTs `-n` jobs one request each (bar 1,500 jobs/s), then `-n` jobs in lists of
-`--batch` (100; bar 10,000 jobs/s), while the server runs them; printed with the
-server's CPU per job (utime+stime from /proc) and a GET /api/health rate as a measure
+And the submit rate over HTTP alone (`--modes submit`, in the default set): `-n` jobs
+one request each (bar 1,500 jobs/s), then `-n` jobs in lists of `--batch` (100; bar
+10,000 jobs/s), while the server runs them, from three clients in turn: one keep-alive
+httpx client sending one request at a time (httpx's own CPU, 600-800 us a request,
+caps it below 1,500/s whatever the server does), then bench/_rawhttp.py's light client
+on one connection, and on `--connections` (16) with a request in flight on each (an
+app's API with that many handlers submitting at once; the bars are for this one).
+Each phase starts when the jobs before it have run. Printed with the server's and the
+client's CPU per job (utime+stime from /proc) and a GET /api/health rate as a measure
 of how fast the machine is at the time.
 """
 
@@ -36,6 +41,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from _report import figures, print_table  # bench/, the script's folder
 
@@ -55,6 +61,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--lat-rate", type=float, default=50.0)
     ap.add_argument("--modes", default="store,http,submit", help="store,http,submit")
     ap.add_argument("--batch", type=int, default=100, help="jobs per list in submit mode")
+    ap.add_argument(
+        "--connections", type=int, default=16, help="the light client's sockets in submit mode"
+    )
     ap.add_argument(
         "--peers-dir", type=Path, default=Path(os.environ.get("PEERS_DIR", DEFAULT_PEERS_DIR))
     )
@@ -164,8 +173,9 @@ def _cpu(pid: int) -> float:
 
 
 def run_submit(args: argparse.Namespace) -> dict[str, float]:
-    """Submit rates over HTTP from one keep-alive client: single, then lists."""
+    """Submit rates over HTTP: single submits, then lists, from each client in turn."""
     import httpx
+    from _rawhttp import RawClient
     from _workers import Workers
 
     scratch = Path(tempfile.mkdtemp(prefix="jobctl-bench-", dir=args.work))
@@ -184,6 +194,27 @@ def run_submit(args: argparse.Namespace) -> dict[str, float]:
             "--state-file", str(state)]  # fmt: skip
     workers = Workers(argv, env_extra, "jobctl-submit.log")
     out: dict[str, float] = {}
+    seq = 0
+
+    def job() -> dict[str, object]:
+        nonlocal seq
+        seq += 1
+        return {"type": "noop", "input": {"seq": seq, "enq_ts": time.monotonic()}}
+
+    def timed(label: str, n: int, send: Any, *send_args: Any) -> None:
+        drained = time.monotonic() + 60  # each phase starts with no jobs left to run
+        while time.monotonic() < drained:
+            left = httpx.get(f"{url}/api/jobs", params={"status": "pending,running", "limit": 1},
+                             headers={"Authorization": f"Bearer {token}"}).json()["jobs"]  # fmt: skip
+            if not left:
+                break
+            time.sleep(0.05)
+        t0, c0, k0 = time.perf_counter(), _cpu(pid), time.process_time()
+        send(*send_args)
+        out[f"{label} jobs/s"] = n / (time.perf_counter() - t0)
+        out[f"{label} server us/job"] = (_cpu(pid) - c0) / n * 1e6
+        out[f"{label} client us/job"] = (time.process_time() - k0) / n * 1e6
+
     try:
         deadline = time.monotonic() + 30
         while not state.exists():
@@ -193,57 +224,75 @@ def run_submit(args: argparse.Namespace) -> dict[str, float]:
         pid = workers.proc.pid
         url = json.loads(state.read_text())["url"]
         token = (scratch / "config" / "server-token").read_text().strip()
+        n, batch = args.n, args.batch
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
+            for _ in range(200):  # warm-up
+                c.post("/api/jobs", json=job()).raise_for_status()
+            checks = min(n, 2000)
+            timed("health", checks, lambda: [c.get("/api/health").raise_for_status()
+                                              for _ in range(checks)])  # fmt: skip
+            timed("httpx single", n, lambda: [c.post("/api/jobs", json=job()).raise_for_status()
+                                              for _ in range(n)])  # fmt: skip
 
-            def job(seq: int) -> dict[str, object]:
-                return {"type": "noop", "input": {"seq": seq, "enq_ts": time.monotonic()}}
+            def httpx_lists() -> None:
+                for i in range(0, n, batch):
+                    items = [job() for _ in range(min(batch, n - i))]
+                    r = c.post("/api/jobs", json=items)
+                    r.raise_for_status()
+                    assert r.json()["created"] == len(items), r.text
 
-            for i in range(200):  # warm-up
-                c.post("/api/jobs", json=job(-1 - i)).raise_for_status()
-            t0, c0, k0 = time.perf_counter(), _cpu(pid), time.process_time()
-            for _ in range(min(args.n, 2000)):
-                c.get("/api/health").raise_for_status()
-            out["health/s"] = min(args.n, 2000) / (time.perf_counter() - t0)
-            out["health server us"] = (_cpu(pid) - c0) / min(args.n, 2000) * 1e6
-            out["health client us"] = (time.process_time() - k0) / min(args.n, 2000) * 1e6
-            t0, c0, k0 = time.perf_counter(), _cpu(pid), time.process_time()
-            for i in range(args.n):
-                c.post("/api/jobs", json=job(i)).raise_for_status()
-            out["single jobs/s"] = args.n / (time.perf_counter() - t0)
-            out["single server us/job"] = (_cpu(pid) - c0) / args.n * 1e6
-            out["single client us/job"] = (time.process_time() - k0) / args.n * 1e6
-            t0, c0, k0 = time.perf_counter(), _cpu(pid), time.process_time()
-            for i in range(0, args.n, args.batch):
-                items = [job(args.n + j) for j in range(i, min(i + args.batch, args.n))]
-                r = c.post("/api/jobs", json=items)
-                r.raise_for_status()
-                assert r.json()["created"] == len(items), r.text
-            out["batch jobs/s"] = args.n / (time.perf_counter() - t0)
-            out["batch server us/job"] = (_cpu(pid) - c0) / args.n * 1e6
-            out["batch client us/job"] = (time.process_time() - k0) / args.n * 1e6
+            timed("httpx batch", n, httpx_lists)
+
+        def created(count: int) -> Any:
+            def check(status: int, body: bytes) -> None:
+                if count == 1:
+                    assert status == 201, body[:300]
+                else:
+                    assert json.loads(body)["created"] == count, body[:300]
+
+            return check
+
+        for conns in (1, args.connections):
+            raw = RawClient(url, token, conns)
+            try:
+                singles = (raw.request_bytes("POST", "/api/jobs", job()) for _ in range(n))
+                timed(f"raw{conns} single", n, raw.run, singles, created(1))
+                lists = (raw.request_bytes("POST", "/api/jobs", [job() for _ in range(batch)])
+                         for _ in range(n // batch))  # fmt: skip
+                timed(f"raw{conns} batch", n // batch * batch, raw.run, lists, created(batch))
+            finally:
+                raw.close()
     finally:
         workers.stop()
+    out["connections"] = args.connections
     return out
 
 
 def print_submit(out: dict[str, float], batch: int) -> None:
-    # One client sends one request at a time: its own CPU per request (building it,
-    # parsing the answer) caps the rate whatever the server does: 1e6 / client us.
+    # A client that sends one request at a time is capped by its own CPU per request
+    # (building it, parsing the answer) whatever the server does: 1e6 / client us.
+    conns = int(out["connections"])
     print(
-        f"\nsubmit over HTTP, one keep-alive httpx client (machine: GET /api/health "
-        f"{out['health/s']:.0f}/s, {out['health server us']:.0f} us server CPU and "
-        f"{out['health client us']:.0f} us client CPU each)"
+        f"\nsubmit over HTTP (machine: GET /api/health from httpx {out['health jobs/s']:.0f}/s,"
+        f" {out['health server us/job']:.0f} us server CPU and"
+        f" {out['health client us/job']:.0f} us client CPU each)"
     )
-    for what, bar in (("single", SINGLE_BAR), ("batch", BATCH_BAR)):
-        rate = out[f"{what} jobs/s"]
-        label = "single submits" if what == "single" else f"lists of {batch}"
-        client = out[f"{what} client us/job"]
-        print(
-            f"  {label:16} {rate:8.0f} jobs/s ({out[f'{what} server us/job']:.0f} us server"
-            f" CPU per job) bar {bar:,.0f}: {'PASS' if rate >= bar else 'FAIL'};"
-            f" the client: {client:.0f} us CPU per job, at most {1e6 / client:,.0f} jobs/s"
-            " from it alone"
-        )
+    for client, label in (("httpx", "one httpx client, one request at a time"),
+                          ("raw1", "the light client (bench/_rawhttp.py), one connection"),
+                          (f"raw{conns}", f"the light client, {conns} connections,"
+                                          " one request in flight on each")):  # fmt: skip
+        print(f"  {label}:")
+        for what, bar in (("single", SINGLE_BAR), ("batch", BATCH_BAR)):
+            key = f"{client} {what}"
+            rate = out[f"{key} jobs/s"]
+            name = "single submits" if what == "single" else f"lists of {batch}"
+            verdict = (
+                f" bar {bar:,.0f}: {'PASS' if rate >= bar else 'FAIL'}" if client != "httpx" else ""
+            )
+            print(
+                f"    {name:16} {rate:8.0f} jobs/s ({out[f'{key} server us/job']:.0f} us server"
+                f" CPU, {out[f'{key} client us/job']:.0f} us client CPU per job){verdict}"
+            )
 
 
 def main() -> int:
