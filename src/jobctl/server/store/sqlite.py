@@ -231,6 +231,7 @@ class SQLiteStore(Store):
         # While a checkpoint that must copy the whole WAL runs: what writes wait for.
         self._writes_wait: asyncio.Future[None] | None = None
         self.checkpoints = 0  # run so far (a counter for tests and operators)
+        self.wal_restarts = 0  # WAL restarts the checkpoint thread made (the same)
         # The retention sweep's batches, in their thread on their own connection; while
         # one runs, the writer is lent to it: what the store's writes wait for.
         self._sweeper: concurrent.futures.ThreadPoolExecutor | None = None
@@ -367,11 +368,39 @@ class SQLiteStore(Store):
         """In the checkpoint thread, on its own connection."""
         conn = self._checkpoint_conn
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            self._checkpoint_conn = conn
-        _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            conn = self._checkpoint_conn = self._connect()  # journal_size_limit: see below
+            conn.execute("PRAGMA busy_timeout=0")
+        _, frames, copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
         self._wal_frames = frames  # the WAL's size since it began
         self.checkpoints += 1
+        if frames > 0 and copied == frames:
+            self._restart_wal(conn)
+
+    def _restart_wal(self, conn: sqlite3.Connection) -> None:
+        """The whole WAL is in the database now, so the next write starts it over: it
+        writes the WAL's new header and syncs it, and trims the file to
+        journal_size_limit. On the loop that was a stall of its own when the disk was
+        busy: after a large outside write, an ftruncate of 30-50 ms (the `discard` mount
+        option discards the freed blocks before it returns) and an fdatasync behind the
+        checkpoint's writes (bench/history.py, kernel stacks of the loop's thread). A
+        write of this thread's own (the same user_version) does it here; the loop's
+        writes meanwhile find the lock taken and wait for it without blocking the loop.
+        If a write is under way, it is left to the next one, as before."""
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if _is_busy(exc):
+                return
+            raise
+        try:
+            version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+            conn.execute(f"PRAGMA user_version={version}")
+            conn.execute("COMMIT")
+            self.wal_restarts += 1
+        finally:
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
 
     def _checkpoint_done(self, future: concurrent.futures.Future[None]) -> None:
         self._checkpointing = None
