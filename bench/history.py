@@ -246,19 +246,45 @@ def expired_sql(now: int) -> str:
             f" OR (status IN ('failed', 'cancelled') AND completed_at < {now - 7 * DAY})")  # fmt: skip
 
 
+def expired_exists_sql(now: int) -> str:
+    """Whether any row is past retention: one index look-up, where the count reads
+    every expired row's index entry (100 ms of a core for 1M rows, on the server's
+    two cores)."""
+    return (f"SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'completed' AND completed_at < {now - 30 * DAY})"
+            f" OR EXISTS (SELECT 1 FROM jobs WHERE status IN ('failed', 'cancelled')"
+            f" AND completed_at < {now - 7 * DAY})")  # fmt: skip
+
+
 def wait_swept(db: str, probe: HealthProbe, what: str, limit_s: float, settle: float = 0) -> bool:
-    """Until no row is past retention; prints the time and the worst health latency."""
+    """Until no row is past retention; prints the time and the worst health latency.
+
+    Counting the rows left every 0.1 s cost the machine a core while a million were left
+    (and the server's loop stalls came at that cadence): the count is taken once a second
+    until the sweep has begun, then only whether any is left, every 0.1 s. The window
+    judged begins at the last count that found none gone."""
     start = time.monotonic()
     before = int(scalar(db, expired_sql(now_us())))
     first_gone = None
-    while time.monotonic() - start < limit_s:
-        left = int(scalar(db, expired_sql(now_us())))
-        if first_gone is None and left < before:
-            first_gone = time.monotonic()
+    not_yet = start  # when a count last found every row still there
+    left = before
+    while time.monotonic() - start < limit_s and before:
+        if first_gone is None:
+            looked = time.monotonic()
+            left = int(scalar(db, expired_sql(now_us())))
+            if left < before:
+                first_gone = not_yet
+            else:
+                not_yet = looked
+            pause = 1.0
+        else:
+            left = int(scalar(db, expired_exists_sql(now_us())))
+            pause = 0.1
         if not left:
             break
-        time.sleep(0.1)
+        time.sleep(pause)
     end = time.monotonic()
+    if left:
+        left = int(scalar(db, expired_sql(now_us())))
     time.sleep(settle)
     if not before:
         print(f"{what}: nothing past retention left (swept before the first look)")
