@@ -385,7 +385,8 @@ class SQLiteStore(Store):
         checkpoint's writes (bench/history.py, kernel stacks of the loop's thread). A
         write of this thread's own (the same user_version) does it here; the loop's
         writes meanwhile find the lock taken and wait for it without blocking the loop.
-        If a write is under way, it is left to the next one, as before."""
+        If a write is under way, it is left to the next one, as before. data_version()
+        sees its commit as another connection's: a claim per checkpoint at most."""
         try:
             conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
