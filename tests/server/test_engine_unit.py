@@ -31,6 +31,22 @@ async def store(tmp_path: Path) -> AsyncIterator[SQLiteStore]:
     await s.close()
 
 
+class LoopPasses:
+    """Counts the passes of the running loop (a task that yields once a pass)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self._task = asyncio.get_running_loop().create_task(self._count())
+
+    async def _count(self) -> None:
+        while True:
+            await asyncio.sleep(0)
+            self.n += 1
+
+    def stop(self) -> None:
+        self._task.cancel()
+
+
 def new_job(job_type: str = "t", user: str = "u") -> NewJob:
     return NewJob(str(uuid.uuid4()), job_type, dumps({}), user, 3)
 
@@ -126,25 +142,17 @@ async def test_a_sweep_batch_leaves_the_loop_free_and_writes_wait_for_its_commit
     now = now_us()
     c = store.conn
     _completed_long_ago(store, now, 5_000)
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
-    ticker = asyncio.create_task(tick())
+    passes = LoopPasses()
     await asyncio.sleep(0)
     sweep = asyncio.create_task(store.sweep(now - 30 * DAY, now - 7 * DAY, 5_000))
     await asyncio.sleep(0)  # the sweep starts its batch (5,000 rows: tens of ms)
     assert not sweep.done(), "the batch ran on the loop"
-    before, job = ticks, new_job()
+    before, job = passes.n, new_job()
     write = asyncio.create_task(store.create_job(job, now, DAY))
     assert await sweep == 5_000
-    assert ticks > before, "the loop stood still while the batch ran"
+    assert passes.n > before, "the loop stood still while the batch ran"
     row, created = await write
-    ticker.cancel()
+    passes.stop()
     assert created and row.id == job.id
     assert c.execute("SELECT id FROM jobs").fetchall() == [(job.id,)]
 
@@ -415,26 +423,18 @@ async def test_jobs_of_unknown_types_are_failed_one_per_pass_of_the_loop(
     """A claim's worth of jobs of a type this server lacks was failed in one pass of the
     loop (a task each): 8 ends at 2-3 ms each on a 10M-row table, a 20 ms stall (#15).
     Now one per pass; they hold their slots until failed, so claims do not outrun it."""
-    ticks = 0
-
-    async def tick() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0)
-            ticks += 1
-
     at_tick: list[int] = []
     finish = store.finish_job
 
     async def counted(*args: Any) -> Any:
-        at_tick.append(ticks)
+        at_tick.append(passes.n)
         return await finish(*args)
 
     store.finish_job = counted  # type: ignore[method-assign]
     jobs = [new_job("gone") for _ in range(30)]
     await store.create_jobs(jobs, now_us(), DAY)
     engine = Engine(store, Registry(), EngineSettings(slots=8, poll_interval=0.01))
-    ticker = asyncio.get_running_loop().create_task(tick())
+    passes = LoopPasses()
     await engine.start()
     try:
         for _ in range(500):
@@ -444,7 +444,7 @@ async def test_jobs_of_unknown_types_are_failed_one_per_pass_of_the_loop(
             await asyncio.sleep(0.01)
     finally:
         await engine.stop(grace=0.1)
-        ticker.cancel()
+        passes.stop()
     for row in rows:
         assert row is not None and row.status == "failed"
         assert "'gone' is not registered on this server" in (row.error or ""), row.error

@@ -132,11 +132,9 @@ async def test_concurrent_submits_share_commits_and_each_gets_its_own_answer(
     assert jobs == (50,) and events == (50,)  # one event per job created, none for repeats
 
 
-@pytest.mark.postgres
-async def test_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
-    pg_service: JobService,
-) -> None:
-    store = pg_service.store
+async def failure_in_a_group(service: JobService, duplicate: type[Exception]) -> None:
+    """Four requests in one group, the third with a taken id: only it fails."""
+    store = service.store
     (taken, _), = await store.create_jobs(
         [NewJob(new_id(), "demo", "{}", "alice", 1)], now_us(), US
     )  # fmt: skip
@@ -147,8 +145,9 @@ async def test_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
     def no_history(outcomes: list[tuple[JobRow, bool]]) -> list[Any]:
         return []
 
-    writer = pg_service.writer
-    # the first leads (alone); the next three arrive during its commit and go together
+    writer = service.writer
+    # PostgreSQL: the first leads alone and the next three arrive during its commit;
+    # SQLite: the first leads after a pass of the loop, and the three join it
     results = await asyncio.gather(
         writer.create(job(), no_history),
         writer.create(job(), no_history),
@@ -156,10 +155,17 @@ async def test_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
         writer.create(job(), no_history),
         return_exceptions=True,
     )
-    assert isinstance(results[2], psycopg.errors.UniqueViolation), results[2]
+    assert isinstance(results[2], duplicate), results[2]
     for i in (0, 1, 3):
         ((row, created),) = results[i]  # type: ignore[misc]
         assert created and await store.get_job(row.id, "alice") is not None
+
+
+@pytest.mark.postgres
+async def test_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
+    pg_service: JobService,
+) -> None:
+    await failure_in_a_group(pg_service, psycopg.errors.UniqueViolation)
 
 
 # SQLite: its writes hold the loop, so the leader waits one pass of it for company -------
@@ -203,28 +209,7 @@ async def test_on_sqlite_requests_that_arrive_together_share_a_commit(
 async def test_on_sqlite_a_failure_in_a_group_reaches_only_the_request_that_caused_it(
     sqlite_service: JobService,
 ) -> None:
-    store, writer = sqlite_service.store, sqlite_service.writer
-    (taken, _), = await store.create_jobs(
-        [NewJob(new_id(), "demo", "{}", "alice", 1)], now_us(), US
-    )  # fmt: skip
-
-    def job(job_id: str | None = None) -> list[NewJob]:
-        return [NewJob(job_id or new_id(), "demo", '{"a":1}', "alice", 1)]
-
-    def no_history(outcomes: list[tuple[JobRow, bool]]) -> list[Any]:
-        return []
-
-    results = await asyncio.gather(
-        writer.create(job(), no_history),  # leads: the next three join it
-        writer.create(job(), no_history),
-        writer.create(job(taken.id), no_history),  # a duplicate id: this one's own fault
-        writer.create(job(), no_history),
-        return_exceptions=True,
-    )
-    assert isinstance(results[2], sqlite3.IntegrityError), results[2]
-    for i in (0, 1, 3):
-        ((row, created),) = results[i]  # type: ignore[misc]
-        assert created and await store.get_job(row.id, "alice") is not None
+    await failure_in_a_group(sqlite_service, sqlite3.IntegrityError)
 
 
 # POST /api/jobs: the direct path answers as the declared route ----------------------------
